@@ -1,0 +1,1 @@
+"""ClinicalTrials.gov sources, parsing and normalised Arrow tables."""

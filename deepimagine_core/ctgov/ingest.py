@@ -1,0 +1,286 @@
+"""From a trial source to the normalised tables: read, parse, quarantine, de-duplicate, publish.
+
+    summary = ingest_source("sample", Store("/tmp/home"))          # embedded sample, offline
+    summary = ingest_source("/data/ctgov_legacy_xml_sample.tar.gz", store)
+    summary = ingest_source("api", store, api=ApiSettings(...))    # ClinicalTrials.gov API v2 (raw layer first)
+
+One streaming pass parses every record and appends its rows to staging Parquet files, tagged with the record's
+sequence number; memory stays flat in the number of studies. When the same NCT id appears more than once (across
+inputs or refreshes), the newest version (last-update date, then the later record) wins: the publish step keeps only
+the winners' rows. Every record read ends up either in `trials` or as a record-level `quarantine` row (or among the
+counted duplicates), so `studies_read == trials + quarantined + duplicates_dropped` always holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from deepimagine_core.ctgov.records import RawStudy, RecordError
+from deepimagine_core.ctgov.schemas import TABLES
+from deepimagine_core.store import Store, TableWriter
+
+log = logging.getLogger(__name__)
+
+SAMPLE_DIR = Path(__file__).parent / "sample"
+NCT_ID = re.compile(r"^NCT\d{8}$")
+SEQ = "_seq"
+
+
+@dataclass
+class ApiSettings:
+    """How to reach ClinicalTrials.gov API v2 when the source is `api`."""
+
+    base_url: str = "https://clinicaltrials.gov/api/v2"
+    page_size: int = 1000
+    requests_per_second: float = 2.0
+    timeout_seconds: float = 60.0
+    max_retries: int = 8
+    condition: str = ""
+    intervention: str = ""
+    incremental: bool = True
+    max_studies: int = 0
+
+
+@dataclass
+class IngestSummary:
+    source: str
+    studies_read: int = 0
+    trials: int = 0
+    quarantined: int = 0  # record-level quarantine rows
+    duplicates_dropped: int = 0
+    field_issues: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def quarantine_rate(self) -> float:
+        return self.quarantined / self.studies_read if self.studies_read else 0.0
+
+    @property
+    def reconciles(self) -> bool:
+        return self.studies_read == self.trials + self.quarantined + self.duplicates_dropped
+
+    def as_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "studies_read": self.studies_read,
+            "trials": self.trials,
+            "quarantined": self.quarantined,
+            "duplicates_dropped": self.duplicates_dropped,
+            "field_issues": self.field_issues,
+            "quarantine_rate": round(self.quarantine_rate, 6),
+            "reconciles": self.reconciles,
+            "rows": dict(self.rows),
+            "quarantine_reasons": dict(self.quarantine_reasons),
+            "seconds": round(self.seconds, 3),
+            "studies_per_second": round(self.studies_read / self.seconds, 1) if self.seconds else None,
+        }
+
+
+def describe_source(source: str) -> str:
+    """A readable name of a source setting, checking that a path exists."""
+    if source in ("sample", "api"):
+        return source
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"trial source path does not exist: {path} "
+            "(DEEPIMAGINE_TRIALS_SOURCE must be 'sample', 'api', or a path to an archive or folder)"
+        )
+    return str(path.resolve())
+
+
+def fetch_raw(source: str, store: Store, api: ApiSettings | None = None, progress: Callable | None = None) -> dict:
+    """The raw layer. For `api`, download new pages into `raw/api` (resumable, incremental); for the embedded sample
+    or a local archive, the files themselves are the raw layer, so this only checks and describes them."""
+    name = describe_source(source)
+    if name == "api":
+        from deepimagine_core.ctgov.api import CTGovClient, StudyQuery, refresh_api
+
+        api = api or ApiSettings()
+        client = CTGovClient(
+            api.base_url,
+            requests_per_second=api.requests_per_second,
+            timeout=api.timeout_seconds,
+            max_retries=api.max_retries,
+        )
+        query = StudyQuery(
+            condition=api.condition or None, intervention=api.intervention or None, page_size=api.page_size
+        )
+        summary = refresh_api(
+            client, query, store.path("raw", "api"), incremental=api.incremental, max_studies=api.max_studies,
+            progress=progress,
+        )
+        return {"source": "api", "raw_dir": str(store.path("raw", "api")), **_as_plain(summary)}
+    if name == "sample":
+        files = sorted(f for f in SAMPLE_DIR.iterdir() if f.name.endswith(".gz"))
+        return {"source": "sample", "files": [str(f) for f in files], "bytes": sum(f.stat().st_size for f in files)}
+    path = Path(name)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    return {"source": "path", "path": name, "bytes": size}
+
+
+def iter_raw(source: str, store: Store) -> Iterator[RawStudy]:
+    """Every raw record of a source, in order (oldest first for the API raw layer)."""
+    from deepimagine_core.ctgov import archives
+
+    name = describe_source(source)
+    if name == "sample":
+        return archives.iter_embedded_sample()
+    if name == "api":
+        from deepimagine_core.ctgov.api import iter_raw_api
+
+        return iter_raw_api(store.path("raw", "api"))
+    return archives.iter_source(Path(name))
+
+
+def ingest_source(source: str, store: Store, *, progress: bool | None = None) -> IngestSummary:
+    """Build every trial table from a source's raw layer (call `fetch_raw` first for `api`)."""
+    return ingest(iter_raw(source, store), store, source=describe_source(source), progress=progress)
+
+
+def ingest(
+    raws: Iterable[RawStudy],
+    store: Store,
+    *,
+    source: str = "records",
+    progress: bool | None = None,
+    log_every: int = 1000,
+    on_progress: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Parse raw records into all tables under `store` and publish them atomically (table by table)."""
+    from tqdm.auto import tqdm
+
+    from deepimagine_core.ctgov.parse import parse_study
+
+    start = time.perf_counter()
+    summary = IngestSummary(source=source)
+    staging = store.path("tables", f".staging-{uuid.uuid4().hex[:8]}")
+    staging.mkdir(parents=True, exist_ok=True)
+    writers = {name: TableWriter(staging / f"{name}.parquet", _staged(schema)) for name, schema in TABLES.items()}
+    winners: dict[str, tuple[dt.date, int]] = {}
+    reasons: Counter[str] = Counter()
+    try:
+        for seq, raw in enumerate(tqdm(raws, desc="ingest", unit="study", disable=not progress, mininterval=2)):
+            summary.studies_read += 1
+            if on_progress and summary.studies_read % log_every == 0:
+                on_progress(summary.studies_read)
+            try:
+                if raw.error:
+                    raise RecordError(raw.error, nct_id=raw.nct_id, stage="read")
+                parsed = parse_study(raw)
+                if not parsed.nct_id or not NCT_ID.match(parsed.nct_id):
+                    raise RecordError(f"invalid nct_id {parsed.nct_id!r}", nct_id=parsed.nct_id, stage="validate")
+            except RecordError as err:
+                reasons[_reason_key(err.stage, err.reason)] += 1
+                writers["quarantine"].add([_quarantine(raw, err.nct_id or raw.nct_id, err.stage, "record", err.reason, seq)])
+                continue
+            except Exception as err:  # a parser bug must not lose the record or crash the run
+                reason = f"unexpected {type(err).__name__}: {err}"
+                reasons[_reason_key("parse", reason)] += 1
+                writers["quarantine"].add([_quarantine(raw, raw.nct_id, "parse", "record", reason, seq)])
+                continue
+            version = parsed.last_update or _parse_iso(raw.version) or dt.date.min
+            previous = winners.get(parsed.nct_id)
+            if previous is None or version >= previous[0]:
+                winners[parsed.nct_id] = (version, seq)
+            if previous is not None:
+                summary.duplicates_dropped += 1
+            for name, rows in parsed.rows.items():
+                if rows:
+                    writers[name].add({**row, SEQ: seq} for row in rows)
+            for issue in parsed.field_issues:
+                summary.field_issues += 1
+                writers["quarantine"].add(
+                    [_quarantine(raw, parsed.nct_id, issue.get("stage", "value"), "field", issue["reason"], seq)]
+                )
+        for writer in writers.values():
+            writer.close()
+        summary.quarantined = sum(reasons.values())
+        summary.quarantine_reasons = dict(reasons.most_common())
+        keep = pa.array(sorted(seq for _, seq in winners.values()), pa.int64()) if summary.duplicates_dropped else None
+        for name, schema in TABLES.items():
+            summary.rows[name] = _publish(staging / f"{name}.parquet", store.table_path(name), schema, keep, name)
+        summary.trials = summary.rows["trials"]
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    summary.seconds = time.perf_counter() - start
+    if summary.duplicates_dropped:
+        log.info("ingest: %d duplicate NCT ids dropped (newest version kept)", summary.duplicates_dropped)
+    return summary
+
+
+def _publish(staged: Path, final: Path, schema: pa.Schema, keep: pa.Array | None, name: str) -> int:
+    """Copy the staged rows of winning records (all of them when there were no duplicates) into the final table."""
+    data = ds.dataset(staged, format="parquet")
+    expr = None
+    if keep is not None:
+        expr = pc.field(SEQ).isin(keep)
+        if name == "quarantine":  # record-level rows of every read are kept; field issues only for winners
+            expr = expr | (pc.field("level") == "record")
+    writer = TableWriter(final, schema)
+    try:
+        for batch in data.to_batches(columns=schema.names, filter=expr, batch_size=50_000):
+            writer.write_table(pa.Table.from_batches([batch]))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.rows_written
+
+
+def _staged(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field(SEQ, pa.int64()))
+
+
+def _quarantine(raw: RawStudy, nct_id, stage: str, level: str, reason: str, seq: int) -> dict:
+    return {
+        "source_ref": raw.source_ref,
+        "nct_id": nct_id,
+        "source_format": raw.source_format,
+        "stage": stage,
+        "level": level,
+        "reason": str(reason)[:2000],
+        SEQ: seq,
+    }
+
+
+def _reason_key(stage: str, reason: str) -> str:
+    """Group similar reasons for the summary (numbers and quoted values folded)."""
+    short = re.sub(r"'[^']*'|\"[^\"]*\"|\d+", "#", str(reason))[:120]
+    return f"{stage}: {short}"
+
+
+def _parse_iso(value: str | None) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10]) if len(value) >= 10 else dt.date.fromisoformat(value + "-01")
+    except ValueError:
+        return None
+
+
+def _as_plain(obj) -> dict:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(obj):
+        return {k: (str(v) if isinstance(v, (dt.date, Path)) else v) for k, v in asdict(obj).items()}
+    return dict(obj)

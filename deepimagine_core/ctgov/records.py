@@ -1,0 +1,68 @@
+"""What flows between the source readers, the raw layer and the parsers.
+
+A reader (API client or archive reader) yields `RawStudy` objects; the raw layer stores them as JSON Lines
+(`RawStudy.to_json` / `from_json`); a parser turns one into a `ParsedStudy` or raises `RecordError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+LEGACY_XML = "legacy_xml"
+API_V2_JSON = "api_v2_json"
+
+
+class RecordError(Exception):
+    """A study that cannot be used at all; it goes to `quarantine` at level `record`."""
+
+    def __init__(self, reason: str, *, nct_id: str | None = None, stage: str = "parse"):
+        super().__init__(reason)
+        self.reason = reason
+        self.nct_id = nct_id
+        self.stage = stage
+
+
+@dataclass
+class RawStudy:
+    source_format: str  # LEGACY_XML | API_V2_JSON
+    source_ref: str  # e.g. "/data/x.tar.gz!dir/NCT00000620.xml", "api:page=3", "sample:legacy_xml/NCT...xml"
+    payload: str | dict | None  # XML text, or the API v2 study object; None when the reader failed (see error)
+    nct_id: str | None = None  # when cheaply known before parsing
+    version: str | None = None  # last-update date (ISO) when cheaply known; newest version wins on duplicates
+    error: str | None = None  # set by a reader that could not read this record (truncated, malformed ...)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "source_format": self.source_format,
+                "source_ref": self.source_ref,
+                "nct_id": self.nct_id,
+                "version": self.version,
+                "error": self.error,
+                "payload": self.payload,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, line: str) -> "RawStudy":
+        d = json.loads(line)
+        return cls(
+            source_format=d["source_format"],
+            source_ref=d["source_ref"],
+            payload=d.get("payload"),
+            nct_id=d.get("nct_id"),
+            version=d.get("version"),
+            error=d.get("error"),
+        )
+
+
+@dataclass
+class ParsedStudy:
+    nct_id: str
+    last_update: dt.date | None
+    rows: dict[str, list[dict[str, Any]]]  # table name -> rows (see schemas.TABLES); includes no quarantine rows
+    field_issues: list[dict[str, Any]] = field(default_factory=list)  # {"stage": "value", "reason": ...} per value dropped

@@ -1,0 +1,1 @@
+"""Dagster definitions of DeepImagine. Thin: every asset body calls deepimagine_core."""

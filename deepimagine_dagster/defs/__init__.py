@@ -1,0 +1,1 @@
+"""One sub-package per domain (trials, pairs, evaluation, llm, training); each holds assets, checks, jobs, schedules."""

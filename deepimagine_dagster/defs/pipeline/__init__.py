@@ -1,0 +1,1 @@
+"""The main job: the whole graph on the configured defaults."""

@@ -1,0 +1,13 @@
+"""Job `deepimagine`: materialise every asset (trial tables → pairs → traces → operators → evaluation report).
+
+On the offline default (embedded sample, tiny local model, CPU recipes) it runs in-process on a laptop; it is the
+README's main command.
+"""
+
+import dagster as dg
+
+deepimagine = dg.define_asset_job(
+    "deepimagine",
+    selection=dg.AssetSelection.all(),
+    description="The whole DeepImagine graph on the configured defaults (offline: embedded sample + tiny model).",
+)

@@ -1,0 +1,1 @@
+"""Trials domain: ClinicalTrials.gov source → raw layer → normalised trial tables."""

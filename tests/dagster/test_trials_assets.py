@@ -1,0 +1,93 @@
+"""Trial assets: called directly with resources, through materialize(), with checks; bad sources fail clearly."""
+
+import gzip
+import json
+
+import dagster as dg
+import pytest
+
+from deepimagine_core.ctgov import archives
+from deepimagine_core.ctgov.records import API_V2_JSON
+from deepimagine_dagster.defs.trials import checks
+from deepimagine_dagster.defs.trials.assets import raw_studies, trial_tables
+from deepimagine_dagster.resources import StoreResource, TrialSourceResource
+
+
+def _v2_payloads(n):
+    out = []
+    for raw in archives.iter_embedded_sample():
+        if raw.source_format == API_V2_JSON:
+            out.append(raw.payload)
+        if len(out) == n:
+            return out
+
+
+@pytest.fixture
+def small_archive(tmp_path):
+    path = tmp_path / "studies.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        for payload in _v2_payloads(5):
+            f.write(json.dumps(payload) + "\n")
+        f.write("{not json\n")
+    return path
+
+
+def test_raw_studies_describes_a_local_archive(tmp_path, small_archive):
+    result = raw_studies(
+        dg.build_asset_context(),
+        store=StoreResource(home=str(tmp_path / "home")),
+        trial_source=TrialSourceResource(source=str(small_archive)),
+    )
+    assert result.metadata["source"] == "path"
+    assert result.metadata["bytes"] > 0
+
+
+def test_missing_source_path_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does-not-exist"):
+        raw_studies(
+            dg.build_asset_context(),
+            store=StoreResource(home=str(tmp_path)),
+            trial_source=TrialSourceResource(source=str(tmp_path / "does-not-exist")),
+        )
+
+
+def test_materialize_trials_domain_with_checks(tmp_path, small_archive):
+    resources = {
+        "store": StoreResource(home=str(tmp_path / "home")),
+        "trial_source": TrialSourceResource(source=str(small_archive)),
+    }
+    all_checks = [*checks.unique_key_checks, *checks.has_trial_checks, checks.p_values_in_unit_interval,
+                  checks.quarantine_rate_under_threshold]
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([raw_studies, trial_tables, *all_checks], resources=resources, instance=instance,
+                                raise_on_error=True)
+    assert result.success
+    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    trials_meta = mats["trials"].materialization.metadata
+    assert trials_meta["dagster/row_count"].value == 5
+    assert trials_meta["studies_read"].value == 6
+    assert mats["quarantine"].materialization.metadata["record_level"].value == 1
+    evaluations = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations["trials_unique_key"] and evaluations["outcome_results_has_trial"]
+    assert evaluations["p_values_in_unit_interval"]
+    # 1 bad record of 6 is a 17% quarantine rate: over the 5% threshold, so the check fails (and says so)
+    assert evaluations["quarantine_rate_under_threshold"] is False
+
+
+def test_orphan_and_out_of_range_checks_fail_on_planted_errors(tmp_path, small_archive):
+    import pyarrow as pa
+
+    from deepimagine_core.ctgov.ingest import ingest_source
+    from deepimagine_core.store import Store
+
+    store = Store(tmp_path / "home")
+    ingest_source(str(small_archive), store)
+    analyses = store.read_table("outcome_analyses").to_pylist()
+    analyses.append({**analyses[0], "nct_id": "NCT99999999", "analysis_index": 99, "p_value": 1.5})
+    from deepimagine_core.ctgov.schemas import OUTCOME_ANALYSES
+
+    store.write_table("outcome_analyses", pa.Table.from_pylist(analyses, schema=OUTCOME_ANALYSES))
+    resource = StoreResource(home=str(store.root))
+    has_trial = next(c for c in checks.has_trial_checks if "outcome_analyses" in str(c.check_keys))
+    assert has_trial(store=resource).passed is False
+    assert checks.p_values_in_unit_interval(store=resource).passed is False
