@@ -10,8 +10,16 @@ import dagster as dg
 from deepimagine_dagster import defs as defs_package
 from deepimagine_dagster.resources import default_resources
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.PreviewWarning)  # the package loader is marked preview in dagster 1.13
-    _domains = dg.load_definitions_from_package_module(defs_package)
 
-defs = dg.Definitions.merge(_domains, dg.Definitions(resources=default_resources()))
+def build_definitions() -> dg.Definitions:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)  # the package loader is marked preview in dagster 1.13
+        domains = dg.load_definitions_from_package_module(defs_package)
+    # CPU jobs run their steps in one process: a step is seconds of work, and a process per step (the multiprocess
+    # default) would spend more time importing than working. GPU jobs set their own executor (executors.py).
+    return dg.Definitions.merge(
+        domains, dg.Definitions(resources=default_resources(), executor=dg.in_process_executor)
+    )
+
+
+defs = build_definitions()

@@ -47,10 +47,34 @@ class CTOpenResource(dg.ConfigurableResource):
     training_paths: str = ""  # CT Open files the user marks as training data (a separately reported setting)
 
 
+class LLMBackendResource(dg.ConfigurableResource):
+    """The LLM inference backend: kind (transformers | vllm | auto), model (hub id, local folder, or "tiny" = the tiny
+    local model built in the store on first use), device, batch size, optional default LoRA adapter folder.
+    Defaults from $DEEPIMAGINE_LLM_BACKEND, $DEEPIMAGINE_LLM_MODEL, $DEEPIMAGINE_LLM_DEVICE."""
+
+    kind: str = "transformers"
+    model: str = "tiny"
+    device: str = "cpu"
+    batch_size: int = 8
+    adapter_path: str = ""
+
+    def get(self, store: Store | None = None):
+        """A `deepimagine_core.llm.backends.Backend` (the model loads on first generation)."""
+        from deepimagine_core.llm.backends import make_backend
+
+        return make_backend(self.kind, self.model, store=store, device=self.device, batch_size=self.batch_size,
+                            adapter_path=self.adapter_path or None)
+
+
 def default_resources() -> dict:
     resources = {
         "store": StoreResource(home=os.environ.get(ENV_HOME, "")),
         "trial_source": TrialSourceResource(source=os.environ.get(ENV_TRIALS_SOURCE, "sample") or "sample"),
         "ct_open": CTOpenResource(paths=os.environ.get(ENV_CT_OPEN, "")),
+        "llm": LLMBackendResource(
+            kind=os.environ.get("DEEPIMAGINE_LLM_BACKEND") or "transformers",
+            model=os.environ.get("DEEPIMAGINE_LLM_MODEL") or "tiny",
+            device=os.environ.get("DEEPIMAGINE_LLM_DEVICE") or "cpu",
+        ),
     }
     return resources

@@ -44,13 +44,11 @@ def test_core_never_imports_dagster():
 
 
 def test_workspace_yaml_loads():
+    from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
-    from dagster._core.instance import DagsterInstance
 
-    with DagsterInstance.ephemeral() as instance:
+    with dg.instance_for_test() as instance:
         target = WorkspaceFileTarget(paths=[str(ROOT / "workspace.yaml")])
-        from dagster._core.workspace.context import WorkspaceProcessContext
-
         with WorkspaceProcessContext(instance, target) as ctx:
             request = ctx.create_request_context()
             entries = request.get_code_location_entries()

@@ -1,0 +1,50 @@
+"""Helpers: run a measurement in a fresh process (so peak RSS is its own), locate data."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import resource
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "ctgov"
+LEGACY_SAMPLE = SHARED / "legacy_xml" / "ctgov_legacy_xml_sample.tar.gz"
+LEGACY_REST = SHARED / "legacy_xml" / "ctgov_legacy_xml_rest.tar.gz"
+V2_JSON = SHARED / "v2_json" / "studies.jsonl.gz"
+EMBEDDED = ROOT / "deepimagine_core" / "ctgov" / "sample"
+
+
+def _child(conn, fn, args, kwargs):
+    try:
+        result = fn(*args, **kwargs)
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        conn.send(("ok", result))
+    except BaseException:  # report, do not hang the parent
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def in_fresh_process(fn, *args, **kwargs) -> dict:
+    """Run fn in a spawned process; returns its dict plus `peak_rss_mb` of that process."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, fn, args, kwargs))
+    proc.start()
+    child.close()
+    status, payload = parent.recv()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"benchmark step failed in child process:\n{payload}")
+    return payload
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

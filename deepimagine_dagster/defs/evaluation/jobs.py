@@ -1,0 +1,10 @@
+"""Job `evaluate`: load the CT Open benchmark files and write the evaluation report (needs `historical_questions`)."""
+
+import dagster as dg
+
+evaluate = dg.define_asset_job(
+    "evaluate",
+    selection=dg.AssetSelection.assets("ct_open_benchmark", "evaluation_report"),
+    description="Score every predictor on every benchmark (CT Open files + the historical test split) and write "
+    "$DEEPIMAGINE_HOME/reports/ (evaluation.json, report.md/html, predictions, figures).",
+)

@@ -1,0 +1,1 @@
+"""LLM domain: verified reasoning traces (asset `reasoning_traces`, job `generate_traces`)."""

@@ -1,0 +1,10 @@
+"""Job `generate_traces`: teacher traces for the training-split natural pairs (a GPU job on a GPU host)."""
+
+import dagster as dg
+
+generate_traces = dg.define_asset_job(
+    "generate_traces",
+    selection=dg.AssetSelection.assets("reasoning_traces"),
+    description="Reasoning traces for training-split natural pairs, verified against the observed change.",
+    tags={"deepimagine/gpu": "true"},
+)

@@ -1,0 +1,177 @@
+"""Checkpoint assets: the per-factor SFT operators and the GRPO policy, as PEFT adapter folders in the store.
+
+Thin: data from `deepimagine_core.training.data`, training from `training.sft` / `training.grpo`. Config picks a
+recipe by name (training/recipes/*.yaml) and overrides fields; the CPU default is the tiny recipe, run in-process. A
+re-materialisation resumes a killed run from its last complete checkpoint, and reuses a published adapter when the
+recipe, data and base are unchanged. Both assets are tagged for the GPU executor (`deepimagine/gpu`).
+"""
+
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from deepimagine_core.training import adapters
+from deepimagine_core.training.data import grpo_examples, sft_examples
+from deepimagine_core.training.grpo import train_grpo
+from deepimagine_core.training.recipes import load_recipe
+from deepimagine_core.training.run import TrainResult
+from deepimagine_core.training.sft import train_operators
+from deepimagine_dagster.resources import StoreResource
+
+GROUP = "training"
+GPU_TAGS = {"deepimagine/gpu": "true"}
+
+
+class SFTOperatorsConfig(dg.Config):
+    recipe: str = "sft_cpu_tiny"  # e.g. sft_gpu_qwen3_8b on a GPU host
+    overrides: dict[str, Any] = {}  # recipe field -> value, e.g. {"max_steps": 20, "per_factor": false}
+    resume: bool = True  # False discards checkpoints and retrains from scratch
+
+
+class GRPOPolicyConfig(dg.Config):
+    recipe: str = "grpo_cpu_tiny"  # e.g. grpo_gpu_qwen3_8b on a GPU host
+    overrides: dict[str, Any] = {}
+    init_from: str = "base"  # base | an SFT adapter name (sft_arm, sft_multi, ...) | an adapter folder
+    max_prompts: int = 0  # 0 = every prompt; else a seeded random sample of this size
+    resume: bool = True
+
+
+def progress_logger(context: dg.AssetExecutionContext, name: str):
+    """Trainer log lines as compact Dagster log lines: step, loss and reward."""
+
+    def log(entry: dict[str, Any]) -> None:
+        shown = {k: entry[k] for k in ("loss", "reward", "train_runtime") if isinstance(entry.get(k), (int, float))}
+        if shown:
+            values = " ".join(f"{k}={v:.4g}" for k, v in shown.items())
+            context.log.info(f"{name} step {entry.get('step')}/{entry.get('max_steps')} {values}")
+
+    return log
+
+
+def curves_markdown(results: dict[str, TrainResult]) -> str:
+    """Each adapter's loss/reward curves as an inline markdown image."""
+    parts = []
+    for name, result in results.items():
+        if result.curves_path and Path(result.curves_path).is_file():
+            data = base64.b64encode(Path(result.curves_path).read_bytes()).decode()
+            parts.append(f"**{name}**\n\n![{name} curves](data:image/png;base64,{data})")
+    return "\n\n".join(parts) or "_(no curves logged)_"
+
+
+def result_metadata(results: dict[str, TrainResult]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for name, result in results.items():
+        meta[f"{name}/adapter"] = dg.MetadataValue.path(result.adapter_path)
+        meta[f"{name}/global_step"] = result.global_step
+        meta[f"{name}/resumed_from"] = result.resumed_from or "(fresh run)"
+        meta[f"{name}/reused"] = result.reused
+        for key in ("final_loss", "final_reward", "tokens_per_second"):
+            if key in result.metrics:
+                meta[f"{name}/{key}"] = float(result.metrics[key])
+    meta["curves"] = dg.MetadataValue.md(curves_markdown(results))
+    return meta
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=["natural_pairs", "reasoning_traces"],
+    op_tags=GPU_TAGS,
+    kinds={"pytorch"},
+)
+def sft_operators(
+    context: dg.AssetExecutionContext, config: SFTOperatorsConfig, store: StoreResource
+) -> dg.MaterializeResult:
+    """LoRA SFT operators on training-split natural pairs with accepted reasoning traces: one adapter per factor
+    (`models/sft_<factor>/adapter`) or a single multi-factor one (`per_factor: false` → `models/sft_multi`)."""
+    st = store.get()
+    recipe = load_recipe(config.recipe, config.overrides)
+    built = sft_examples(
+        st.read_table("natural_pairs"), st.read_table("reasoning_traces"), recipe.factors,
+        untraced=recipe.untraced_pairs,
+    )
+    context.log.info(f"SFT data ({recipe.name}): {built.summary()}")
+    if not built.rows:
+        raise dg.Failure(
+            description="no SFT examples: no training-split natural pair of the recipe's factors has an accepted "
+            "trace (set untraced_pairs: answer_only to train on observed answers)",
+            metadata=built.summary(),
+        )
+    results = train_operators(
+        recipe, built.rows, adapters.models_dir(st), resume=config.resume, store=st,
+        progress=progress_logger(context, "sft"),
+    )
+    for name, result in results.items():
+        context.log.info(
+            f"{name}: step {result.global_step}, resumed from {result.resumed_from}, reused={result.reused}, "
+            f"adapter {result.adapter_path}"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "recipe": recipe.name,
+            "overrides": dg.MetadataValue.json(dict(config.overrides)),
+            "operators": dg.MetadataValue.json(sorted(results)),
+            "data": dg.MetadataValue.json(built.summary()),
+            "dagster/row_count": len(built.rows),
+            **result_metadata(results),
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=["approximate_pairs", "historical_questions", sft_operators],
+    op_tags=GPU_TAGS,
+    kinds={"pytorch"},
+)
+def grpo_policy(
+    context: dg.AssetExecutionContext, config: GRPOPolicyConfig, store: StoreResource
+) -> dg.MaterializeResult:
+    """GRPO with verifiable rewards (format, correctness, negative cross-entropy, direction agreement) on approximate
+    pairs and training-split historical questions, from the base model or an SFT adapter (`models/grpo/adapter`)."""
+    st = store.get()
+    recipe = load_recipe(config.recipe, config.overrides)
+    built = grpo_examples(
+        st.read_table("approximate_pairs"), st.read_table("historical_questions"),
+        max_prompts=config.max_prompts or None, seed=recipe.seed,
+    )
+    context.log.info(f"GRPO data ({recipe.name}): {built.summary()}")
+    if not built.rows:
+        raise dg.Failure(
+            description="no GRPO prompts: no training-split historical question or approximate pair with a known "
+            "answer",
+            metadata=built.summary(),
+        )
+    init_adapter = resolve_init_adapter(st, config.init_from)
+    result = train_grpo(
+        recipe, built.rows, adapters.run_dir(st, adapters.GRPO_NAME), resume=config.resume, store=st,
+        init_adapter=init_adapter, progress=progress_logger(context, "grpo"), data_counts=built.counts,
+    )
+    context.log.info(f"grpo: step {result.global_step}, reward {result.metrics.get('final_reward')}")
+    return dg.MaterializeResult(
+        metadata={
+            "recipe": recipe.name,
+            "overrides": dg.MetadataValue.json(dict(config.overrides)),
+            "init_from": str(init_adapter or "base"),
+            "data": dg.MetadataValue.json(built.summary()),
+            "dagster/row_count": len(built.rows),
+            **result_metadata({adapters.GRPO_NAME: result}),
+        }
+    )
+
+
+def resolve_init_adapter(store, init_from: str) -> str | None:
+    """`base` -> None; a published adapter's name -> its folder; else a folder path, which must hold an adapter."""
+    if init_from == "base":
+        return None
+    published = adapters.published_adapters(store)
+    if init_from in published:
+        return str(published[init_from])
+    if (Path(init_from) / "adapter_config.json").is_file():
+        return init_from
+    raise dg.Failure(
+        description=f"init_from={init_from!r} is neither 'base', a published adapter ({sorted(published)}) nor an "
+        "adapter folder"
+    )

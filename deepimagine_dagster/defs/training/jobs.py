@@ -1,0 +1,10 @@
+"""Job `train`: the SFT operators and the GRPO policy (with their checks). On a CPU it runs in-process with the tiny
+recipes; on a GPU host the Docker executor runs the assets tagged `deepimagine/gpu` in GPU containers."""
+
+import dagster as dg
+
+train = dg.define_asset_job(
+    "train",
+    selection=dg.AssetSelection.groups("training"),
+    description="Fine-tune the per-factor counterfactual operators (SFT + LoRA) and the GRPO policy.",
+)
