@@ -91,3 +91,32 @@ def test_orphan_and_out_of_range_checks_fail_on_planted_errors(tmp_path, small_a
     has_trial = next(c for c in checks.has_trial_checks if "outcome_analyses" in str(c.check_keys))
     assert has_trial(store=resource).passed is False
     assert checks.p_values_in_unit_interval(store=resource).passed is False
+
+
+def test_materialize_from_the_api_stand_in_then_incremental_refresh(tmp_path):
+    from tests.ctgov_stand_in import CTGovStandIn, sample_studies
+
+    studies = sample_studies()
+    home = tmp_path / "home"
+    with CTGovStandIn(studies) as server, dg.DagsterInstance.ephemeral() as instance:
+        resources = {
+            "store": StoreResource(home=str(home)),
+            "trial_source": TrialSourceResource(source="api", api_base_url=server.base_url, page_size=25,
+                                                requests_per_second=0),
+        }
+        first = dg.materialize([raw_studies, trial_tables], resources=resources, instance=instance)
+        trials = {m.asset_key.to_user_string(): m for m in first.get_asset_materialization_events()}["trials"]
+        served = server.served_ids  # the studies the query selects (completed/terminated, interventional, results)
+        assert len(served) > 80
+        from deepimagine_core.store import Store
+
+        built = set(Store(home).read_table("trials", ["nct_id"]).column("nct_id").to_pylist())
+        quarantined = set(Store(home).read_table("quarantine", ["nct_id"]).column("nct_id").to_pylist())
+        assert built | quarantined == served
+        assert trials.materialization.metadata["dagster/row_count"].value == len(built)
+        requests_before = server.requests
+        dg.materialize([raw_studies, trial_tables], resources=resources, instance=instance)
+        # incremental: the second refresh asks only for studies updated since the first; nothing is duplicated
+        assert server.requests - requests_before < (len(studies) // 25) + 1
+        again = Store(home).read_table("trials", ["nct_id"]).column("nct_id").to_pylist()
+        assert sorted(again) == sorted(built)
