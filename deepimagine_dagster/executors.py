@@ -28,7 +28,7 @@ import dagster as dg
 
 from deepimagine_core.store import ENV_HOME, default_home
 
-ENV_EXECUTOR = "DEEPIMAGINE_GPU_EXECUTOR"  # docker | in_process (default)
+ENV_EXECUTOR = "DEEPIMAGINE_GPU_EXECUTOR"  # docker | k8s | in_process (default)
 ENV_IMAGE = "DEEPIMAGINE_GPU_IMAGE"  # image of the GPU steps
 ENV_GPUS = "DEEPIMAGINE_GPUS"  # all (default) | N | device=ID[,ID...] | none
 ENV_ARTEFACT_VOLUME = "DEEPIMAGINE_ARTEFACT_VOLUME"  # docker volume or host path holding DEEPIMAGINE_HOME
@@ -42,7 +42,7 @@ ENV_K8S_NODE_SELECTOR = "DEEPIMAGINE_K8S_NODE_SELECTOR"  # GPU nodes, comma-sepa
 DEFAULT_GPU_IMAGE = "deepimagine-gpu:latest"
 DEFAULT_SHM_SIZE = "8g"
 DEFAULT_K8S_HOME = "/data/deepimagine"
-GPU_POOL = "gpu"  # concurrency pool of GPU steps: its limit (docker/compose.yaml) is the number of GPU slots
+GPU_POOL = "gpu"  # GPU assets declare `pool=GPU_POOL`; its limit (docker/compose.yaml) is the number of GPU slots
 STEP_LABEL = {"org.deepimagine.role": "gpu-step"}  # `docker container prune --filter label=org.deepimagine.role`
 
 # Passed to GPU containers by name when set where the run worker runs: the value is read from that environment at
@@ -90,7 +90,8 @@ def gpu_device_requests(gpus: str) -> list[dict]:
 
 def _mount(spec: str) -> str:
     parts = spec.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/") or parts[2:] not in ([], ["ro"], ["rw"]):
+    well_formed = len(parts) in (2, 3) and parts[0] and parts[1].startswith("/") and parts[2:] in ([], ["ro"], ["rw"])
+    if not well_formed:
         raise ValueError(f"{ENV_VOLUMES}: {spec!r} is not `source:/absolute/target[:ro|rw]`")
     return spec if len(parts) == 3 else f"{spec}:rw"
 
