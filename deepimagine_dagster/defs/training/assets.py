@@ -35,6 +35,7 @@ class GRPOPolicyConfig(dg.Config):
     recipe: str = "grpo_cpu_tiny"  # e.g. grpo_gpu_qwen3_8b on a GPU host
     overrides: dict[str, Any] = {}
     init_from: str = "base"  # base | an SFT adapter name (sft_arm, sft_multi, ...) | an adapter folder
+    natural_steps: bool = True  # also train the local step on training-split natural pairs (direction reward)
     max_prompts: int = 0  # 0 = every prompt; else a seeded random sample of this size
     resume: bool = True
 
@@ -122,26 +123,28 @@ def sft_operators(
 
 @dg.asset(
     group_name=GROUP,
-    deps=["approximate_pairs", "historical_questions", sft_operators],
+    deps=["approximate_pairs", "historical_questions", "natural_pairs", sft_operators],
     op_tags=GPU_TAGS,
     kinds={"pytorch"},
 )
 def grpo_policy(
     context: dg.AssetExecutionContext, config: GRPOPolicyConfig, store: StoreResource
 ) -> dg.MaterializeResult:
-    """GRPO with verifiable rewards (format, correctness, negative cross-entropy, direction agreement) on approximate
-    pairs and training-split historical questions, from the base model or an SFT adapter (`models/grpo/adapter`)."""
+    """GRPO with verifiable rewards (format, correctness, negative cross-entropy, direction agreement) on training-split
+    historical questions, asked directly and from approximate pairs' anchor trials, and natural-pair steps; from the
+    base model or an SFT adapter (`models/grpo/adapter`)."""
     st = store.get()
     recipe = load_recipe(config.recipe, config.overrides)
     built = grpo_examples(
         st.read_table("approximate_pairs"), st.read_table("historical_questions"),
+        st.read_table("natural_pairs") if config.natural_steps else None,
         max_prompts=config.max_prompts or None, seed=recipe.seed,
     )
     context.log.info(f"GRPO data ({recipe.name}): {built.summary()}")
     if not built.rows:
         raise dg.Failure(
-            description="no GRPO prompts: no training-split historical question or approximate pair with a known "
-            "answer",
+            description="no GRPO prompts: no training-split historical question with a known answer and no "
+            "natural pair with an observed direction",
             metadata=built.summary(),
         )
     init_adapter = resolve_init_adapter(st, config.init_from)
