@@ -1,0 +1,24 @@
+"""One raw record -> one `ParsedStudy` (rows of every trial table), whatever its source format.
+
+    parsed = parse_study(raw)      # raises RecordError for a record that cannot be used at all
+
+Record-level failures (malformed XML/JSON, no NCT id, no results, wrong root element, unknown format) raise
+`RecordError(reason, nct_id=..., stage="parse")`; value-level problems never do: they leave a null value (raw text
+kept) and an entry in `ParsedStudy.field_issues`.
+"""
+
+from __future__ import annotations
+
+from deepimagine_core.ctgov.parse_legacy_xml import parse_legacy_xml
+from deepimagine_core.ctgov.parse_v2_json import parse_v2_json
+from deepimagine_core.ctgov.records import API_V2_JSON, LEGACY_XML, ParsedStudy, RawStudy, RecordError
+
+PARSERS = {LEGACY_XML: parse_legacy_xml, API_V2_JSON: parse_v2_json}
+
+
+def parse_study(raw: RawStudy) -> ParsedStudy:
+    """Parse a raw study with the parser of its `source_format`."""
+    parser = PARSERS.get(raw.source_format)
+    if parser is None:
+        raise RecordError(f"unknown source format {raw.source_format!r}", nct_id=raw.nct_id)
+    return parser(raw)

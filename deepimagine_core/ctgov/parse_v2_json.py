@@ -1,0 +1,324 @@
+"""ClinicalTrials.gov API v2 study JSON -> rows of every trial table (the same columns as the legacy XML parser).
+
+The payload is the study object (`protocolSection`, `resultsSection`, ...) as a dict, or its JSON text. Participants
+analysed come from the measure's `denoms` (the "Participants" units when several), overridden per class by a class's
+own `denoms`. Countries are the distinct countries of the locations, sorted (as legacy `location_countries` are).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from deepimagine_core.ctgov.records import API_V2_JSON, ParsedStudy, RawStudy, RecordError
+from deepimagine_core.ctgov.rows import (
+    ArmMatcher,
+    StudyRows,
+    clean_text,
+    group_dose,
+    intervention_dose,
+)
+from deepimagine_core.ctgov.values import parse_age_years
+
+
+def _study(raw: RawStudy) -> dict[str, Any]:
+    payload = raw.payload
+    if payload is None:
+        raise RecordError("empty payload", nct_id=raw.nct_id)
+    if isinstance(payload, (bytes, bytearray)):
+        payload = payload.decode("utf-8", errors="replace")
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except json.JSONDecodeError as err:
+            raise RecordError(f"malformed JSON: {err}", nct_id=raw.nct_id) from None
+    if not isinstance(payload, dict):
+        raise RecordError(f"study is a JSON {type(payload).__name__}, not an object", nct_id=raw.nct_id)
+    if not isinstance(payload.get("protocolSection"), dict):
+        raise RecordError("not an API v2 study: no protocolSection", nct_id=raw.nct_id)
+    return payload
+
+
+def _d(obj: Any, *keys: str) -> Any:
+    """obj[k1][k2]... with None for anything missing or of the wrong shape."""
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _list(obj: Any) -> list:
+    return obj if isinstance(obj, list) else []
+
+
+def _str(x: Any) -> str | None:
+    """A JSON scalar as clean text (numbers included: some exports type values as numbers)."""
+    if x is None or isinstance(x, (dict, list)):
+        return None
+    if isinstance(x, bool):
+        return str(x).lower()
+    return clean_text(str(x))
+
+
+def _strs(items: Any) -> list[str]:
+    return [t for t in (_str(x) for x in _list(items)) if t]
+
+
+def parse_v2_json(raw: RawStudy) -> ParsedStudy:
+    """Parse one API v2 study; RecordError when it is malformed, has no NCT id, or has no posted outcomes."""
+    study = _study(raw)
+    protocol = study["protocolSection"]
+    nct_id = _str(_d(protocol, "identificationModule", "nctId"))
+    if not nct_id:
+        raise RecordError("no nctId in identificationModule", nct_id=raw.nct_id)
+    results = study.get("resultsSection")
+    if not isinstance(results, dict):
+        raise RecordError("no results section (resultsSection)", nct_id=nct_id)
+    outcomes = [o for o in _list(_d(results, "outcomeMeasuresModule", "outcomeMeasures")) if isinstance(o, dict)]
+    if not outcomes:
+        raise RecordError("no outcome measures in resultsSection", nct_id=nct_id)
+
+    s = StudyRows(nct_id)
+    arms = _arm_groups(protocol, s)
+    _interventions(protocol, s, arms)
+    last_update = _trial(protocol, s, raw, len(arms))
+    matcher = ArmMatcher([label for label, _ in arms])
+    for index, outcome in enumerate(outcomes):
+        _outcome(outcome, index, s, matcher)
+    _locations(protocol, s)
+    return s.done(last_update)
+
+
+def _trial(protocol: dict, s: StudyRows, raw: RawStudy, n_arms: int):
+    ident = protocol.get("identificationModule") or {}
+    status = protocol.get("statusModule") or {}
+    design = protocol.get("designModule") or {}
+    info = design.get("designInfo") or {}
+    enrollment = design.get("enrollmentInfo") or {}
+    elig = protocol.get("eligibilityModule") or {}
+    sponsor = _d(protocol, "sponsorCollaboratorsModule", "leadSponsor") or {}
+    min_age, max_age = _str(elig.get("minimumAge")), _str(elig.get("maximumAge"))
+    healthy = elig.get("healthyVolunteers")
+    locations = _list(_d(protocol, "contactsLocationsModule", "locations"))
+    countries = sorted({c for c in (_str(_d(loc, "country")) for loc in locations) if c})
+    phases = _strs(design.get("phases"))
+    last_update = s.date("last_update_posted", _str(_d(status, "lastUpdatePostDateStruct", "date")))
+    s.rows["trials"].append({
+        "nct_id": s.nct_id,
+        "brief_title": _str(ident.get("briefTitle")),
+        "official_title": _str(ident.get("officialTitle")),
+        "acronym": _str(ident.get("acronym")),
+        "brief_summary": _str(_d(protocol, "descriptionModule", "briefSummary")),
+        "phases": s.phases(tuple(phases)) if phases else [],
+        "overall_status": s.enum("overall_status", _str(status.get("overallStatus"))),
+        "why_stopped": _str(status.get("whyStopped")),
+        "study_type": s.enum("study_type", _str(design.get("studyType"))),
+        "allocation": s.enum("allocation", _str(info.get("allocation"))),
+        "intervention_model": s.enum("intervention_model", _str(info.get("interventionModel"))),
+        "masking": s.enum("masking", _str(_d(info, "maskingInfo", "masking"))),
+        "primary_purpose": s.enum("primary_purpose", _str(info.get("primaryPurpose"))),
+        "enrollment": s.integer("enrollment", _str(enrollment.get("count"))),
+        "enrollment_type": s.enum("enrollment_type", _str(enrollment.get("type"))),
+        "conditions": _strs(_d(protocol, "conditionsModule", "conditions")),
+        "keywords": _strs(_d(protocol, "conditionsModule", "keywords")),
+        "start_date": s.date("start_date", _str(_d(status, "startDateStruct", "date"))),
+        "primary_completion_date": s.date(
+            "primary_completion_date", _str(_d(status, "primaryCompletionDateStruct", "date"))
+        ),
+        "completion_date": s.date("completion_date", _str(_d(status, "completionDateStruct", "date"))),
+        "study_first_posted": s.date("study_first_posted", _str(_d(status, "studyFirstPostDateStruct", "date"))),
+        "results_first_posted": s.date(
+            "results_first_posted", _str(_d(status, "resultsFirstPostDateStruct", "date"))
+        ),
+        "last_update_posted": last_update,
+        "lead_sponsor": _str(sponsor.get("name")),
+        "sponsor_class": s.enum("sponsor_class", _str(sponsor.get("class"))),
+        "eligibility_criteria": _str(elig.get("eligibilityCriteria")),
+        "sex": s.enum("sex", _str(elig.get("sex"))),
+        "minimum_age": min_age,
+        "maximum_age": max_age,
+        "minimum_age_years": parse_age_years(min_age),
+        "maximum_age_years": parse_age_years(max_age),
+        "healthy_volunteers": healthy if isinstance(healthy, bool) else None,
+        "countries": countries,
+        "n_arms": n_arms or None,
+        "source_format": API_V2_JSON,
+        "source_ref": raw.source_ref,
+    })
+    return last_update
+
+
+def _arm_groups(protocol: dict, s: StudyRows) -> list[tuple[str, str | None]]:
+    arms = []
+    for index, arm in enumerate(_list(_d(protocol, "armsInterventionsModule", "armGroups"))):
+        arm = arm if isinstance(arm, dict) else {}
+        label, description = _str(arm.get("label")), _str(arm.get("description"))
+        s.rows["arm_groups"].append({
+            "nct_id": s.nct_id,
+            "arm_index": index,
+            "label": label,
+            "type": s.enum("arm_type", _str(arm.get("type")), "arm_groups.type"),
+            "description": description,
+            "intervention_names": _strs(arm.get("interventionNames")),
+        })
+        arms.append((label, description))
+    return arms
+
+
+def _interventions(protocol: dict, s: StudyRows, arms: list[tuple[str, str | None]]) -> None:
+    arm_description = {label: description for label, description in arms if label}
+    ivs = []
+    per_arm: dict[str, int] = {}
+    for iv in _list(_d(protocol, "armsInterventionsModule", "interventions")):
+        iv = iv if isinstance(iv, dict) else {}
+        labels = list(dict.fromkeys(_strs(iv.get("armGroupLabels"))))
+        ivs.append((iv, labels))
+        for label in labels:
+            per_arm[label] = per_arm.get(label, 0) + 1
+    for index, (iv, labels) in enumerate(ivs):
+        name, description = _str(iv.get("name")), _str(iv.get("description"))
+        other_names = _strs(iv.get("otherNames"))
+        base = {
+            "nct_id": s.nct_id,
+            "intervention_index": index,
+            "type": s.enum("intervention_type", _str(iv.get("type")), "interventions.type"),
+            "name": name,
+            "description": description,
+            "other_names": other_names,
+        }
+        for label in labels or [None]:
+            dose = intervention_dose(name, other_names, label, arm_description.get(label), description,
+                                     per_arm.get(label, 0) == 1)
+            s.rows["interventions"].append({**base, "arm_label": label, **dose})
+
+
+def _denoms(parent: dict) -> dict[str, int] | None:
+    """Participants per group from `denoms` (the "Participants" units when several); None when there are none."""
+    chosen = None
+    for denom in _list(parent.get("denoms")):
+        if isinstance(denom, dict) and (chosen is None or (_str(denom.get("units")) or "").lower() == "participants"):
+            chosen = denom
+    if chosen is None:
+        return None
+    out = {}
+    for count in _list(chosen.get("counts")):
+        try:
+            out[count["groupId"]] = int(float(count["value"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> None:
+    nct_id = s.nct_id
+    groups = [(_str(g.get("id")), _str(g.get("title")), _str(g.get("description")))
+              for g in _list(outcome.get("groups")) if isinstance(g, dict)]
+    analyses = [a for a in _list(outcome.get("analyses")) if isinstance(a, dict)]
+    participants = _denoms(outcome) or {}
+    s.rows["outcome_measures"].append({
+        "nct_id": nct_id,
+        "outcome_index": index,
+        "type": s.enum("outcome_type", _str(outcome.get("type")), "outcome_measures.type"),
+        "title": _str(outcome.get("title")),
+        "description": _str(outcome.get("description")),
+        "time_frame": _str(outcome.get("timeFrame")),
+        "population": _str(outcome.get("populationDescription")),
+        "param_type": s.enum("param_type", _str(outcome.get("paramType")), "outcome_measures.param_type"),
+        "dispersion_type": s.enum("dispersion_type", _str(outcome.get("dispersionType")),
+                                  "outcome_measures.dispersion_type"),
+        "unit": _str(outcome.get("unitOfMeasure")),
+        "n_groups": len(groups),
+        "n_analyses": len(analyses),
+    })
+    for group_index, (group_id, title, description) in enumerate(groups):
+        s.rows["outcome_groups"].append({
+            "nct_id": nct_id,
+            "outcome_index": index,
+            "group_id": group_id,
+            "group_index": group_index,
+            "title": title,
+            "description": description,
+            "arm_label": matcher.match(title, len(groups)),
+            "participants_analyzed": participants.get(group_id),
+            **group_dose(title, description),
+        })
+    _results(outcome, index, s, participants)
+    for analysis_index, analysis in enumerate(analyses):
+        _analysis(analysis, index, analysis_index, s)
+
+
+def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict[str, int]) -> None:
+    rows = s.rows["outcome_results"]
+    for class_index, cls in enumerate(_list(outcome.get("classes"))):
+        if not isinstance(cls, dict):
+            continue
+        counts = _denoms(cls) or participants
+        class_title = _str(cls.get("title"))
+        for category_index, category in enumerate(_list(cls.get("categories"))):
+            if not isinstance(category, dict):
+                continue
+            category_title = _str(category.get("title"))
+            for m in _list(category.get("measurements")):
+                if not isinstance(m, dict):
+                    continue
+                group_id = _str(m.get("groupId"))
+                value_raw, spread_raw = _str(m.get("value")), _str(m.get("spread"))
+                lower, upper = _str(m.get("lowerLimit")), _str(m.get("upperLimit"))
+                rows.append({
+                    "nct_id": s.nct_id,
+                    "outcome_index": outcome_index,
+                    "group_id": group_id,
+                    "class_index": class_index,
+                    "class_title": class_title,
+                    "category_index": category_index,
+                    "category_title": category_title,
+                    "value": s.number("value", value_raw),
+                    "value_raw": value_raw,
+                    "spread": s.number("spread", spread_raw),
+                    "spread_raw": spread_raw,
+                    "lower_limit": s.number("lower_limit", lower),
+                    "upper_limit": s.number("upper_limit", upper),
+                    "participants_analyzed": counts.get(group_id),
+                })
+
+
+def _analysis(analysis: dict, outcome_index: int, analysis_index: int, s: StudyRows) -> None:
+    p_raw = _str(analysis.get("pValue"))
+    p_value, relation = s.p_value(p_raw)
+    param_raw = _str(analysis.get("paramValue"))
+    s.rows["outcome_analyses"].append({
+        "nct_id": s.nct_id,
+        "outcome_index": outcome_index,
+        "analysis_index": analysis_index,
+        "group_ids": _strs(analysis.get("groupIds")),
+        "groups_description": _str(analysis.get("groupDescription")),
+        "non_inferiority_type": s.enum("non_inferiority_type", _str(analysis.get("nonInferiorityType"))),
+        "p_value": p_value,
+        "p_value_raw": p_raw,
+        "p_value_relation": relation,
+        "p_value_comment": _str(analysis.get("pValueComment")),
+        "method": _str(analysis.get("statisticalMethod")),
+        "param_type": _str(analysis.get("paramType")),
+        "param_value": s.number("param_value", param_raw),
+        "param_value_raw": param_raw,
+        "ci_pct": s.number("ci_pct", _str(analysis.get("ciPctValue"))),
+        "ci_n_sides": s.enum("ci_n_sides", _str(analysis.get("ciNumSides"))),
+        "ci_lower": s.number("ci_lower", _str(analysis.get("ciLowerLimit"))),
+        "ci_upper": s.number("ci_upper", _str(analysis.get("ciUpperLimit"))),
+        "estimate_comment": _str(analysis.get("estimateComment")),
+    })
+
+
+def _locations(protocol: dict, s: StudyRows) -> None:
+    for index, loc in enumerate(_list(_d(protocol, "contactsLocationsModule", "locations"))):
+        loc = loc if isinstance(loc, dict) else {}
+        s.rows["locations"].append({
+            "nct_id": s.nct_id,
+            "location_index": index,
+            "facility": _str(loc.get("facility")),
+            "city": _str(loc.get("city")),
+            "state": _str(loc.get("state")),
+            "zip": _str(loc.get("zip")),
+            "country": _str(loc.get("country")),
+        })

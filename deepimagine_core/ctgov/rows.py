@@ -1,0 +1,248 @@
+"""What both parsers share: value conversion that records field issues, result-group to arm mapping, dose columns.
+
+A parser walks its own format and hands raw strings to a `StudyRows`; it returns the typed value and, when a
+non-blank value cannot be used, appends ``{"stage": "value", "reason": ..., "column": ...}`` to its issues. The
+study is never rejected for a value: the value stays null and its raw string is kept where the schema has a column.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from deepimagine_core.ctgov.doses import Dose, dose_for, parse_dose
+from deepimagine_core.ctgov.enums import map_enum, map_phases
+from deepimagine_core.ctgov.records import ParsedStudy
+from deepimagine_core.ctgov.schemas import empty_rows
+from deepimagine_core.ctgov.values import is_missing, parse_date, parse_number, parse_number_relation, parse_p_value
+
+_NO_DOSE = {"dose_values": None, "dose_unit": None, "dose_frequency": None, "dose_route": None, "dose_text": None,
+            "dose_source": None}
+
+
+class StudyRows:
+    """Rows of one study under construction, plus its field issues."""
+
+    def __init__(self, nct_id: str):
+        self.nct_id = nct_id
+        self.rows = empty_rows()
+        self.issues: list[dict[str, Any]] = []
+
+    def issue(self, column: str, reason: str) -> None:
+        self.issues.append({"stage": "value", "reason": reason, "column": column})
+
+    def enum(self, field: str, raw: str | None, column: str | None = None) -> str | None:
+        value, known = map_enum(field, raw)
+        if not known:
+            self.issue(column or field, f"unknown {column or field} value '{raw}'")
+        return value
+
+    def phases(self, raw: str | tuple[str, ...] | None) -> list[str]:
+        phases, known = map_phases(raw)
+        if not known:
+            self.issue("phases", f"unknown phases value '{raw if isinstance(raw, str) else '/'.join(raw)}'")
+        return list(phases)
+
+    def number(self, column: str, raw: str | None) -> float | None:
+        x = parse_number(raw)
+        if x is None and not is_missing(raw):
+            self.issue(column, f"unparsable {column} '{raw}'")
+        return x
+
+    def integer(self, column: str, raw: str | int | None) -> int | None:
+        if raw is None or isinstance(raw, int):
+            return raw
+        x = parse_number(raw)
+        if x is None or x != int(x):
+            if not is_missing(raw):
+                self.issue(column, f"unparsable {column} '{raw}'")
+            return None
+        return int(x)
+
+    def p_value(self, raw: str | None) -> tuple[float | None, str | None]:
+        parsed = parse_p_value(raw)
+        if parsed is not None:
+            return parsed
+        if not is_missing(raw):
+            bounded = parse_number_relation(raw)
+            what = "p_value out of range" if bounded is not None else "unparsable p_value"
+            self.issue("p_value", f"{what} '{raw}'")
+        return None, None
+
+    def date(self, column: str, raw: str | None):
+        d = parse_date(raw)
+        if d is None and raw and raw.strip():
+            self.issue(column, f"unparsable {column} '{raw}'")
+        return d
+
+    def done(self, last_update) -> ParsedStudy:
+        return ParsedStudy(nct_id=self.nct_id, last_update=last_update, rows=self.rows, field_issues=self.issues)
+
+
+def clean_text(s: str | None) -> str | None:
+    """Strip a text; None when blank."""
+    if s is None:
+        return None
+    s = s.strip()
+    return s or None
+
+
+def clean_block(s: str | None) -> str | None:
+    """A legacy textblock without its XML indentation (each line stripped, line breaks kept)."""
+    if s is None:
+        return None
+    s = "\n".join(map(str.strip, s.strip().split("\n")))
+    return s or None
+
+
+def dose_columns(dose: Dose | None, source: str | None) -> dict[str, Any]:
+    """The DOSE_FIELDS columns of a row."""
+    if dose is None:
+        return dict(_NO_DOSE)
+    return {
+        "dose_values": list(dose.values),
+        "dose_unit": dose.unit,
+        "dose_frequency": dose.frequency,
+        "dose_route": dose.route,
+        "dose_text": dose.text,
+        "dose_source": source,
+    }
+
+
+def intervention_dose(
+    name: str | None,
+    other_names: list[str],
+    arm_label: str | None,
+    arm_description: str | None,
+    description: str | None,
+    arm_has_one_intervention: bool,
+) -> dict[str, Any]:
+    """Dose columns of one (intervention, arm) row, from the most specific text that states it: the arm label, the
+    intervention name, the arm description, then the intervention description. An arm text counts when it names the
+    intervention, or when the arm has this one intervention only (so its dose is necessarily this one's)."""
+    name = name or ""
+    for text, source in ((arm_label, "arm_label"), (None, "intervention_name"), (arm_description, "arm_description"),
+                         (description, "intervention_description")):
+        if source == "intervention_name":
+            dose = parse_dose(name)
+        elif source == "intervention_description":
+            dose = parse_dose(description)
+        else:
+            dose = dose_for(name, text, aliases=other_names)
+            if dose is None and arm_has_one_intervention:
+                dose = parse_dose(text)
+        if dose is not None:
+            return dose_columns(dose, source)
+    return dict(_NO_DOSE)
+
+
+@lru_cache(maxsize=8192)
+def _group_dose(title: str | None, description: str | None) -> tuple[Dose | None, str | None]:
+    dose = parse_dose(title)
+    if dose is not None:
+        return dose, "group_title"
+    dose = parse_dose(description)
+    return (dose, "group_description") if dose is not None else (None, None)
+
+
+def group_dose(title: str | None, description: str | None) -> dict[str, Any]:
+    """Dose columns of a result group: from its title, else its description."""
+    return dose_columns(*_group_dose(title, description))
+
+
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+_DIGIT_LETTER = re.compile(r"(?<=\d)(?=[a-z])|(?<=[a-z])(?=\d)")
+# Words that say nothing about which arm a result group is (ignored by the token-overlap rule only).
+_GENERIC = frozenset(
+    "group groups arm arms treatment treatments treated cohort participants subjects patients the of and with plus "
+    "then all".split()
+)
+
+
+def _norm(s: str) -> str:
+    """Lower case, words and numbers only, digits split from letters ("50mg/Day" -> "50 mg day")."""
+    return _DIGIT_LETTER.sub(" ", _NON_WORD.sub(" ", s.lower())).strip()
+
+
+def _dose_key(text: str) -> tuple | None:
+    dose = parse_dose(text)
+    return None if dose is None else (dose.values, dose.unit)
+
+
+class ArmMatcher:
+    """Maps result-group titles to protocol arm labels: exact, then normalised title, then containment (as whole
+    words), then token overlap (Jaccard >= 0.5 over non-generic words, with a unique best); the last two only when the
+    title names no word that only another label has. A label whose stated dose differs from the title's never
+    matches, so "Drug 30 mg" never maps to "Drug 10 mg". A study with a single arm
+    maps its single result group to it. Ambiguity gives None."""
+
+    def __init__(self, labels: list[str]):
+        self.labels = [label for label in labels if label]
+        self.exact = set(self.labels)
+        self.norm: dict[str, list[str]] = {}
+        for label in self.labels:
+            self.norm.setdefault(_norm(label), []).append(label)
+        self.tokens = {label: set(_norm(label).split()) - _GENERIC for label in self.labels}
+        self.doses = {label: _dose_key(label) for label in self.labels}
+        self.cache: dict[str, str | None] = {}
+
+    def match(self, title: str | None, n_groups: int) -> str | None:
+        if not title or not self.labels:
+            return None
+        if title in self.exact:
+            return title
+        if title not in self.cache:
+            self.cache[title] = self._match(title)
+        found = self.cache[title]
+        if found is None and len(self.labels) == 1 and n_groups == 1:
+            return self.labels[0]
+        return found
+
+    def _match(self, title: str) -> str | None:
+        nt = _norm(title)
+        same = self.norm.get(nt)
+        if same:
+            return same[0] if len(same) == 1 else None
+        dose = _dose_key(title)
+        allowed = [lb for lb in self.labels if dose is None or self.doses[lb] is None or self.doses[lb] == dose]
+        padded = f" {nt} "
+        contained = []
+        for label in allowed:
+            nl = _norm(label)
+            if nl and (f" {nl} " in padded or padded in f" {nl} "):
+                contained.append(label)
+        tokens = set(nt.split()) - _GENERIC
+        if contained:
+            return self._unless_other_named(_most_specific(contained), tokens)
+        if not tokens:
+            return None
+        scored = sorted(
+            ((len(tokens & self.tokens[lb]) / len(tokens | self.tokens[lb]), lb) for lb in allowed if self.tokens[lb]),
+            reverse=True,
+        )
+        if scored and scored[0][0] >= 0.5 and (len(scored) == 1 or scored[0][0] > scored[1][0]):
+            return self._unless_other_named(scored[0][1], tokens)
+        return None
+
+    def _unless_other_named(self, label: str | None, title_tokens: set[str]) -> str | None:
+        """None when the title also names a word that only another arm's label has ("Sham-treated; LED-treated"
+        is not the "LED-treated" arm when another arm is "Sham light")."""
+        if label is None:
+            return None
+        mine = self.tokens[label]
+        for other in self.labels:
+            if other != label and (self.tokens[other] - mine) & title_tokens:
+                return None
+        return label
+
+
+def _most_specific(candidates: list[str]) -> str | None:
+    """One candidate, or the longest when it contains all the others; else None (ambiguous)."""
+    if len(candidates) == 1:
+        return candidates[0]
+    longest = max(candidates, key=len)
+    nl = f" {_norm(longest)} "
+    if sum(len(c) == len(longest) for c in candidates) == 1 and all(f" {_norm(c)} " in nl for c in candidates):
+        return longest
+    return None
