@@ -49,21 +49,23 @@ class CTOpenResource(dg.ConfigurableResource):
 
 class LLMBackendResource(dg.ConfigurableResource):
     """The LLM inference backend: kind (transformers | vllm | auto), model (hub id, local folder, or "tiny" = the tiny
-    local model built in the store on first use), device, batch size, optional default LoRA adapter folder.
-    Defaults from $DEEPIMAGINE_LLM_BACKEND, $DEEPIMAGINE_LLM_MODEL, $DEEPIMAGINE_LLM_DEVICE."""
+    local model built in the store on first use), device, batch size, optional default LoRA adapter folder; vLLM
+    serves per-call LoRA adapters only with enable_lora. Defaults from $DEEPIMAGINE_LLM_BACKEND,
+    $DEEPIMAGINE_LLM_MODEL, $DEEPIMAGINE_LLM_DEVICE."""
 
     kind: str = "transformers"
     model: str = "tiny"
     device: str = "cpu"
     batch_size: int = 8
     adapter_path: str = ""
+    enable_lora: bool = False
 
     def get(self, store: Store | None = None):
         """A `deepimagine_core.llm.backends.Backend` (the model loads on first generation)."""
         from deepimagine_core.llm.backends import make_backend
 
         return make_backend(self.kind, self.model, store=store, device=self.device, batch_size=self.batch_size,
-                            adapter_path=self.adapter_path or None)
+                            adapter_path=self.adapter_path or None, enable_lora=self.enable_lora or None)
 
 
 def default_resources() -> dict:

@@ -23,7 +23,7 @@ TINY_MODEL_SPEC = "tiny"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 MANIFEST = "deepimagine_tiny.json"  # written last: its presence marks a complete folder
 TINY_VERSION = "tiny-qwen3-v1"
-VOCAB_SIZE = 512
+VOCAB_SIZE = 4096  # ~3.4 characters per token on prompts (512 gives 1.7: twice the tokens, 4x the attention)
 
 PAD_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"

@@ -20,6 +20,7 @@ from deepimagine_dagster.resources import LLMBackendResource, StoreResource
 GROUP = "llm"
 GPU_TAGS = {"deepimagine/gpu": "true"}
 TINY_NOTE = "Teacher is the tiny local model (random weights): these traces and verdicts are meaningless."
+TINY_MAX_NEW_TOKENS = 32  # the tiny teacher writes noise: longer traces would only cost time
 
 
 class TracesConfig(dg.Config):
@@ -27,7 +28,7 @@ class TracesConfig(dg.Config):
     temperature: float = 0.8
     top_p: float = 0.95
     max_new_tokens: int = 256
-    max_pairs: int = 0  # new pairs per run; 0 = all
+    max_pairs: int = 256  # new pairs per run (re-runs continue where this one stopped); 0 = all
     seed: int = 0
 
 
@@ -81,7 +82,11 @@ def reasoning_traces(
     context.log.info(f"natural_pairs: {pairs.num_rows} rows; {counts}")
     if selection.pairs_invalid:
         context.log.warning(f"unreadable pairs skipped: {selection.pairs_invalid}")
-    params = SamplingParams(temperature=config.temperature, top_p=config.top_p, max_new_tokens=config.max_new_tokens,
+    max_new_tokens = config.max_new_tokens
+    if is_tiny(backend) and max_new_tokens > TINY_MAX_NEW_TOKENS:
+        max_new_tokens = TINY_MAX_NEW_TOKENS
+        context.log.info(f"tiny teacher: max_new_tokens capped at {TINY_MAX_NEW_TOKENS}")
+    params = SamplingParams(temperature=config.temperature, top_p=config.top_p, max_new_tokens=max_new_tokens,
                             seed=config.seed)
     new = trace_pairs(selection.todo, backend, config.n_samples, params)
     context.log.info(f"{new.num_rows} new traces for {len(selection.todo)} pairs with {backend.model_id}")

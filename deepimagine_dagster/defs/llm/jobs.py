@@ -2,9 +2,12 @@
 
 import dagster as dg
 
+from deepimagine_dagster.executors import gpu_executor
+
 generate_traces = dg.define_asset_job(
     "generate_traces",
     selection=dg.AssetSelection.assets("reasoning_traces"),
     description="Reasoning traces for training-split natural pairs, verified against the observed change.",
     tags={"deepimagine/gpu": "true"},
+    executor_def=gpu_executor(),
 )

@@ -1,0 +1,326 @@
+"""The stepwise imagination pathway: DeepImagine's prediction procedure.
+
+For a target question: retrieve k anchors (historical questions whose result is known), and for each anchor
+1. list the factors whose value differs between the anchor's configuration and the target's, in a configurable order
+   (default intervention → arm → outcome → population → geography → design; matching or unknown factors skipped);
+2. chain local counterfactual steps: each changes ONE factor and asks the model for the new result, which is carried
+   forward as the (imagined) current result of the next step;
+3. ask the target question given the imagined path (`DECISION` probabilities).
+The anchors' probabilities are aggregated (mean by default). Every trajectory — each step's factor, input and output —
+is returned as a plain dict so callers store it (files whose names contain `trajectories`).
+
+Generation is batched across all questions and anchors: step t of every trajectory goes to the backend in one call per
+adapter (per-factor LoRA operators, when given, are applied to their factor's steps).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+from deepimagine_core.llm.backends import Backend, SamplingParams
+from deepimagine_core.llm.factors import DEFAULT_ORDER, configuration_of, describe_configuration, plan_changes
+from deepimagine_core.llm.parsing import ParseCounter, parse_decision, parse_step
+from deepimagine_core.llm.prompts import (
+    answer_messages,
+    clip,
+    direct_messages,
+    known_result,
+    step_messages,
+    template_id,
+)
+from deepimagine_core.questions import Question
+
+
+class AnchorRetriever(Protocol):
+    def retrieve_many(self, questions: Sequence[Question], k: int) -> list[list[Question]]: ...
+
+
+def anchor_text(q: Question) -> str:
+    """What anchors are matched on: title, endpoint and arms (with interventions: a similar drug is a short path)."""
+    ep = q.endpoint or {}
+    arms = " ".join(
+        f"{a.get('label', '')} {a.get('type', '')} {' '.join(map(str, a.get('interventionNames') or []))}"
+        for a in q.arms
+    )
+    return f"{q.brief_title} . {ep.get('measure', '')} {ep.get('timeFrame', '')} . {arms}"
+
+
+class IndexAnchorRetriever:
+    """Anchors = questions with known answers, searched with a text index of interface `fit(ids, texts)`,
+    `search(texts, k) -> [[(id, similarity), ...]]` (the pairs retrieval index by default, via the evaluation's
+    `default_text_index`). Never returns an anchor from the target's own trial."""
+
+    def __init__(self, anchors: Sequence[Question], index: Any = None, overfetch: int = 20):
+        self.anchors = [a for a in anchors if a.answer is not None]
+        if not self.anchors:
+            raise ValueError("no anchors with a known answer to retrieve from")
+        if index is None:
+            from deepimagine_core.evaluation.predictors import default_text_index
+
+            index = default_text_index()
+        self.index = index
+        self.overfetch = overfetch
+        self.index.fit([str(i) for i in range(len(self.anchors))], [anchor_text(a) for a in self.anchors])
+
+    def retrieve_many(self, questions: Sequence[Question], k: int) -> list[list[Question]]:
+        if not questions:
+            return []
+        hits = self.index.search([anchor_text(q) for q in questions], min(len(self.anchors), k + self.overfetch))
+        out = []
+        for q, row in zip(questions, hits):
+            ids = [item[0] if isinstance(item, (tuple, list)) else getattr(item, "id", item) for item in row]
+            found = [self.anchors[int(i)] for i in ids]
+            out.append([a for a in found if a.nct_id != q.nct_id][:k])
+        return out
+
+
+def mean_probabilities(probs: list[list[float]]) -> list[float]:
+    return [sum(col) / len(probs) for col in zip(*probs)]
+
+
+AGGREGATORS: dict[str, Callable[[list[list[float]]], list[float]]] = {"mean": mean_probabilities}
+
+
+@dataclass
+class PathwayConfig:
+    k: int = 3
+    order: tuple[str, ...] = DEFAULT_ORDER
+    step_params: SamplingParams = field(default_factory=lambda: SamplingParams(temperature=0.0, max_new_tokens=160))
+    answer_params: SamplingParams = field(default_factory=lambda: SamplingParams(temperature=0.0, max_new_tokens=160))
+    adapters: dict[str, str] = field(default_factory=dict)  # factor -> LoRA adapter folder (per-factor operators)
+    answer_adapter: str | None = None
+    aggregate: str = "mean"
+
+    def __post_init__(self):
+        if self.aggregate not in AGGREGATORS:
+            raise ValueError(f"unknown aggregate {self.aggregate!r}; choose from {sorted(AGGREGATORS)}")
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+
+
+@dataclass
+class PathwayResult:
+    question: Question
+    probabilities: list[float]
+    parsed: bool  # at least one anchor's final answer parsed
+    text: str  # the final answers, one per anchor
+    trajectories: list[dict[str, Any]]
+
+
+def _ref(q: Question) -> dict[str, Any]:
+    return {"nct_id": q.nct_id, "endpoint_key": q.endpoint_key, "question_index": q.question_index}
+
+
+def _start_trajectory(target: Question, anchor: Question, order, trials) -> dict[str, Any]:
+    source = configuration_of(anchor, trials.get(anchor.nct_id))
+    goal = configuration_of(target, trials.get(target.nct_id))
+    changes, skipped = plan_changes(source, goal, order)
+    return {
+        "question": _ref(target),
+        "anchor": _ref(anchor),
+        "anchor_result": known_result(anchor),
+        "planned": changes,
+        "skipped": skipped,
+        "steps": [],
+        "_config": dict(source),
+        "_goal": goal,
+        "_current": known_result(anchor),
+        "_imagined": False,
+    }
+
+
+def _step_prompt(traj: dict[str, Any], factor: str) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    before = traj["_config"]
+    after = {**before, factor: traj["_goal"][factor]}
+    step_input = {
+        "current_result": traj["_current"],
+        "imagined": traj["_imagined"],
+        "from": before[factor],
+        "to": after[factor],
+    }
+    messages = step_messages(
+        factor=factor,
+        source=describe_configuration(before),
+        current_result=traj["_current"],
+        change=f"{before[factor]} → {after[factor]}",
+        target=describe_configuration(after),
+        imagined=traj["_imagined"],
+    )
+    return messages, step_input
+
+
+def _carry_forward(traj: dict[str, Any], factor: str, step_input: dict[str, Any], text: str, counter) -> None:
+    step = parse_step(text)
+    counter.add("step", step.parsed)
+    if step.result:
+        new_result = step.result
+    elif step.parsed:
+        new_result = f"{traj['_current']} (then moved {step.direction}{', ' + step.size if step.size else ''})"
+    else:
+        new_result = traj["_current"]  # an unparsed step leaves the result where it was (and is flagged)
+    traj["steps"].append(
+        {
+            "factor": factor,
+            "input": step_input,
+            "output": text,
+            "parsed": step.parsed,
+            "direction": step.direction,
+            "size": step.size,
+            "result": new_result,
+            "explanation": step.explanation,
+        }
+    )
+    traj["_config"][factor] = traj["_goal"][factor]
+    traj["_current"] = new_result
+    traj["_imagined"] = True
+
+
+def _path_lines(traj: dict[str, Any]) -> list[str]:
+    a = traj["anchor"]
+    lines = [f"Start: historical trial {a['nct_id']} (observed result): {traj['anchor_result']}"]
+    for i, s in enumerate(traj["steps"], 1):
+        move = f"{s['direction'] or 'unclear'}{', ' + s['size'] if s['size'] else ''}"
+        lines.append(
+            f"Step {i} ({s['factor']}: {clip(s['input']['from'], 120)} → {clip(s['input']['to'], 120)}): "
+            f"{move}. Imagined result: {clip(s['result'], 300)}"
+        )
+    return lines
+
+
+def run_pathway(
+    questions: Sequence[Question],
+    retriever: AnchorRetriever,
+    backend: Backend,
+    config: PathwayConfig | None = None,
+    trials: Mapping[str, Mapping[str, Any]] | None = None,
+    counter: ParseCounter | None = None,
+) -> list[PathwayResult]:
+    """Predict every question by imagination from k anchors. `trials` maps nct_id → `trials` table row (optional;
+    population, geography and design are only compared when both sides are known)."""
+    config = config or PathwayConfig()
+    counter = counter if counter is not None else ParseCounter()
+    trials = trials or {}
+    anchors = retriever.retrieve_many(questions, config.k)
+    trajs = [[_start_trajectory(q, a, config.order, trials) for a in found] for q, found in zip(questions, anchors)]
+    flat = [t for ts in trajs for t in ts]
+
+    max_steps = max((len(t["planned"]) for t in flat), default=0)
+    for index in tqdm(range(max_steps), desc="imagination steps", disable=not flat):
+        by_adapter: dict[str | None, list[tuple[dict, str]]] = defaultdict(list)
+        for t in flat:
+            if index < len(t["planned"]):
+                factor = t["planned"][index]
+                by_adapter[config.adapters.get(factor)].append((t, factor))
+        for adapter, items in by_adapter.items():
+            prompts = [_step_prompt(t, f) for t, f in items]
+            outputs = backend.generate([m for m, _ in prompts], config.step_params, adapter=adapter)
+            for (t, factor), (_, step_input), gens in zip(items, prompts, outputs):
+                _carry_forward(t, factor, step_input, gens[0].text, counter)
+
+    final_prompts = [answer_messages(q, _path_lines(t)) for q, ts in zip(questions, trajs) for t in ts]
+    finals = backend.generate(final_prompts, config.answer_params, adapter=config.answer_adapter) if flat else []
+    results, cursor = [], 0
+    for q, ts in zip(questions, trajs):
+        probs, texts = [], []
+        for t in ts:
+            text = finals[cursor][0].text
+            cursor += 1
+            decision = parse_decision(text, len(q.options))
+            counter.add("decision", decision.parsed)
+            t["final"] = {"text": text, "probabilities": decision.probabilities, "parsed": decision.parsed,
+                          "error": decision.error}
+            t["templates"] = {"step": template_id("step"), "answer": template_id("answer")}
+            for key in [k for k in t if k.startswith("_")]:
+                del t[key]
+            if decision.parsed:
+                probs.append(decision.probabilities)
+            texts.append(text)
+        parsed = bool(probs)
+        probabilities = AGGREGATORS[config.aggregate](probs) if parsed else [1.0 / len(q.options)] * len(q.options)
+        results.append(PathwayResult(q, probabilities, parsed, "\n---\n".join(texts), ts))
+    _fill_without_anchors(results, backend, config, counter)
+    return results
+
+
+def _fill_without_anchors(results: list[PathwayResult], backend: Backend, config: PathwayConfig, counter) -> None:
+    """A question with no anchor at all gets the direct prompt, and its trajectory says so."""
+    empty = [r for r in results if not r.trajectories]
+    if not empty:
+        return
+    outputs = backend.generate([direct_messages(r.question) for r in empty], config.answer_params,
+                               adapter=config.answer_adapter)
+    for r, gens in zip(empty, outputs):
+        decision = parse_decision(gens[0].text, len(r.question.options))
+        counter.add("decision", decision.parsed)
+        r.probabilities, r.parsed, r.text = decision.probabilities, decision.parsed, gens[0].text
+        r.trajectories = [{"question": _ref(r.question), "anchor": None, "note": "no anchor found: direct prompt",
+                           "steps": [], "final": {"text": gens[0].text, "probabilities": decision.probabilities,
+                                                  "parsed": decision.parsed, "error": decision.error},
+                           "templates": {"direct": template_id("direct")}}]
+
+
+def trajectory_steps(trajectories: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The anchor paths of one question as one flat list of steps (start, skips, changes, answer), each naming its
+    anchor: what `Prediction.trajectory` holds, so a report can list it step by step."""
+    out: list[dict[str, Any]] = []
+    for traj in trajectories:
+        anchor = (traj.get("anchor") or {}).get("nct_id")
+        if anchor is None:
+            out.append({"anchor": None, "factor": "direct", "note": traj.get("note")})
+        else:
+            out.append({"anchor": anchor, "factor": "start", "result": traj["anchor_result"], "observed": True})
+            out += [{"anchor": anchor, "factor": s["factor"], "skipped": s["reason"]} for s in traj["skipped"]]
+            for s in traj["steps"]:
+                out.append({"anchor": anchor, "factor": s["factor"], "from": s["input"]["from"], "to": s["input"]["to"],
+                            "input_result": s["input"]["current_result"], "direction": s["direction"],
+                            "size": s["size"], "result": s["result"], "parsed": s["parsed"], "output": s["output"]})
+        final = traj["final"]
+        out.append({"anchor": anchor, "factor": "answer", "probabilities": final["probabilities"],
+                    "parsed": final["parsed"], "output": final["text"]})
+    return out
+
+
+def render_trajectory(traj: dict[str, Any]) -> str:
+    """A trajectory step by step, in markdown (for reports and asset metadata)."""
+    q = traj["question"]
+    lines = [f"**{q['nct_id']}** `{q['endpoint_key']}` question {q['question_index']}"]
+    if traj.get("anchor") is None:
+        lines.append(f"- {traj.get('note', 'no anchor')}")
+    else:
+        a = traj["anchor"]
+        lines.append(f"- start from anchor **{a['nct_id']}** (observed): {clip(traj['anchor_result'], 200)}")
+        for s in traj.get("skipped", []):
+            lines.append(f"- skip *{s['factor']}* ({s['reason']})")
+        for i, s in enumerate(traj["steps"], 1):
+            flag = "" if s["parsed"] else " ⚠ unparsed"
+            lines.append(
+                f"- step {i} *{s['factor']}*: {clip(s['input']['from'], 80)} → {clip(s['input']['to'], 80)}: "
+                f"direction {s['direction']}, size {s['size']}{flag}; imagined: {clip(s['result'], 160)}"
+            )
+    final = traj["final"]
+    probs = ", ".join(f"{p:.2f}" for p in final["probabilities"])
+    lines.append(f"- answer: ({probs}){'' if final['parsed'] else ' ⚠ unparsed (uniform)'}")
+    return "\n".join(lines)
+
+
+def write_trajectories(path, trajectories: Sequence[dict[str, Any]]) -> Path:
+    """Trajectories as JSON Lines (one per anchor path), written atomically. Name the file so it contains
+    `trajectories` (e.g. `reports/trajectories/<benchmark>__deepimagine.trajectories.jsonl`)."""
+    import json
+
+    from deepimagine_core.store import atomic_path
+
+    path = Path(path)
+    if "trajectories" not in path.name and "trajectories" not in path.parent.name:
+        raise ValueError(f"trajectory files must have 'trajectories' in their name or folder: {path}")
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for traj in trajectories:
+                f.write(json.dumps(traj, default=str) + "\n")
+    return path

@@ -1,0 +1,196 @@
+"""The LLM predictors in the evaluation interface (`fit(train)`, `predict(questions) -> list[Prediction]`):
+
+- `llm_direct`: the question alone (direct prompt).
+- `llm_rag`: the question with k retrieved historical questions and their known results.
+- `deepimagine`: the stepwise imagination pathway from k anchors (trajectories in `Prediction.trajectory`).
+
+Each works with any backend and model (default from the environment: transformers + the tiny local model, see
+`backend_from_env`). `deepimagine` takes per-factor LoRA adapter folders (`adapters={"arm": ".../adapter"}`), so the
+trained operators become predictors with their own name (`predictor_name="deepimagine_sft"`). With the tiny model the
+predictions are meaningless (random weights); `note` says so for the report.
+
+Importing this module registers the three names in `deepimagine_core.evaluation.predictors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from deepimagine_core.evaluation.predictors import Prediction, register_predictor
+from deepimagine_core.llm.backends import Backend, SamplingParams, backend_from_env, is_tiny
+from deepimagine_core.llm.factors import DEFAULT_ORDER
+from deepimagine_core.llm.parsing import ParseCounter, parse_decision
+from deepimagine_core.llm.pathway import IndexAnchorRetriever, PathwayConfig, run_pathway, trajectory_steps
+from deepimagine_core.llm.prompts import direct_messages, rag_messages, template_id
+from deepimagine_core.questions import Question
+from deepimagine_core.store import Store
+
+TINY_NOTE = "tiny local model with random weights: its predictions and scores are meaningless (tests/offline default)"
+TINY_MAX_NEW_TOKENS = 16
+TRIAL_COLUMNS = (
+    "nct_id", "conditions", "sex", "minimum_age", "maximum_age", "healthy_volunteers", "eligibility_criteria",
+    "countries", "phases", "allocation", "masking", "intervention_model", "primary_purpose", "enrollment",
+)
+
+
+class _LLMPredictor:
+    """Shared parts: a lazily built backend, answer parameters, parse counts, the tiny-model note."""
+
+    name = "llm"
+    template = "direct"
+
+    def __init__(
+        self,
+        backend: Backend | None = None,
+        *,
+        predictor_name: str | None = None,
+        store: Store | None = None,
+        params: SamplingParams | None = None,
+        adapter: str | None = None,
+        **backend_kw: Any,
+    ):
+        if predictor_name:
+            self.name = predictor_name
+        self.store = store or Store()
+        self._backend = backend
+        self.backend_kw = backend_kw
+        self._params = params
+        self.adapter = adapter
+        self.counter = ParseCounter()
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = backend_from_env(self.store, **self.backend_kw)
+        return self._backend
+
+    @property
+    def params(self) -> SamplingParams:
+        """Greedy answers; with the tiny model, short ones (its text is noise, so long outputs only cost time)."""
+        if self._params is None:
+            self._params = SamplingParams(temperature=0.0, max_new_tokens=TINY_MAX_NEW_TOKENS if is_tiny(
+                self.backend) else 256)
+        return self._params
+
+    @property
+    def note(self) -> str:
+        return TINY_NOTE if is_tiny(self.backend) else ""
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance for the report: model, adapter, template, parse counts."""
+        return {
+            "model_id": self.backend.model_id,
+            "adapter": self.adapter,
+            "template": template_id(self.template),
+            "sampling_params": self.params.to_dict(),
+            "parse": self.counter.as_dict(),
+            "note": self.note,
+        }
+
+    def _answer(self, questions: Sequence[Question], messages: list[list[dict[str, str]]]) -> list[Prediction]:
+        outputs = self.backend.generate(messages, self.params, adapter=self.adapter) if messages else []
+        preds = []
+        for q, gens in zip(questions, outputs):
+            decision = parse_decision(gens[0].text, len(q.options))
+            self.counter.add("decision", decision.parsed)
+            preds.append(Prediction(decision.probabilities, decision.parsed, gens[0].text))
+        return preds
+
+
+class LLMDirectPredictor(_LLMPredictor):
+    name = "llm_direct"
+    template = "direct"
+
+    def fit(self, train: list[Question]) -> None:
+        """Nothing to fit: the model is used as it is."""
+
+    def predict(self, questions: list[Question]) -> list[Prediction]:
+        return self._answer(questions, [direct_messages(q) for q in questions])
+
+
+class LLMRagPredictor(_LLMPredictor):
+    """Direct prompt plus the k most similar training questions with their known results."""
+
+    name = "llm_rag"
+    template = "rag"
+
+    def __init__(self, backend: Backend | None = None, *, k: int = 3, index: Any = None, **kw: Any):
+        super().__init__(backend, **kw)
+        self.k = k
+        self.index = index
+        self.retriever: IndexAnchorRetriever | None = None
+
+    def fit(self, train: list[Question]) -> None:
+        self.retriever = IndexAnchorRetriever(train, index=self.index)
+
+    def predict(self, questions: list[Question]) -> list[Prediction]:
+        if self.retriever is None:
+            raise RuntimeError(f"{self.name}: predict before fit")
+        anchors = self.retriever.retrieve_many(questions, self.k)
+        return self._answer(questions, [rag_messages(q, a) for q, a in zip(questions, anchors)])
+
+
+def load_trials(store: Store | None) -> dict[str, dict[str, Any]]:
+    """nct_id → the `trials` columns the factors use, or {} when the table is not built."""
+    if store is None or not store.has_table("trials"):
+        return {}
+    table = store.read_table("trials")
+    columns = [c for c in TRIAL_COLUMNS if c in table.column_names]
+    return {row["nct_id"]: row for row in table.select(columns).to_pylist()}
+
+
+class DeepImaginePredictor(_LLMPredictor):
+    """The stepwise imagination pathway. `adapters` maps factor → LoRA folder (per-factor operators)."""
+
+    name = "deepimagine"
+    template = "answer"
+
+    def __init__(
+        self,
+        backend: Backend | None = None,
+        *,
+        k: int = 3,
+        order: Sequence[str] = DEFAULT_ORDER,
+        adapters: Mapping[str, str] | None = None,
+        step_params: SamplingParams | None = None,
+        aggregate: str = "mean",
+        index: Any = None,
+        trials: Mapping[str, Mapping[str, Any]] | None = None,
+        **kw: Any,
+    ):
+        super().__init__(backend, **kw)
+        PathwayConfig(k=k, order=tuple(order), aggregate=aggregate)  # validate now, not at predict time
+        self.k, self.order, self.adapters, self.aggregate = k, tuple(order), dict(adapters or {}), aggregate
+        self._step_params = step_params
+        self.index = index
+        self.trials = trials
+        self.retriever: IndexAnchorRetriever | None = None
+
+    def config(self) -> PathwayConfig:
+        if self._step_params is None:
+            self._step_params = SamplingParams(temperature=0.0, max_new_tokens=TINY_MAX_NEW_TOKENS if is_tiny(
+                self.backend) else 160)
+        return PathwayConfig(k=self.k, order=self.order, step_params=self._step_params, answer_params=self.params,
+                             adapters=self.adapters, answer_adapter=self.adapter, aggregate=self.aggregate)
+
+    def fit(self, train: list[Question]) -> None:
+        self.retriever = IndexAnchorRetriever(train, index=self.index)
+        if self.trials is None:
+            self.trials = load_trials(self.store)
+
+    def predict(self, questions: list[Question]) -> list[Prediction]:
+        if self.retriever is None:
+            raise RuntimeError(f"{self.name}: predict before fit")
+        results = run_pathway(questions, self.retriever, self.backend, self.config(), self.trials, self.counter)
+        return [Prediction(r.probabilities, r.parsed, r.text, trajectory_steps(r.trajectories)) for r in results]
+
+    def describe(self) -> dict[str, Any]:
+        config = self.config()
+        return {**super().describe(), "k": config.k, "order": list(config.order), "adapters": config.adapters,
+                "aggregate": config.aggregate, "step_params": config.step_params.to_dict()}
+
+
+register_predictor("llm_direct", LLMDirectPredictor)
+register_predictor("llm_rag", LLMRagPredictor)
+register_predictor("deepimagine", DeepImaginePredictor)
