@@ -1,0 +1,103 @@
+"""The polarity rule set, one row per rule: (title, description, unit, param_type) → higher is better?, frame."""
+
+import pytest
+
+from deepimagine_core.pairs.polarity import outcome_polarity
+
+CASES = [
+    # level frame: a measured quantity or its change follows the concept
+    ("Change From Baseline in Pain Score at Week 12", None, None, None, False, "level"),
+    ("Change From Baseline in HbA1c at Week 24", None, "percent", None, False, "level"),
+    ("Change From Baseline in Glycosylated Hemoglobin", None, None, None, False, "level"),  # not "hemoglobin"
+    ("Percent Change From Baseline in LDL-C", None, None, None, False, "level"),
+    ("Change in FEV1 From Baseline", None, "L", None, True, "level"),
+    ("Quality of Life (SF-36 Physical Component)", None, None, None, True, "level"),
+    ("Lumbar Spine Bone Mineral Density Percent Change From Baseline", None, None, None, True, "level"),
+    ("Overall Survival", None, "months", "MEDIAN", True, "level"),
+    ("Progression-free Survival", None, "months", "MEDIAN", True, "level"),  # not the bad event "progression"
+    ("Mortality", None, None, None, False, "level"),
+    ("Mahler Transitional Dyspnea Index Focal Score", None, None, None, True, "level"),  # not "dyspnea"
+    ("Norfolk QOL-DN Total Score", None, None, None, False, "level"),  # higher = worse neuropathy
+    ("Improvement in Left Ventricular Ejection Fraction", None, "%", None, True, "level"),
+    # proportion frame: share of participants with a good / bad event
+    ("Percentage of Participants Achieving ACR20 Response", None, "percentage of participants", None, True,
+     "proportion"),
+    ("Response Rate", None, "percentage of participants", None, True, "proportion"),
+    ("Number of Participants With Adverse Events", None, "participants", None, False, "proportion"),
+    ("Percentage of Participants With >=50% Reduction in Pain", None, None, None, True, "proportion"),
+    ("Percentage of participants relapse-free at week 52", None, None, None, True, "proportion"),
+    ("Clinical Remission at Week 8", None, "participants", "COUNT_OF_PARTICIPANTS", True, "proportion"),
+    ("Number of Participants Who Died", None, "participants", None, False, "proportion"),
+    ("Number of participants with non-fatal myocardial infarction", None, None, None, False, "proportion"),
+    # count frame: number of events
+    ("Number of Exacerbations", None, "exacerbations per year", None, False, "count"),
+    ("Rate of decline in FEV1", None, "mL/year", None, False, "count"),
+    # time-to-event: later bad events are better, sooner good events are better
+    ("Time to Relapse", None, "days", "MEDIAN", True, "time_to"),
+    ("Time to Death", None, "months", "MEDIAN", True, "time_to"),
+    ("Time to Disease Progression", None, "months", "MEDIAN", True, "time_to"),
+    ("Time to First Exacerbation", None, "days", None, True, "time_to"),
+    ("Time to Onset of Pain Relief", None, "minutes", "MEDIAN", False, "time_to"),
+    ("Duration of Response", None, "months", None, True, "duration"),
+    ("Duration of Hospital Stay", None, "days", None, False, "duration"),
+    # unknown → None (the question is excluded, never guessed)
+    ("Maximum Plasma Concentration (Cmax) of Drug X", None, "ng/mL", "GEOMETRIC_MEAN", None, "excluded"),
+    ("AUC(0-inf) of Drug X", None, None, None, None, "excluded"),
+    ("Plasma exposure", None, "ng*h/mL", None, None, "excluded"),  # PK unit alone decides
+    ("Change From Baseline in QTcF", None, "msec", None, None, "excluded"),
+    ("Maximum Tolerated Dose", None, "mg", None, None, "excluded"),
+    ("Change From Baseline in Body Weight", None, "kg", None, None, "excluded"),  # loss or gain wanted: unknown
+    ("Percentage of participants with HbA1c < 7%", None, None, None, None, "proportion"),  # threshold, no operator
+    ("Reduction in HbA1c From Baseline", None, None, None, None, "level"),  # sign of a "reduction" varies
+    ("Stool Frequency", None, None, None, None, "level"),
+    ("Change From Baseline in VEGF", None, None, None, None, "level"),
+    # clinical AUC is not pharmacokinetics
+    ("FEV1 AUC (0-3h) Change From Baseline", None, "L", None, True, "level"),
+]
+
+
+@pytest.mark.parametrize("title,description,unit,param_type,expected,frame", CASES)
+def test_polarity_rules(title, description, unit, param_type, expected, frame):
+    p = outcome_polarity(title, description, unit, param_type)
+    assert (p.higher_is_better, p.frame) == (expected, frame), p.rule
+    assert p.rule  # every decision names its rule
+
+
+def test_description_is_read_only_when_title_decides_nothing():
+    from_title = outcome_polarity("Primary Efficacy Endpoint", None)
+    assert from_title.higher_is_better is None
+    p = outcome_polarity("Primary Efficacy Endpoint", "Change from baseline in pain intensity on an 11-point NRS")
+    assert p.higher_is_better is False and "[from description]" in p.rule
+    # a decided title is not overridden by its description
+    assert outcome_polarity("Overall Survival", "deaths from any cause").higher_is_better is True
+
+
+def test_empty_input_is_unknown():
+    assert outcome_polarity(None).higher_is_better is None
+    assert outcome_polarity("").rule.startswith("unknown")
+
+
+@pytest.mark.parametrize("title,description,unit,expected", [
+    ("Number of Patients Reporting Pain Freedom at 2 Hours Postdose", None, "participants", True),
+    ("Percentage of Participants With PGA of Cleared or Minimal", "severity of psoriasis", None, True),
+    ("Time-Weighted Summed Pain Intensity Difference (SPID-24)", None, None, True),
+    ("Change From Baseline in Mean Volume Voided Per Micturition", None, "mL", True),
+    ("Change From Baseline in Modified Total Sharp Score", None, None, False),
+    ("Percent Change in Affected Body Surface Area (Controlled Period)", None, None, None),  # operator in a level
+    ("Change in dizziness score", None, None, None),  # no concept; ...
+    ("Change in dizziness score", "improvement from baseline", None, None),  # ... and a description operator is not one
+])
+def test_refinements_from_the_audit(title, description, unit, expected):
+    p = outcome_polarity(title, description, unit)
+    assert p.higher_is_better is expected, p.rule
+
+
+@pytest.mark.parametrize("title,expected", [
+    ("Change From Baseline in Rhinoconjunctivitis Quality of Life Questionnaire (RQLQ)", False),
+    ("Change in Dermatology Life Quality Index (DLQI)", False),
+    ("Minnesota Living With Heart Failure Questionnaire Score", False),
+    ("Change in Asthma Quality of Life Questionnaire (AQLQ)", True),
+])
+def test_impairment_scored_quality_of_life(title, expected):
+    p = outcome_polarity(title)
+    assert p.higher_is_better is expected, p.rule

@@ -1,0 +1,201 @@
+"""Historical questions from hand-made tables: labels, CT Open wording, evidence, and every counted skip."""
+
+import json
+
+import pytest
+
+from deepimagine_core.pairs.questions import build_questions, questions_from_table, significance
+from deepimagine_core.questions import Question
+from tests.core.test_pairs_fixtures import TrialTables, analysis, two_arm_trial
+
+
+def build(t: TrialTables, **kw):
+    table, skips = build_questions(t.tables(), **kw)
+    return table.to_pylist(), skips
+
+
+def by_kind(rows, kind):
+    return [r for r in rows if r["kind"] == kind]
+
+
+def test_significant_improvement_gives_all_labels_and_evidence():
+    rows, skips = build(two_arm_trial(TrialTables(), "NCT00000001", ana=analysis(p=0.01)))
+    sup, = by_kind(rows, "superiority")
+    assert sup["options"] == [
+        "The study arm Drug A has achieved statistically significant improvements over the study arm Placebo with "
+        "respect to this specific endpoint.",
+        "The study arm Drug A has not achieved statistically significant improvements over the study arm Placebo with "
+        "respect to this specific endpoint, either because of no statistical effect or worse effect.",
+    ]
+    assert sup["answer"] == 0 and sup["label_kind"] == "direction" and sup["meta_label"] == "single_arm"
+    assert sup["category"] == "2-way_explicit" and sup["polarity"] is False and sup["x_better"] is True
+    assert sup["p_value"] == 0.01 and sup["analysis_index"] == 0 and "HbA1c" in sup["polarity_rule"]
+    assert json.loads(sup["group_values"])["x"]["value"] == -1.0
+    met, = by_kind(rows, "endpoint_met")
+    assert met["options"] == ["This endpoint is met.", "This endpoint is not met."]
+    assert met["answer"] == 0 and met["label_kind"] == "significance" and met["category"] == "2-way_implicit"
+    assert not by_kind(rows, "comparative")  # placebo control: no head-to-head question
+    assert {r["question_id"] for r in rows} == {"NCT00000001|outcome:0|0", "NCT00000001|outcome:0|1"}
+    assert json.loads(sup["arms"])[0] == {"label": "Drug A", "type": "EXPERIMENTAL",
+                                          "description": "Participants receive Drug A.",
+                                          "interventionNames": ["Drug: Drug A"],
+                                          "interventions": [{"type": "DRUG", "name": "Drug A",
+                                                             "description": "Drug A tablets", "otherNames": []}]}
+    assert json.loads(sup["endpoint"])["outcome_type"] == "primaryOutcomes"
+    assert skips == {}
+
+
+@pytest.mark.parametrize("ana,significant", [
+    (analysis(p=0.2), False),
+    (analysis(p=0.001, raw="<0.001", rel="<"), True),
+    (analysis(p=0.05, raw="0.05", rel="="), False),  # p = alpha is not significant
+    (analysis(p=0.05, raw=">0.05", rel=">"), False),
+    (analysis(param_type="Hazard Ratio (HR)", ci_pct=95.0, ci_lower=0.6, ci_upper=0.9), True),  # CI only, ratio
+    (analysis(param_type="Hazard Ratio (HR)", ci_pct=95.0, ci_lower=0.8, ci_upper=1.2), False),
+    (analysis(param_type="Mean Difference (Final Values)", ci_pct=95.0, ci_lower=-2.0, ci_upper=-1.0), True),
+])
+def test_significance_decides_labels(ana, significant):
+    rows, _ = build(two_arm_trial(TrialTables(), "NCT00000002", ana=ana))
+    sup, = by_kind(rows, "superiority")
+    met, = by_kind(rows, "endpoint_met")
+    assert sup["significant"] is significant
+    assert sup["answer"] == (0 if significant else 1) and met["answer"] == (0 if significant else 1)
+
+
+@pytest.mark.parametrize("ana,reason", [
+    (analysis(p=0.1, raw="<0.1", rel="<"), "p-value bound inconclusive at alpha"),
+    (analysis(p=0.05, raw="<=0.05", rel="<="), "p-value bound inconclusive at alpha"),
+    (analysis(), "no p-value and no two-sided CI"),
+    (analysis(param_type="Other", ci_pct=95.0, ci_lower=0.1, ci_upper=0.4),
+     "CI without a known null value (parameter type)"),
+    (analysis(param_type="Odds Ratio (OR)", ci_pct=90.0, ci_lower=1.1, ci_upper=2.0), "CI level inconclusive at alpha"),
+    (analysis(p=0.001, non_inferiority_type="NON_INFERIORITY"), "non-inferiority or equivalence analysis"),
+    (analysis(group_ids=(), p=0.01), "analysis without group ids"),
+    (analysis(group_ids=("O1",), p=0.01), "single-group analysis"),
+    (analysis(group_ids=("O1", "O9"), p=0.01), "analysis group id not among the outcome's groups"),
+])
+def test_unusable_analyses_are_counted_not_guessed(ana, reason):
+    rows, skips = build(two_arm_trial(TrialTables(), "NCT00000003", ana=ana))
+    assert rows == [] and skips == {reason: 1}
+
+
+def test_significance_relations():
+    assert significance({"p_value": 0.049, "p_value_relation": "="}) == (True, "p-value")
+    assert significance({"p_value": 0.01, "p_value_relation": "<"}, alpha=0.01) == (True, "p-value")
+    assert significance({"p_value": 0.01, "p_value_relation": "="}, alpha=0.01) == (False, "p-value")
+    assert significance({"p_value": 0.2, "p_value_relation": ">"})[0] is False
+    assert significance({"p_value": 0.01, "p_value_relation": ">"})[0] is None
+    assert significance({"ci_lower": 0.1, "ci_upper": 0.3, "ci_pct": 95, "ci_n_sides": "ONE_SIDED",
+                         "param_type": "Mean Difference"})[0] is None
+    log_hr = {"ci_lower": -0.1, "ci_upper": 0.3, "ci_pct": 99, "param_type": "Log hazard ratio"}  # null 0
+    assert significance(log_hr) == (None, "CI level inconclusive at alpha")
+
+
+def test_unknown_polarity_excludes_direction_but_keeps_significance():
+    rows, skips = build(two_arm_trial(TrialTables(), "NCT00000004", title="Change From Baseline in VEGF"))
+    assert [r["kind"] for r in rows] == ["endpoint_met"]
+    assert rows[0]["polarity"] is None and rows[0]["answer"] == 0
+    assert skips == {"superiority: unknown polarity": 1}
+
+
+def test_pk_outcome_gives_no_question():
+    rows, skips = build(two_arm_trial(TrialTables(), "NCT00000005", title="Cmax of Drug A"))
+    assert rows == []
+    assert skips == {"superiority: unknown polarity": 1,
+                     "endpoint_met: pharmacokinetic, ECG or dose-finding outcome": 1}
+
+
+def test_one_arm_trial_and_unmapped_groups_are_skipped():
+    t = TrialTables().trial("NCT00000006", [("Drug A", "EXPERIMENTAL")])
+    t.outcome("NCT00000006", 0, "Change in pain score", [("O1", "Drug A", 1.0, 10), ("O2", None, 2.0, 10)],
+              analyses=[analysis(p=0.01)])
+    two_arm_trial(t, "NCT00000007")
+    t.rows["outcome_groups"][-1]["arm_label"] = "Not an arm"
+    rows, skips = build(t)
+    assert rows == [] and skips == {"one-arm trial": 1, "group maps to no arm": 1}
+
+
+def test_non_numeric_and_multi_class_values_skip_direction_only():
+    t = two_arm_trial(TrialTables(), "NCT00000008", values=("NA", -0.2))
+    rows, skips = build(t)
+    assert [r["kind"] for r in rows] == ["endpoint_met"] and skips == {"superiority: non-numeric group value": 1}
+    t = TrialTables().trial("NCT00000009", [("Drug A", "EXPERIMENTAL"), ("Placebo", "PLACEBO_COMPARATOR")])
+    t.outcome("NCT00000009", 0, "Change in pain score",
+              [("O1", "Drug A", [1.0, 2.0], 9), ("O2", "Placebo", [3.0, 4.0], 9)],
+              analyses=[analysis(p=0.01)], classes=["Week 4", "Week 8"])
+    rows, skips = build(t)
+    assert [r["kind"] for r in rows] == ["endpoint_met"]
+    assert skips == {"superiority: several values per group (classes or categories)": 1}
+
+
+def test_significant_but_worse_against_active_comparator():
+    t = two_arm_trial(TrialTables(), "NCT00000010", values=(-0.2, -1.0), ana=analysis(p=0.003),
+                      arms=(("New drug", "EXPERIMENTAL"), ("Metformin", "ACTIVE_COMPARATOR")))
+    rows, _ = build(t)
+    sup, = by_kind(rows, "superiority")
+    comp, = by_kind(rows, "comparative")
+    met, = by_kind(rows, "endpoint_met")
+    assert sup["answer"] == 1 and sup["x_better"] is False
+    assert comp["options"] == ["Study Arm Metformin is statistically significantly worse than Study Arm New drug.",
+                               "Study Arm New drug is statistically significantly worse than Study Arm Metformin.",
+                               "No statistically significant difference between Study Arm New drug and Study Arm "
+                               "Metformin."]
+    assert comp["answer"] == 1 and comp["category"] == "3-way_explicit"
+    assert met["answer"] == 0 and met["x_better"] is False  # significance-only: "met" means significant
+
+
+def test_two_experimental_arms_against_placebo():
+    t = TrialTables().trial("NCT00000011", [("Low dose", "EXPERIMENTAL"), ("High dose", "EXPERIMENTAL"),
+                                            ("Placebo", "PLACEBO_COMPARATOR")])
+    t.outcome("NCT00000011", 0, "Percentage of Participants With Clinical Response",
+              [("O1", "Low dose", 12, 40), ("O2", "High dose", 30, 40), ("O3", "Placebo", 10, 20)],
+              param_type="COUNT_OF_PARTICIPANTS", unit="participants",
+              analyses=[analysis(("O1", "O3"), p=0.4), analysis(("O2", "O3"), p=0.02), analysis(("O1", "O2"), p=0.3)])
+    rows, skips = build(t)
+    sup = by_kind(rows, "superiority")
+    assert [(r["arm_x"], r["answer"], r["meta_label"]) for r in sup] == [
+        ("Low dose", 1, "distinguishable_arm"), ("High dose", 0, "distinguishable_arm")]
+    # counts are compared as shares: 12/40 = 0.30 is not better than 10/20 = 0.50
+    assert sup[0]["x_better"] is False
+    comp, = by_kind(rows, "comparative")  # the two experimental arms head to head
+    assert (comp["arm_x"], comp["arm_y"], comp["answer"]) == ("Low dose", "High dose", 2)
+    met, = by_kind(rows, "endpoint_met")
+    assert met["options"] == ["At least one arm listed here met this endpoint.",
+                              "No arm listed here met this endpoint."]
+    assert met["answer"] == 0 and met["meta_label"] == "no_distinguishable_arm" and met["analysis_index"] == 1
+    assert json.loads(met["extra"])["listed_arms"] == ["High dose", "Low dose"]
+    assert [q["question_index"] for q in rows] == [0, 1, 2, 3] and skips == {}
+
+
+def test_repeated_analysis_of_one_pair_is_counted():
+    t = two_arm_trial(TrialTables(), "NCT00000012")
+    t.rows["outcome_analyses"].append({**t.rows["outcome_analyses"][0], "analysis_index": 1, "p_value": 0.9})
+    rows, skips = build(t)
+    assert all(r["analysis_index"] == 0 for r in rows) and skips == {"repeated analysis of the same arm pair": 1}
+
+
+def test_questions_from_table_and_split():
+    table, _ = build_questions(two_arm_trial(TrialTables(), "NCT00000013").tables(), splits={"NCT00000013": "test"})
+    questions = questions_from_table(table)
+    assert {q.category for q in questions} == {"2-way_explicit", "2-way_implicit"}
+    assert all(q.extra["split"] == "test" and q.answer in (0, 1) for q in questions)
+    assert set(table.column("split").to_pylist()) == {"test"}
+
+
+def test_rows_carry_exactly_question_to_row():
+    table, _ = build_questions(two_arm_trial(TrialTables(), "NCT00000014").tables())
+    for row in table.to_pylist():
+        expected = Question.from_row(row).to_row()
+        assert {k: row[k] for k in expected} == expected
+
+
+def test_one_experimental_arm_against_two_controls_is_one_endpoint():
+    t = TrialTables().trial("NCT00000015", [("Outlook", "EXPERIMENTAL"), ("Attention control", "ACTIVE_COMPARATOR"),
+                                            ("Usual care", "NO_INTERVENTION")])
+    t.outcome("NCT00000015", 0, "Quality of Life", [("O1", "Outlook", 5.0, 30), ("O2", "Attention control", 4.0, 30),
+                                                     ("O3", "Usual care", 3.0, 30)],
+              analyses=[analysis(("O1", "O2"), p=0.3), analysis(("O1", "O3"), p=0.01)])
+    rows, _ = build(t)
+    met, = by_kind(rows, "endpoint_met")
+    assert met["options"] == ["This endpoint is met.", "This endpoint is not met."] and met["meta_label"] == "no_arm"
+    assert met["answer"] == 0 and met["analysis_index"] == 1 and met["analysis_indices"] == [0, 1]
