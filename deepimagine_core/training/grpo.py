@@ -16,7 +16,7 @@ from deepimagine_core.llm.backends import resolve_model
 from deepimagine_core.store import Store
 from deepimagine_core.training.recipes import Recipe
 from deepimagine_core.training.rewards import reward_functions
-from deepimagine_core.training.run import Progress, TrainResult, lora_config, run_training
+from deepimagine_core.training.run import Progress, TrainResult, lora_config, reachable_rows, run_training
 
 GRPO_COLUMNS = ("prompt", "task", "answer", "n_options", "direction")
 
@@ -40,6 +40,9 @@ def train_grpo(
     if "grpo" not in Path(output_dir).name:
         raise ValueError(f"a GRPO run folder's name must contain 'grpo', got {output_dir}")
     rows = [{k: r.get(k) for k in GRPO_COLUMNS} for r in _checked(dataset)]
+    available = len(rows)
+    # a step consumes at most one generation batch of completions, i.e. that many prompts (an overestimate is fine)
+    rows = reachable_rows(rows, recipe, max(recipe.generation_batch_size, recipe.per_device_train_batch_size))
     base_model = resolve_model(recipe.model_name_or_path, store)
     init = str(init_adapter) if init_adapter else None
     funcs, weights = reward_functions(recipe.reward_weights)
@@ -87,7 +90,7 @@ def train_grpo(
         output_dir=output_dir,
         base_model=base_model,
         build_trainer=build_trainer,
-        data_counts={**counts, **(data_counts or {})},
+        data_counts={**counts, "examples_available": available, **(data_counts or {})},
         resume=resume,
         progress=progress,
         init_adapter=init,

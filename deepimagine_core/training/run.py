@@ -66,6 +66,23 @@ class TrainResult:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def reachable_rows(rows: list[dict[str, Any]], recipe: Recipe, rows_per_step: int) -> list[dict[str, Any]]:
+    """When `max_steps` bounds a run, keep only as many rows as it can reach (a seeded, order-preserving sample).
+
+    The tiny CPU recipes run 10 steps over tens of thousands of pairs: tokenising them all would take minutes for
+    rows no step ever sees. Without `max_steps`, every row is kept (epochs decide)."""
+    if recipe.max_steps <= 0:
+        return rows
+    needed = recipe.max_steps * max(1, rows_per_step) * max(1, recipe.gradient_accumulation_steps)
+    needed *= max(1, getattr(recipe, "num_processes", 1) or 1)
+    if len(rows) <= needed:
+        return rows
+    import random
+
+    keep = sorted(random.Random(recipe.seed).sample(range(len(rows)), needed))
+    return [rows[i] for i in keep]
+
+
 def rows_fingerprint(rows: list[dict[str, Any]]) -> str:
     digest = hashlib.sha256()
     for row in rows:

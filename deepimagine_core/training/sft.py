@@ -16,7 +16,7 @@ from typing import Any
 from deepimagine_core.llm.backends import resolve_model
 from deepimagine_core.store import Store
 from deepimagine_core.training.recipes import Recipe
-from deepimagine_core.training.run import Progress, TrainResult, lora_config, run_training
+from deepimagine_core.training.run import Progress, TrainResult, lora_config, reachable_rows, run_training
 
 MULTI_FACTOR = "multi"
 
@@ -42,6 +42,8 @@ def train_sft(
     if recipe.trainer != "sft":
         raise ValueError(f"recipe {recipe.name!r} is a {recipe.trainer} recipe, not an SFT one")
     rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in _checked(dataset)]
+    available = len(rows)
+    rows = reachable_rows(rows, recipe, recipe.per_device_train_batch_size)
     base_model = resolve_model(recipe.model_name_or_path, store)
 
     def build_trainer(arguments: dict[str, Any], callbacks: list[Any]):
@@ -65,7 +67,7 @@ def train_sft(
         output_dir=output_dir,
         base_model=base_model,
         build_trainer=build_trainer,
-        data_counts={"examples": len(rows), **(data_counts or {})},
+        data_counts={"examples": len(rows), "examples_available": available, **(data_counts or {})},
         resume=resume,
         progress=progress,
     )

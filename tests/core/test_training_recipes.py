@@ -94,3 +94,20 @@ def test_recipe_files_by_path_and_their_errors(tmp_path):
 def test_constructing_a_recipe_directly_is_validated_too():
     with pytest.raises(RecipeError, match="save_steps must be > 0"):
         Recipe(name="x", trainer="sft", model_name_or_path="m", save_steps=0)
+
+
+def test_reachable_rows_keeps_only_what_max_steps_can_reach():
+    import dataclasses
+
+    from deepimagine_core.training.recipes import load_recipe
+    from deepimagine_core.training.run import reachable_rows
+
+    recipe = load_recipe("sft_cpu_tiny")
+    rows = [{"i": i} for i in range(10_000)]
+    kept = reachable_rows(rows, recipe, recipe.per_device_train_batch_size)
+    expected = recipe.max_steps * recipe.per_device_train_batch_size * recipe.gradient_accumulation_steps
+    assert len(kept) == expected * max(1, recipe.num_processes)
+    assert [r["i"] for r in kept] == sorted(r["i"] for r in kept)  # order preserved
+    assert kept == reachable_rows(rows, recipe, recipe.per_device_train_batch_size)  # deterministic
+    unbounded = dataclasses.replace(recipe, max_steps=-1)
+    assert reachable_rows(rows, unbounded, 2) is rows
