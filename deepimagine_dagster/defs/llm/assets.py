@@ -21,6 +21,7 @@ GROUP = "llm"
 GPU_TAGS = {"deepimagine/gpu": "true"}
 TINY_NOTE = "Teacher is the tiny local model (random weights): these traces and verdicts are meaningless."
 TINY_MAX_NEW_TOKENS = 32  # the tiny teacher writes noise: longer traces would only cost time
+TINY_MAX_PAIRS = 64  # likewise, a tiny teacher traces a few pairs per run (the offline default stays quick)
 
 
 class TracesConfig(dg.Config):
@@ -77,7 +78,11 @@ def reasoning_traces(
     existing = st.read_table("reasoning_traces") if st.has_table("reasoning_traces") else TRACES_SCHEMA.empty_table()
     existing = existing.select(TRACES_SCHEMA.names).cast(TRACES_SCHEMA)
     backend = llm.get(st)
-    selection = select_pairs(pairs, _done_pair_ids(existing, backend.model_id), config.max_pairs or None)
+    max_pairs = config.max_pairs
+    if is_tiny(backend) and not 0 < max_pairs <= TINY_MAX_PAIRS:
+        max_pairs = TINY_MAX_PAIRS
+        context.log.info(f"tiny teacher: at most {TINY_MAX_PAIRS} new pairs per run")
+    selection = select_pairs(pairs, _done_pair_ids(existing, backend.model_id), max_pairs or None)
     counts = selection.counts()
     context.log.info(f"natural_pairs: {pairs.num_rows} rows; {counts}")
     if selection.pairs_invalid:
