@@ -3,11 +3,17 @@
     python -m deepimagine_core.training.cli sft  --recipe sft_cpu_tiny  --data sft.jsonl  --output-dir runs/sft_arm
     python -m deepimagine_core.training.cli grpo --recipe grpo_cpu_tiny --data grpo.jsonl --output-dir runs/grpo \\
         [--init-adapter runs/sft_arm/adapter]
-    accelerate launch --num_processes 2 -m deepimagine_core.training.cli sft --recipe ... --data ... --output-dir ...
+    python -m deepimagine_core.training.cli operators --recipe sft_cpu_tiny --data steps.jsonl --output-dir models
+    accelerate launch --config_file deepimagine_core/training/accelerate/ddp_cpu.yaml --num_processes 2 \\
+        -m deepimagine_core.training.cli sft --recipe ... --data ... --output-dir ...
 
-`--data` is a JSON Lines file of examples as `training.data` builds them (`write_jsonl`). `--set key=value` overrides
-a recipe field (repeatable; values parsed as YAML). The main process prints the result (without the log history) as
-one JSON line at the end. A re-run resumes from the last complete checkpoint in `--output-dir`.
+`sft` trains one adapter into `--output-dir/adapter`; `operators` trains the recipe's per-factor operators (or the
+multi-factor one) into `--output-dir/sft_<factor>/adapter`, exactly as `train_operators`. `--data` is a JSON Lines
+file of examples as `training.data` builds them (`write_jsonl`). `--set key=value` overrides a recipe field
+(repeatable; values parsed as YAML). The main process prints the result (without the log history) as one JSON line
+at the end. A re-run resumes from the last complete checkpoint in `--output-dir`. `--launch-dir` is for
+`training.distributed`: every process writes `rank-<i>.json` there when it finishes, the main one `result.json`.
+(`accelerate launch --cpu` starts ONE process whatever --num_processes says; see training.distributed.)
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepimagine-train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("trainer", choices=["sft", "grpo"])
+    parser.add_argument("trainer", choices=["sft", "grpo", "operators"])
     parser.add_argument("--recipe", required=True, help="recipe name (training/recipes/*.yaml) or YAML path")
     parser.add_argument("--data", required=True, help="JSON Lines file of training examples")
     parser.add_argument("--output-dir", required=True, help="run folder (checkpoints/, adapter/)")
@@ -42,6 +48,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--init-adapter", default=None, help="GRPO: continue this SFT adapter instead of a new LoRA")
     parser.add_argument("--no-resume", action="store_true", help="discard existing checkpoints and start fresh")
     parser.add_argument("--store", default=None, help="artefact root for the `tiny` model (default $DEEPIMAGINE_HOME)")
+    parser.add_argument("--data-counts", default=None, help="JSON object of data counts for the model card")
+    parser.add_argument("--launch-dir", default=None, help="where each process reports it finished (distributed)")
     return parser
 
 
@@ -52,24 +60,36 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if recipe.trainer != args.trainer:
+    if recipe.trainer != {"operators": "sft"}.get(args.trainer, args.trainer):
         print(f"error: recipe {recipe.name!r} is for {recipe.trainer}, not {args.trainer}", file=sys.stderr)
         return 2
+    from deepimagine_core.training.distributed import init_process_state, report_finished
+
+    state = init_process_state()  # before anything asks `is_main_process`: every rank agrees from the start
     rows = read_jsonl(args.data)
-    common = dict(resume=not args.no_resume, store=Store(args.store), name=args.name or args.trainer, progress=_print)
-    if args.trainer == "sft":
+    common = dict(resume=not args.no_resume, store=Store(args.store), progress=_print)
+    counts = json.loads(args.data_counts) if args.data_counts else None
+    if args.trainer == "operators":
+        from deepimagine_core.training.sft import train_operators
+
+        results = train_operators(recipe, rows, args.output_dir, **common)
+    elif args.trainer == "sft":
         from deepimagine_core.training.sft import train_sft
 
-        result = train_sft(recipe, rows, args.output_dir, **common)
+        name = args.name or "sft"
+        results = {name: train_sft(recipe, rows, args.output_dir, name=name, data_counts=counts, **common)}
     else:
         from deepimagine_core.training.grpo import train_grpo
 
-        result = train_grpo(recipe, rows, args.output_dir, init_adapter=args.init_adapter, **common)
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
-        summary = {k: v for k, v in result.to_dict().items() if k != "log_history"}
-        print(json.dumps(summary, default=str), flush=True)
+        name = args.name or "grpo"
+        results = {name: train_grpo(recipe, rows, args.output_dir, init_adapter=args.init_adapter, name=name,
+                                    data_counts=counts, **common)}
+    if state.is_main_process:
+        for result in results.values():
+            summary = {k: v for k, v in result.to_dict().items() if k != "log_history"}
+            print(json.dumps(summary, default=str), flush=True)
+    if args.launch_dir:
+        report_finished(args.launch_dir, results)
     return 0
 
 

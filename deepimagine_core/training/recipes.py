@@ -25,6 +25,7 @@ RECIPES_DIR = Path(__file__).parent / "recipes"
 TRAINERS = ("sft", "grpo")
 NATURAL_FACTORS = ("arm", "outcome")
 UNTRACED_PAIRS = ("skip", "answer_only")
+VLLM_MODES = ("colocate", "server")
 
 
 class RecipeError(ValueError):
@@ -76,6 +77,17 @@ class Recipe:
     save_steps: int = _opt(50, "Checkpoint every N steps (the resume point after a kill).")
     save_total_limit: int = _opt(3, "Complete checkpoints kept on disk.")
     logging_steps: int = _opt(1, "Log loss/reward every N steps (curves use these).")
+    # Distributed runs (training.distributed): the global batch is per_device x num_processes x accumulation
+    num_processes: int = _opt(
+        1,
+        "Training processes, one per GPU (gloo CPU processes on a host without CUDA); > 1 runs under "
+        "`accelerate launch` (training.distributed.launch_training); 0 = one per visible GPU (1 without CUDA).",
+    )
+    accelerate_config: str = _opt(
+        "",
+        "accelerate config of a launched run: a name in training/accelerate/ (ddp_cpu, ddp_gpu, fsdp2_bf16) or a "
+        "YAML path; empty = ddp_gpu with CUDA, ddp_cpu without.",
+    )
     # What SFT trains on
     per_factor: bool = _opt(True, "One adapter per factor, else one multi-factor adapter.", only="sft")
     factors: list[str] = _opt(list(NATURAL_FACTORS), "Factors of natural pairs to train on.", only="sft")
@@ -97,7 +109,12 @@ class Recipe:
         only="grpo",
     )
     use_vllm: bool = _opt(False, "Generate with vLLM (GPU image only).", only="grpo")
-    vllm_mode: str = _opt("colocate", "With vLLM: `colocate` or `server`.", only="grpo")
+    vllm_mode: str = _opt(
+        "colocate",
+        "With vLLM: `colocate` (an engine inside every training process) or `server` (`trl vllm-serve` on other "
+        "GPUs of the host, at TRL's default port 8000).",
+        only="grpo",
+    )
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -112,6 +129,8 @@ class Recipe:
             problems.append("torch_threads must be >= 0")
         if self.save_steps <= 0:
             problems.append("save_steps must be > 0")
+        if self.num_processes < 0:
+            problems.append("num_processes must be >= 0 (0 = one per visible GPU)")
         unknown = set(self.factors) - set(NATURAL_FACTORS)
         if unknown:
             problems.append(f"factors {sorted(unknown)} have no natural pairs; choose from {NATURAL_FACTORS}")
@@ -130,6 +149,10 @@ class Recipe:
                 problems.append(f"unknown rewards {sorted(bad)}; known: {sorted(REWARDS)}")
             if not self.reward_weights:
                 problems.append("reward_weights is empty")
+            if self.vllm_mode not in VLLM_MODES:
+                problems.append(f"vllm_mode must be one of {VLLM_MODES}, got {self.vllm_mode!r}")
+            if self.num_processes > 0:
+                problems += world_size_problems(self, self.num_processes)
         if problems:
             raise RecipeError(f"recipe {self.name!r}: " + "; ".join(problems))
 
@@ -148,6 +171,17 @@ class Recipe:
     def fingerprint(self) -> str:
         """Hash of every setting: a checkpoint is only resumed by a run of the same recipe."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def world_size_problems(recipe: Recipe, num_processes: int) -> list[str]:
+    """What stops `recipe` from running on `num_processes` processes (TRL's GRPO check, made early and clear)."""
+    global_batch = recipe.per_device_train_batch_size * num_processes
+    if recipe.trainer == "grpo" and recipe.generation_batch_size % global_batch:
+        return [
+            f"generation_batch_size {recipe.generation_batch_size} must be divisible by the global batch "
+            f"per_device_train_batch_size x processes = {recipe.per_device_train_batch_size} x {num_processes}"
+        ]
+    return []
 
 
 def available_recipes() -> list[str]:

@@ -3,7 +3,9 @@
 Thin: data from `deepimagine_core.training.data`, training from `training.sft` / `training.grpo`. Config picks a
 recipe by name (training/recipes/*.yaml) and overrides fields; the CPU default is the tiny recipe, run in-process. A
 re-materialisation resumes a killed run from its last complete checkpoint, and reuses a published adapter when the
-recipe, data and base are unchanged. Both assets are tagged for the GPU executor (`deepimagine/gpu`).
+recipe, data and base are unchanged. Both assets are tagged for the GPU executor (`deepimagine/gpu`). A recipe with
+`num_processes` > 1 (or 0 on a multi-GPU host) is trained by `accelerate launch` inside the step's own container
+(`training.distributed`), with the same progress lines and metadata as an in-process run.
 """
 
 
@@ -15,6 +17,12 @@ import dagster as dg
 
 from deepimagine_core.training import adapters
 from deepimagine_core.training.data import grpo_examples, sft_examples
+from deepimagine_core.training.distributed import (
+    accelerate_config_path,
+    launch_operators,
+    launch_training,
+    resolve_num_processes,
+)
 from deepimagine_core.training.grpo import train_grpo
 from deepimagine_core.training.recipes import load_recipe
 from deepimagine_core.training.run import TrainResult
@@ -100,10 +108,18 @@ def sft_operators(
             "trace (set untraced_pairs: answer_only to train on observed answers)",
             metadata=built.summary(),
         )
-    results = train_operators(
-        recipe, built.rows, adapters.models_dir(st), resume=config.resume, store=st,
-        progress=progress_logger(context, "sft"),
-    )
+    processes = resolve_num_processes(recipe)
+    if processes > 1:
+        log_launch(context, recipe, processes)
+        results = launch_operators(
+            recipe, built.rows, adapters.models_dir(st), num_processes=processes, resume=config.resume,
+            store_root=st.root, progress=progress_logger(context, "sft"), log=context.log.debug,
+        )
+    else:
+        results = train_operators(
+            recipe, built.rows, adapters.models_dir(st), resume=config.resume, store=st,
+            progress=progress_logger(context, "sft"),
+        )
     for name, result in results.items():
         context.log.info(
             f"{name}: step {result.global_step}, resumed from {result.resumed_from}, reused={result.reused}, "
@@ -113,6 +129,7 @@ def sft_operators(
         metadata={
             "recipe": recipe.name,
             "overrides": dg.MetadataValue.json(dict(config.overrides)),
+            "processes": processes,
             "operators": dg.MetadataValue.json(sorted(results)),
             "data": dg.MetadataValue.json(built.summary()),
             "dagster/row_count": len(built.rows),
@@ -148,20 +165,37 @@ def grpo_policy(
             metadata=built.summary(),
         )
     init_adapter = resolve_init_adapter(st, config.init_from)
-    result = train_grpo(
-        recipe, built.rows, adapters.run_dir(st, adapters.GRPO_NAME), resume=config.resume, store=st,
-        init_adapter=init_adapter, progress=progress_logger(context, "grpo"), data_counts=built.counts,
-    )
+    processes = resolve_num_processes(recipe)
+    if processes > 1:
+        log_launch(context, recipe, processes)
+        result = launch_training(
+            recipe, built.rows, adapters.run_dir(st, adapters.GRPO_NAME), num_processes=processes,
+            name=adapters.GRPO_NAME, init_adapter=init_adapter, data_counts=built.counts, resume=config.resume,
+            store_root=st.root, progress=progress_logger(context, "grpo"), log=context.log.debug,
+        )
+    else:
+        result = train_grpo(
+            recipe, built.rows, adapters.run_dir(st, adapters.GRPO_NAME), resume=config.resume, store=st,
+            init_adapter=init_adapter, progress=progress_logger(context, "grpo"), data_counts=built.counts,
+        )
     context.log.info(f"grpo: step {result.global_step}, reward {result.metrics.get('final_reward')}")
     return dg.MaterializeResult(
         metadata={
             "recipe": recipe.name,
             "overrides": dg.MetadataValue.json(dict(config.overrides)),
+            "processes": processes,
             "init_from": str(init_adapter or "base"),
             "data": dg.MetadataValue.json(built.summary()),
             "dagster/row_count": len(built.rows),
             **result_metadata({adapters.GRPO_NAME: result}),
         }
+    )
+
+
+def log_launch(context: dg.AssetExecutionContext, recipe, processes: int) -> None:
+    """A distributed run is about to start: say how (its output lines follow at debug level)."""
+    context.log.info(
+        f"{recipe.name}: accelerate launch of {processes} processes with {accelerate_config_path(recipe).name}"
     )
 
 
