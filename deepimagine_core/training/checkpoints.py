@@ -26,11 +26,12 @@ RUN_FILE = "run.json"
 COMPLETE_MARKER = ".complete"
 RESULT_FILE = "training_result.json"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-# What `Trainer.train(resume_from_checkpoint=...)` reads for a LoRA run (model weights, optimiser, schedule, state).
+# What `Trainer.train(resume_from_checkpoint=...)` reads for a LoRA run (model weights, optimiser, schedule, state);
+# a tuple lists alternatives (accelerate's FSDP saves the optimiser as optimizer.bin).
 REQUIRED_CHECKPOINT_FILES = (
     "adapter_config.json",
     "adapter_model.safetensors",
-    "optimizer.pt",
+    ("optimizer.pt", "optimizer.bin"),
     "scheduler.pt",
     "trainer_state.json",
 )
@@ -47,7 +48,10 @@ def is_complete_checkpoint(path: Path) -> bool:
     step = checkpoint_step(path)
     if step is None or not (path / COMPLETE_MARKER).is_file():
         return False
-    if not all((path / name).is_file() and (path / name).stat().st_size > 0 for name in REQUIRED_CHECKPOINT_FILES):
+    def present(name: str) -> bool:
+        return (path / name).is_file() and (path / name).stat().st_size > 0
+
+    if not all(any(map(present, (n,) if isinstance(n, str) else n)) for n in REQUIRED_CHECKPOINT_FILES):
         return False
     try:
         state = json.loads((path / "trainer_state.json").read_text())

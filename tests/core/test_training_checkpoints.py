@@ -20,11 +20,13 @@ from deepimagine_core.training.checkpoints import (
 )
 
 
-def make_checkpoint(root: Path, step: int, *, marker: bool = True, state_step: int | None = None) -> Path:
+def make_checkpoint(
+    root: Path, step: int, *, marker: bool = True, state_step: int | None = None, alternative: int = 0
+) -> Path:
     folder = root / f"checkpoint-{step}"
     folder.mkdir(parents=True)
     for name in REQUIRED_CHECKPOINT_FILES:
-        (folder / name).write_text("x")
+        (folder / (name if isinstance(name, str) else name[alternative])).write_text("x")
     (folder / "trainer_state.json").write_text(json.dumps({"global_step": step if state_step is None else state_step}))
     if marker:
         (folder / COMPLETE_MARKER).write_text(str(step))
@@ -41,6 +43,8 @@ def test_a_checkpoint_is_complete_only_with_marker_files_and_matching_state(tmp_
     missing = make_checkpoint(tmp_path, 9)
     (missing / "adapter_model.safetensors").unlink()
     assert not is_complete_checkpoint(missing)
+    fsdp = make_checkpoint(tmp_path / "fsdp", 11, alternative=1)  # optimizer.bin, as accelerate's FSDP writes it
+    assert (fsdp / "optimizer.bin").is_file() and is_complete_checkpoint(fsdp)
     garbled = make_checkpoint(tmp_path, 10)
     (garbled / "trainer_state.json").write_text("{")
     assert not is_complete_checkpoint(garbled)

@@ -62,7 +62,8 @@ def test_train_operators_per_factor_or_multi(tiny_model_path, tmp_path):
     examples = synthetic_sft_examples(4) + [dict(e, factor="outcome") for e in synthetic_sft_examples(2)]
     quick = {"model_name_or_path": str(tiny_model_path), "max_steps": 1, "save_steps": 1}
     multi = train_operators(load_recipe("sft_cpu_tiny", {**quick, "per_factor": False}), examples, tmp_path)
-    assert list(multi) == ["sft_multi"] and multi["sft_multi"].data_counts["examples"] == 6
+    assert list(multi) == ["sft_multi"] and multi["sft_multi"].data_counts["examples_available"] == 6
+    assert multi["sft_multi"].data_counts["examples"] == 2  # one step of batch 2 reaches only 2 of them
     only_arm = train_operators(load_recipe("sft_cpu_tiny", {**quick, "factors": ["arm"]}), examples, tmp_path)
     assert list(only_arm) == ["sft_arm"] and only_arm["sft_arm"].data_counts["examples_arm"] == 4
     assert (tmp_path / "sft_arm" / "adapter" / "adapter_model.safetensors").is_file()
