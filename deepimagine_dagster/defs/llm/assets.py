@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from deepimagine_core.llm.backends import SamplingParams, is_tiny
 from deepimagine_core.llm.prompts import template_id
-from deepimagine_core.llm.traces import TRACES_SCHEMA, acceptance_by_factor, select_pairs, trace_pairs
+from deepimagine_core.llm.traces import TRACES_SCHEMA, acceptance_by_factor, merge_traces, select_pairs, trace_pairs
 from deepimagine_dagster.metadata import table_metadata
 from deepimagine_dagster.resources import LLMBackendResource, StoreResource
 
@@ -95,7 +95,9 @@ def reasoning_traces(
                             seed=config.seed)
     new = trace_pairs(selection.todo, backend, config.n_samples, params)
     context.log.info(f"{new.num_rows} new traces for {len(selection.todo)} pairs with {backend.model_id}")
-    table = pa.concat_tables([existing, new])
+    table, duplicates = merge_traces(existing, new)  # a re-run or overlapping workers never duplicate a trace
+    if duplicates:
+        context.log.warning(f"{duplicates} traces already present were not added again")
     st.write_table("reasoning_traces", table, TRACES_SCHEMA)
 
     stats = acceptance_by_factor(table)
