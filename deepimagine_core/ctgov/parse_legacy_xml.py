@@ -10,8 +10,8 @@ Both generations of the legacy schema are read:
   `results_first_posted`, `last_update_posted` (preferred when the old names are also present); analyses state
   `non_inferiority_type` instead of `non_inferiority` Yes/No.
 
-One `etree.fromstring` per study and direct child walks (`find`, `findtext`, `iterfind` on near paths) keep it close
-to the cost of parsing the XML alone.
+Speed: one `etree.fromstring` per study, then one pass over each element's children into a dict (`_kids`,
+`_leaves`) instead of an ElementPath `find`/`findtext` per field, which costs several times more per lookup.
 """
 
 from __future__ import annotations
@@ -292,6 +292,7 @@ def _counts(parent_kids: dict) -> dict[str, int] | None:
 
 
 def _participants_measure(measure) -> bool:
+    """Is this the pre-2017 leading "Number of Participants" measure?"""
     title = _kids(measure).get("title")
     return title is not None and (title.text or "").strip().lower().startswith("number of participants")
 
@@ -415,7 +416,9 @@ def _analysis(analysis, outcome_index: int, analysis_index: int, s: StudyRows) -
     p_raw = get("p_value")
     p_value, relation = s.p_value(p_raw)
     param_raw = get("param_value")
-    group_id_list = analysis.find("group_id_list")
+    group_id_list = analysis[0] if len(analysis) else None  # first child by the schema's order; else look for it
+    if group_id_list is not None and group_id_list.tag != "group_id_list":
+        group_id_list = analysis.find("group_id_list")
     s.rows["outcome_analyses"].append({
         "nct_id": s.nct_id,
         "outcome_index": outcome_index,
@@ -439,12 +442,15 @@ def _analysis(analysis, outcome_index: int, analysis_index: int, s: StudyRows) -
     })
 
 
+_LOCATION_TAGS = ("name", "city", "state", "zip", "country")
+
+
 def _locations(location_els: list, s: StudyRows) -> None:
     rows = s.rows["locations"]
     nct_id = s.nct_id
     for index, loc in enumerate(location_els):
-        # one pass over location/facility/{name, address/{city, state, zip, country}}
-        get = {e.tag: (t.strip() or None) if (t := e.text) else None for e in loc.iter()}.get
+        # one filtered pass over location/facility/{name, address/{city, state, zip, country}}
+        get = {e.tag: (t.strip() or None) if (t := e.text) else None for e in loc.iter(_LOCATION_TAGS)}.get
         rows.append({
             "nct_id": nct_id,
             "location_index": index,

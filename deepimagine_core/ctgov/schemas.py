@@ -109,7 +109,7 @@ OUTCOME_MEASURES = _schema(
     ("unit", _str),
     ("n_groups", _i64),
     ("n_analyses", _i64),
-    doc="One row per outcome measure with posted results.",
+    doc="One row per outcome measure (kept when its data were not posted: it then has no result rows).",
 )
 
 OUTCOME_GROUPS = _schema(
