@@ -77,15 +77,16 @@ def ct_open_benchmark(context: dg.AssetExecutionContext, store: StoreResource, c
 
 
 class EvaluationConfig(dg.Config):
-    predictors: list[str] = ["majority", "logreg", "random_forest", "knn_history"]
+    predictors: list[str] = ["majority", "logreg", "random_forest", "knn_history", "ensemble"]
     bootstrap_samples: int = 1000
     seed: int = 0
     alpha: float = 0.05
     predictor_options: str = ""  # JSON {predictor: {keyword: value}}, e.g. {"knn_history": {"k": 30}}
 
 
-def historical_split(st: Store) -> tuple[list[Question], list[Question]]:
-    """(train, test) questions of `historical_questions`, by its `split` column; a clear Failure when absent."""
+def historical_split(st: Store) -> tuple[list[Question], list[Question], dict[str, int]]:
+    """(train, test, counts per split) of `historical_questions` by its `split` column (other sides, e.g.
+    `benchmark`, are not used); a clear Failure when the table is absent or has no training questions."""
     if not st.has_table("historical_questions"):
         raise dg.Failure(
             "no historical questions: table `historical_questions` has not been built "
@@ -103,7 +104,7 @@ def historical_split(st: Store) -> tuple[list[Question], list[Question]]:
         (train if split == "train" else test if split == "test" else []).append(q)
     if not train:
         raise dg.Failure(f"no historical questions in split 'train' ({dict(Counter(split_of))})")
-    return train, test
+    return train, test, dict(Counter(split_of))
 
 
 def ct_open_from_table(st: Store) -> tuple[dict[str, list[Question]], list[Question]]:
@@ -123,7 +124,8 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     """Every predictor on every benchmark (each CT Open file, and the historical test split), scored with CT Open's
     official metric and trial-bootstrap intervals: reports/evaluation.json, report.md/html, figures, predictions."""
     st = store.get()
-    train, test = historical_split(st)
+    train, test, split_counts = historical_split(st)
+    context.log.info(f"historical questions per split: {split_counts} (train fits the predictors, test is a benchmark)")
     benchmarks, ct_train = ct_open_from_table(st)
     if test:
         benchmarks[HISTORICAL_TEST] = test

@@ -1,0 +1,272 @@
+"""Features of a question that should transfer from historical trials to new ones.
+
+A bag of words over whole trials learns drug names, which say nothing about a new trial (GUIDE §5). What transfers is
+the kind of endpoint (HbA1c, LDL, percent change, week N → more often significant; death, surgery, event rates,
+cognition, symptoms → less), the arms compared (experimental vs placebo, vs an active comparator, dose against dose),
+the number of arms, proportion-type and pharmacokinetic endpoints, and the question's own pattern. So:
+
+- `endpoint_text`: the endpoint's measure, description and time frame, with the trial's own intervention and arm
+  names masked as `drugname`;
+- `structured`: a flat dict of categorical and numeric features (category, arm-type pair, endpoint kinds, time frame
+  in weeks, ...) for a `DictVectorizer`.
+
+Only the question's design is read: never `answer`, and never the answer-bearing CT Open fields in `extra`
+(`list_of_tuples`, `no_arm_label`).
+
+`positive_target` turns every category into one binary task, "a significant result / the endpoint is met": the answer
+is not the question's negative option (the "not achieved" / "not met" / "no significant difference" sentence).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from deepimagine_core.questions import Question
+
+# ---- the negative ("nothing significant") option of a question ---------------------------------------------------
+
+_NEGATIVE_OPTION = re.compile(
+    r"\bnot\s+(?:achieved|met|been\s+met|reached|significant)|\bno\s+(?:statistically\s+)?significant|"
+    r"\bno\s+arm\b|\bnone\s+of\b|\bnot\s+statistically",
+    re.IGNORECASE,
+)
+
+
+def negative_option(question: Question) -> int:
+    """Index of the option saying "no significant result / not met"; the last option when no sentence says so
+    (CT Open puts it last in every template)."""
+    hits = [i for i, o in enumerate(question.options) if _NEGATIVE_OPTION.search(o)]
+    return hits[0] if len(hits) == 1 else len(question.options) - 1
+
+
+def positive_target(question: Question) -> int:
+    """1 when the answer is a significant / met result, 0 when it is the negative option."""
+    if question.answer is None:
+        raise ValueError(f"question {question.key} has no answer")
+    return int(question.answer != negative_option(question))
+
+
+# ---- the arms a question compares ---------------------------------------------------------------------------------
+
+_PLACEBO = re.compile(r"placebo|sham|vehicle|dummy", re.IGNORECASE)
+_USUAL_CARE = re.compile(r"standard|usual|routine|conventional|no treatment|no intervention|control|observation", re.I)
+
+
+def compared_arms(question: Question) -> list[dict[str, Any]]:
+    """The protocol arms named in the question, in the order the negative option names them (A then B), matched
+    longest label first so "Placebo" does not match inside "Placebo + X"."""
+    text = question.options[negative_option(question)]
+    arms = [a for a in question.arms if isinstance(a, dict) and a.get("label")]
+    found: list[tuple[int, dict]] = []
+    taken = [False] * len(text)
+    low = text.lower()
+    for arm in sorted(arms, key=lambda a: -len(a["label"])):
+        label = arm["label"].lower()
+        start = low.find(label)
+        while start >= 0 and any(taken[start : start + len(label)]):
+            start = low.find(label, start + 1)
+        if start >= 0:
+            taken[start : start + len(label)] = [True] * len(label)
+            found.append((start, arm))
+    return [arm for _, arm in sorted(found, key=lambda x: x[0])]
+
+
+def _arm_kind(arm: dict[str, Any]) -> str:
+    kind = str(arm.get("type") or "OTHER").upper()
+    words = " ".join([str(arm.get("label") or "")] + [str(i.get("name") or "") for i in _interventions(arm)])
+    if kind in ("OTHER", "", "NONE") and _PLACEBO.search(words):  # untyped arms named as placebo/sham
+        return "PLACEBO_COMPARATOR"
+    return kind
+
+
+def _interventions(arm: dict[str, Any]) -> list[dict[str, Any]]:
+    return [i for i in arm.get("interventions") or [] if isinstance(i, dict)]
+
+
+def _intervention_names(arm: dict[str, Any]) -> set[str]:
+    names = {str(i.get("name") or "").lower().strip() for i in _interventions(arm)}
+    names |= {str(n).split(":", 1)[-1].lower().strip() for n in arm.get("interventionNames") or []}
+    return {n for n in names if n and not _PLACEBO.search(n)}
+
+
+# ---- masking trial-specific names ---------------------------------------------------------------------------------
+
+_GENERIC = frozenset(
+    """placebo group arm arms dose doses high low medium mid control standard care usual treatment therapy drug drugs
+    active comparator experimental cohort part phase period study oral tablet tablets capsule capsules injection
+    infusion daily once twice weekly day days week weeks month months plus and with the of for in to or vs versus mg
+    kg ml mcg μg iu regimen sequence combination matching saline vehicle sham no intervention other single multiple
+    subcutaneous intravenous topical gel cream solution patients participants subjects healthy""".split()
+)
+_TOKEN = re.compile(r"[a-z][a-z0-9\-]{2,}")
+
+
+def trial_names(question: Question) -> set[str]:
+    """Lower-case tokens of this trial's intervention names, other names and arm labels, minus generic words."""
+    texts: list[str] = []
+    for arm in question.arms:
+        if not isinstance(arm, dict):
+            continue
+        texts.append(str(arm.get("label") or ""))
+        texts.extend(str(n) for n in arm.get("interventionNames") or [])
+        for iv in _interventions(arm):
+            texts.append(str(iv.get("name") or ""))
+            texts.extend(str(n) for n in iv.get("otherNames") or [])
+    tokens = {t for text in texts for t in _TOKEN.findall(text.lower())}
+    return {t for t in tokens if t not in _GENERIC}
+
+
+def mask_names(text: str, names: set[str]) -> str:
+    if not names:
+        return text
+    return _TOKEN.sub(lambda m: "drugname" if m.group(0) in names else m.group(0), text.lower())
+
+
+def endpoint_text(question: Question) -> str:
+    """The endpoint's measure, description and time frame, lower-cased, with this trial's names masked."""
+    ep = question.endpoint or {}
+    text = " . ".join(str(ep.get(k) or "") for k in ("measure", "description", "timeFrame"))
+    return mask_names(text, trial_names(question))
+
+
+# ---- endpoint kinds -----------------------------------------------------------------------------------------------
+
+def normalise_words(text: str) -> str:
+    """Lower-case words separated by single spaces and padded with one, so kind patterns can match whole-word
+    prefixes with a plain leading space (much faster than `\\b` alternations on long descriptions)."""
+    return " " + " ".join(_WORD.findall(text.lower())) + " "
+
+
+_WORD = re.compile(r"[a-z0-9%/]+")
+
+#: Endpoint kinds as patterns over `normalise_words` text (a leading space marks a word start).
+ENDPOINT_KINDS: dict[str, re.Pattern] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "glycaemic": r"hba1c| a1c |glycated|glycosylated|glucose|glycemic|glycaemic|insulin sensitivity",
+        "lipid": r" ldl| hdl|cholesterol|triglycerid|lipoprotein|apolipoprotein| lipid",
+        "blood_pressure": r"blood pressure|systolic|diastolic| sbp | dbp ",
+        "body_weight": r"body weight|weight loss| bmi |body mass| waist",
+        "percent_change": r"percent(age)? change|% change|percent reduction|relative change",
+        "change_from_baseline": r"change from baseline| change in |mean change|reduction in|improvement in",
+        "pharmacokinetic": r"pharmacokinetic| cmax | tmax | auc|area under the|half life| t1/2|clearance|"
+        r"plasma concentration|serum concentration| trough|bioavailab| cmin |volume of distribution",
+        "immunogenicity": r"antibod| titer| titre|seroconver|seroprotect| gmt |geometric mean|immunogenic",
+        "biomarker": r"serum|plasma| level|concentration|biomarker| count | cells|hemoglobin|haemoglobin| egfr|creatinine",
+        "mortality": r"death|mortality| died| surviv| fatal",
+        "time_to_event": r"time to |progression free|event free|disease free|overall survival|hazard",
+        "event_rate": r"incidence|occurrence|number of events|number of episodes| rate of |frequency of|hospitali|"
+        r"relapse|recurrence|exacerbation|admission",
+        "surgery": r" surg| operat| revision|reoperation|transplant| implant",
+        "cognition": r"cognit| memory| mmse| adas|dementia|neuropsych",
+        "symptom_score": r"symptom| score| scale|questionnaire| index |inventory| rating|quality of life| qol ",
+        "pain": r" pain|analges| vas | nrs |opioid consumption",
+        "mental_health": r"depress|anxiety| mood|hamd|madrs|psychiatric| sleep",
+        "safety": r"adverse|safety|tolerab|side effect|toxicit|dose limiting|treatment emergent| teae",
+        "response": r"respon|remission| cure|eradication|clearance of|success|resolution|healing|improved",
+        "proportion": r"percentage of|proportion of|number of participants|number of patients|number of subjects|"
+        r"percent of|% of participants|% of patients|participants with|participants who|participants achieving|"
+        r" rate |responder",
+        "infection": r"infection|viral load| hiv |bacter|virolog",
+        "imaging": r" mri | ct |ultrasound|bone mineral density| bmd | lesion|imaging|echocardiograph|ejection",
+        "function": r"function| fev1| walk|exercise|mobility|strength|range of motion|activities of daily",
+        "adherence": r"adherence|compliance|satisfaction|acceptab|feasib|preference|usability",
+        "oncology": r"tumou?r|cancer|progression|objective response|complete response| orr | pfs ",
+    }.items()
+}
+
+_TIME = re.compile(r"(\d+(?:\.\d+)?)\s*(hour|hr|day|week|wk|month|year|yr)s?\b|\b(hour|day|week|month|year)\s*(\d+(?:\.\d+)?)", re.I)
+_WEEKS = {"hour": 1 / 168, "hr": 1 / 168, "day": 1 / 7, "week": 1.0, "wk": 1.0, "month": 4.345, "year": 52.18, "yr": 52.18}
+
+
+def time_frame_weeks(text: str) -> float | None:
+    """The longest duration stated in a time frame, in weeks ("Baseline, Week 12" -> 12; "6 months" -> 26.1)."""
+    best = None
+    for m in _TIME.finditer(text or ""):
+        number, unit = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        weeks = float(number) * _WEEKS[unit.lower()]
+        best = weeks if best is None else max(best, weeks)
+    return best
+
+
+def structured_features(question: Question) -> dict[str, Any]:
+    """Categorical (string) and numeric features of one question's design."""
+    ep = question.endpoint or {}
+    measure = normalise_words(str(ep.get("measure") or ""))
+    full = normalise_words(" ".join(str(ep.get(k) or "") for k in ("measure", "description", "timeFrame")))
+    n_arms = len(question.arms)
+    f: dict[str, Any] = {
+        "category": question.category,
+        "meta_label": question.meta_label,
+        "outcome_type": str(ep.get("outcome_type") or "unknown"),
+        "n_arms": str(min(n_arms, 5)),
+        "log_n_arms": math.log1p(n_arms),
+    }
+    weeks = time_frame_weeks(str(ep.get("timeFrame") or ""))
+    f["time_frame"] = "none" if weeks is None else ("<=1w" if weeks <= 1 else "<=12w" if weeks <= 12 else "<=52w" if weeks <= 52 else ">52w")
+    f["log_weeks"] = 0.0 if weeks is None else math.log1p(weeks)
+    for name, pattern in ENDPOINT_KINDS.items():
+        if pattern.search(measure):
+            f[f"measure_is={name}"] = 1.0
+        elif pattern.search(full):
+            f[f"endpoint_mentions={name}"] = 1.0
+    f["has_description"] = float(bool(ep.get("description")))
+
+    arms = compared_arms(question) if question.category.endswith("explicit") else []
+    if len(arms) >= 2:
+        a, b = arms[0], arms[1]
+        ka, kb = _arm_kind(a), _arm_kind(b)
+        f["arm_pair"] = f"{ka}>{kb}"
+        f["arm_a"], f["arm_b"] = ka, kb
+        names_a, names_b = _intervention_names(a), _intervention_names(b)
+        f["same_intervention"] = float(bool(names_a & names_b))  # dose against dose, or add-on designs
+        f["b_is_usual_care"] = float(bool(_USUAL_CARE.search(str(b.get("label") or ""))))
+        f["a_is_combination"] = float(len(_interventions(a)) > 1 or bool(re.search(r"\+|\bplus\b|combin", str(a.get("label") or ""), re.I)))
+        for iv in _interventions(a):
+            f[f"a_intervention={str(iv.get('type') or 'OTHER').upper()}"] = 1.0
+    elif question.category.endswith("explicit"):
+        f["arm_pair"] = "unmatched"
+    else:
+        listed = [x for x in question.extra.get("listed_arms") or [] if isinstance(x, dict)]
+        f["n_listed_arms"] = float(len(listed))
+        f["arm_pair"] = "implicit"
+        kinds = {_arm_kind(a) for a in (listed or question.arms)}
+        for kind in kinds:
+            f[f"trial_has={kind}"] = 1.0
+    for arm in question.arms:
+        for iv in _interventions(arm) if isinstance(arm, dict) else []:
+            f[f"trial_intervention={str(iv.get('type') or 'OTHER').upper()}"] = 1.0
+    return f
+
+
+def endpoint_texts(questions: Sequence[Question]) -> list[str]:
+    return [endpoint_text(q) for q in questions]
+
+
+#: Feature sets: "full" = every structured feature; "endpoint" = those describing the endpoint alone (plus the
+#: category). On CT Open Winter 2025 the arm/trial-design features learned from historical questions lowered the
+#: 2-way-explicit AUC (0.65 → 0.60 for logistic regression), so the linear model defaults to "endpoint".
+FEATURE_SETS: dict[str, tuple[str, ...] | None] = {
+    "full": None,
+    "endpoint": ("category", "outcome_type", "time_frame", "log_weeks", "measure_is=", "endpoint_mentions=", "has_description"),
+}
+
+
+def structured_dicts(questions: Sequence[Question], feature_set: str = "full") -> list[dict[str, Any]]:
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {feature_set!r}; choose from {sorted(FEATURE_SETS)}")
+    prefixes = FEATURE_SETS[feature_set]
+    dicts = [structured_features(q) for q in questions]
+    if prefixes is None:
+        return dicts
+    return [{k: v for k, v in d.items() if k.startswith(prefixes)} for d in dicts]
+
+
+def retrieval_text(question: Question) -> str:
+    """What the nearest-neighbour predictor compares: endpoint wording plus the design, names masked."""
+    f = structured_features(question)
+    design = f"{f['category']} {f.get('arm_pair', '')} {f['outcome_type']}".replace(">", " vs ").lower()
+    return f"{endpoint_text(question)} . {design}"
