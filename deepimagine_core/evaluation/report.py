@@ -73,8 +73,12 @@ def run_predictors(
     seed: int = 0,
     alpha: float = 0.05,
     log: Callable[[str], None] = print,
+    question_limits: dict[str, int] | None = None,
 ) -> EvaluationResults:
     """Fit each predictor on each training setting and score it on every benchmark.
+
+    `question_limits` caps costly predictors (LLMs on a CPU): predictor name -> at most that many questions per
+    benchmark, a seeded sample that is the same for every capped predictor; its `n_questions` says how many were scored.
 
     `train` is the historical training split (setting "historical"); `extra_training` maps further setting names
     (e.g. "ct_open_train") to their questions. Questions whose trial is in `exclude_nct_ids` are dropped from every
@@ -110,6 +114,10 @@ def run_predictors(
             for bench, questions_b in benchmarks.items():
                 if not questions_b:
                     continue
+                limit = (question_limits or {}).get(name)
+                if limit and len(questions_b) > limit:
+                    questions_b = sample_questions(questions_b, limit, seed)
+                    log(f"{label} on {bench}: scored on a seeded sample of {limit} questions")
                 started = time.monotonic()
                 try:
                     predictions = predictor.predict(list(questions_b))
@@ -128,6 +136,14 @@ def run_predictors(
                     f"({len(questions_b)} questions, {time.monotonic() - started:.1f}s)"
                 )
     return results
+
+
+def sample_questions(questions: Sequence[Question], n: int, seed: int) -> list[Question]:
+    """A seeded sample of n questions in their original order (the same sample for the same inputs)."""
+    import random
+
+    keep = sorted(random.Random(seed).sample(range(len(questions)), n))
+    return [questions[i] for i in keep]
 
 
 # ---- files --------------------------------------------------------------------------------------------------------

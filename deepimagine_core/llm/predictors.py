@@ -194,3 +194,39 @@ class DeepImaginePredictor(_LLMPredictor):
 register_predictor("llm_direct", LLMDirectPredictor)
 register_predictor("llm_rag", LLMRagPredictor)
 register_predictor("deepimagine", DeepImaginePredictor)
+
+
+# ---- fine-tuned variants: the pathway with the per-factor SFT operators, and the GRPO policy ----------------------
+
+
+def _published(store: Store | None) -> dict[str, Any]:
+    from deepimagine_core.training.adapters import operator_adapters, published_adapters
+
+    store = store or Store()
+    return {"operators": operator_adapters(store), "grpo": published_adapters(store).get("grpo")}
+
+
+def deepimagine_sft(backend: Backend | None = None, *, adapters: Mapping[str, str] | None = None, **kw: Any):
+    """`deepimagine` whose local steps use the per-factor SFT operators published in the store (`sft_operators`)."""
+    adapters = adapters if adapters is not None else _published(kw.get("store"))["operators"]
+    if not adapters:
+        raise ValueError("deepimagine_sft: no SFT operator is published in the store; materialise sft_operators first")
+    return DeepImaginePredictor(backend, adapters=adapters, predictor_name="deepimagine_sft", **kw)
+
+
+def llm_direct_grpo(backend: Backend | None = None, *, adapter: str | None = None, **kw: Any):
+    """`llm_direct` answering with the GRPO policy adapter published in the store (`grpo_policy`)."""
+    adapter = adapter or _published(kw.get("store"))["grpo"]
+    if not adapter:
+        raise ValueError("llm_direct_grpo: no GRPO adapter is published in the store; materialise grpo_policy first")
+    return LLMDirectPredictor(backend, adapter=str(adapter), predictor_name="llm_direct_grpo", **kw)
+
+
+def trained_predictors(store: Store | None) -> list[str]:
+    """Names of the fine-tuned predictors whose adapters exist in the store."""
+    found = _published(store)
+    return [name for name, ok in (("deepimagine_sft", found["operators"]), ("llm_direct_grpo", found["grpo"])) if ok]
+
+
+register_predictor("deepimagine_sft", deepimagine_sft)
+register_predictor("llm_direct_grpo", llm_direct_grpo)

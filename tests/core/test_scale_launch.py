@@ -163,5 +163,6 @@ def test_the_cli_reports_its_rank_and_result_like_a_launched_process(tmp_path, t
     assert json.loads((launch / "rank-0.json").read_text())["world_size"] == 1
     (result,) = distributed._collect(launch, 1, ["cli"]).values()
     assert result.name == "sft_arm" and result.global_step == 1
-    assert result.data_counts == {"examples": 4, "pairs": 4}
+    # one step of batch 2 reaches 2 of the 4 examples (training.run.reachable_rows)
+    assert result.data_counts == {"examples": 2, "examples_available": 4, "pairs": 4}
     assert cli.main(["operators", "--recipe", "grpo_cpu_tiny", "--data", str(data), "--output-dir", "x"]) == 2

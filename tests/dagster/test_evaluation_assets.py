@@ -9,7 +9,7 @@ import pytest
 
 from deepimagine_core.store import Store
 from deepimagine_dagster.defs.evaluation.assets import CT_OPEN_TABLE, EvaluationConfig, ct_open_benchmark, evaluation_report
-from deepimagine_dagster.resources import CTOpenResource, StoreResource
+from deepimagine_dagster.resources import CTOpenResource, LLMBackendResource, StoreResource
 from tests.core.test_eval_ct_open import SUPERIORITY, make_record, three_way_record, write_jsonl
 from tests.core.test_eval_predictors import toy_questions
 
@@ -47,7 +47,8 @@ def test_ct_open_benchmark_loads_configured_files(tmp_path):
 
 def test_evaluation_report_without_historical_questions_fails_clearly(tmp_path):
     with pytest.raises(dg.Failure, match="no historical questions"):
-        evaluation_report(dg.build_asset_context(), config=EvaluationConfig(), store=StoreResource(home=str(tmp_path)))
+        evaluation_report(dg.build_asset_context(), config=EvaluationConfig(), store=StoreResource(home=str(tmp_path)),
+                          llm=LLMBackendResource())
 
 
 def test_evaluate_materializes_report_json_and_predictions(tmp_path):
@@ -61,7 +62,7 @@ def test_evaluate_materializes_report_json_and_predictions(tmp_path):
     ct_open = CTOpenResource(paths=str(ct_open_file(tmp_path)), training_paths=str(training))
     result = dg.materialize(
         [ct_open_benchmark, evaluation_report],
-        resources={"store": StoreResource(home=str(home)), "ct_open": ct_open},
+        resources={"store": StoreResource(home=str(home)), "ct_open": ct_open, "llm": LLMBackendResource()},
         run_config={"ops": {"evaluation_report": {"config": config}}},
         instance=dg.DagsterInstance.ephemeral(),
     )
@@ -83,3 +84,39 @@ def test_evaluate_job_is_defined():
 
     job = defs.resolve_job_def("evaluate")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"ct_open_benchmark", "evaluation_report"}
+
+
+class ScriptedLLM(LLMBackendResource):
+    """The llm resource, answering every prompt with a fixed DECISION (no model)."""
+
+    def get(self, store=None):
+        from deepimagine_core.llm.testing import ScriptedBackend
+
+        return ScriptedBackend(lambda messages, i: "reasoning... DECISION: (0.7, 0.3)", model_id="scripted")
+
+
+def test_report_scores_llm_predictors_beside_baselines_with_a_question_cap(tmp_path):
+    home = tmp_path / "home"
+    write_history(Store(home))
+    config = {"predictors": ["majority", "llm_direct", "llm_rag"], "bootstrap_samples": 20, "llm_max_questions": 3}
+    result = dg.materialize(
+        [ct_open_benchmark, evaluation_report],
+        resources={"store": StoreResource(home=str(home)), "ct_open": CTOpenResource(paths=str(ct_open_file(tmp_path))),
+                   "llm": ScriptedLLM()},
+        run_config={"ops": {"evaluation_report": {"config": config}}},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    data = json.loads((home / "reports" / "evaluation.json").read_text())
+    bench = data["toy_winter"]
+    assert {"majority", "llm_direct", "llm_rag"} <= set(bench)
+    assert bench["majority"]["n_questions"] == 4 and bench["llm_direct"]["n_questions"] == 3
+    lines = [json.loads(line) for line in
+             (home / "reports" / "predictions" / "toy_winter" / "llm_direct.jsonl").read_text().splitlines()]
+    assert len(lines) == 3
+    two_way = [line for line in lines if len(line["probabilities"]) == 2]
+    assert two_way and all(line["probabilities"] == [0.7, 0.3] for line in two_way)
+    # a 3-option question answered with 2 probabilities is unparseable: uniform, and counted
+    assert bench["llm_direct"]["n_unparsed"] == len(lines) - len(two_way)
+    # no adapters are published in this store, so no fine-tuned predictor is added
+    assert not any("sft" in name or "grpo" in name for name in bench)

@@ -12,7 +12,7 @@ from deepimagine_core.evaluation.predictors import available_predictors, load_pl
 from deepimagine_core.evaluation.report import markdown_table, run_predictors, summary_table, write_report
 from deepimagine_core.questions import CATEGORIES, Question
 from deepimagine_core.store import Store
-from deepimagine_dagster.resources import CTOpenResource, StoreResource
+from deepimagine_dagster.resources import CTOpenResource, LLMBackendResource, StoreResource
 
 GROUP = "evaluation"
 CT_OPEN_TABLE = "ct_open_questions"
@@ -76,8 +76,15 @@ def ct_open_benchmark(context: dg.AssetExecutionContext, store: StoreResource, c
     return dg.MaterializeResult(metadata=metadata)
 
 
+BASELINES = ["majority", "logreg", "random_forest", "knn_history", "ensemble"]
+LLM_PREDICTORS = ["llm_direct", "llm_rag", "deepimagine"]
+TINY_LLM_MAX_QUESTIONS = 48  # the tiny model's answers are noise: score it on a sample, so the default run stays quick
+
+
 class EvaluationConfig(dg.Config):
-    predictors: list[str] = ["majority", "logreg", "random_forest", "knn_history", "ensemble"]
+    predictors: list[str] = BASELINES + LLM_PREDICTORS
+    trained_predictors: bool = True  # add deepimagine_sft / llm_direct_grpo when their adapters are published
+    llm_max_questions: int = 0  # LLM predictors score at most this many questions per benchmark; 0 = all
     bootstrap_samples: int = 1000
     seed: int = 0
     alpha: float = 0.05
@@ -119,8 +126,17 @@ def ct_open_from_table(st: Store) -> tuple[dict[str, list[Question]], list[Quest
     return dict(benchmarks), training
 
 
-@dg.asset(group_name=GROUP, deps=["historical_questions", ct_open_benchmark], kinds={"python"})
-def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfig, store: StoreResource):
+@dg.asset(
+    group_name=GROUP,
+    # the trained operators are optional inputs: the report uses whatever adapters are published when it runs
+    deps=["historical_questions", ct_open_benchmark, "sft_operators", "grpo_policy"],
+    kinds={"python"},
+    op_tags={"deepimagine/gpu": "true"},
+    pool="gpu",
+)
+def evaluation_report(
+    context: dg.AssetExecutionContext, config: EvaluationConfig, store: StoreResource, llm: LLMBackendResource
+):
     """Every predictor on every benchmark (each CT Open file, and the historical test split), scored with CT Open's
     official metric and trial-bootstrap intervals: reports/evaluation.json, report.md/html, figures, predictions."""
     st = store.get()
@@ -136,18 +152,33 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
     except json.JSONDecodeError as exc:
         raise dg.Failure(f"predictor_options is not valid JSON: {exc}") from exc
     load_plugins()
-    unknown = [p for p in config.predictors if p not in available_predictors()]
+    predictors = list(config.predictors)
+    if config.trained_predictors and any(p in LLM_PREDICTORS for p in predictors):
+        from deepimagine_core.llm.predictors import trained_predictors
+
+        predictors += [p for p in trained_predictors(st) if p not in predictors]
+    llm_names = [p for p in predictors if p in LLM_PREDICTORS or p in ("deepimagine_sft", "llm_direct_grpo")]
+    limits = {}
+    if llm_names:
+        backend = llm.get(st)
+        for name in llm_names:  # one backend (one loaded model) for every LLM predictor
+            options.setdefault(name, {}).update(backend=backend, store=st)
+        from deepimagine_core.llm.backends import is_tiny
+
+        cap = config.llm_max_questions or (TINY_LLM_MAX_QUESTIONS if is_tiny(backend) else 0)
+        limits = {name: cap for name in llm_names} if cap else {}
+    unknown = [p for p in predictors if p not in available_predictors()]
     if unknown:
         raise dg.Failure(f"unknown predictors {unknown}; registered: {available_predictors()}")
     exclude = {q.nct_id for name, qs in benchmarks.items() if name != HISTORICAL_TEST for q in qs}
     context.log.info(
-        f"evaluating {config.predictors} on {[(k, len(v)) for k, v in benchmarks.items()]}; "
+        f"evaluating {predictors} on {[(k, len(v)) for k, v in benchmarks.items()]}; "
         f"training on {len(train)} historical questions" + (f" and separately {len(ct_train)} CT Open" if ct_train else "")
     )
     results = run_predictors(
         benchmarks,
         train,
-        config.predictors,
+        predictors,
         extra_training={"ct_open_train": ct_train} if ct_train else None,
         predictor_kwargs=options,
         exclude_nct_ids=exclude,
@@ -155,6 +186,7 @@ def evaluation_report(context: dg.AssetExecutionContext, config: EvaluationConfi
         seed=config.seed,
         alpha=config.alpha,
         log=context.log.info,
+        question_limits=limits,
     )
     files = write_report(st.path("reports"), results)
     context.log.info(f"report written to {files.root}: {len(files.predictions)} prediction files, {len(files.figures)} figures")
