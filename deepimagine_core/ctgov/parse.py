@@ -21,4 +21,15 @@ def parse_study(raw: RawStudy) -> ParsedStudy:
     parser = PARSERS.get(raw.source_format)
     if parser is None:
         raise RecordError(f"unknown source format {raw.source_format!r}", nct_id=raw.nct_id)
-    return parser(raw)
+    try:
+        return parser(raw)
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:
+        # a record whose structure is not the schema's (a module that is text, a list where an object belongs ...)
+        where = exc.__traceback__
+        while where.tb_next is not None:
+            where = where.tb_next
+        raise RecordError(
+            f"malformed {raw.source_format} record: a field has an unexpected type or shape "
+            f"({type(exc).__name__}: {exc}, in {where.tb_frame.f_code.co_name})",
+            nct_id=raw.nct_id,
+        ) from exc

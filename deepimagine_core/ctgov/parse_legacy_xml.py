@@ -22,7 +22,7 @@ import threading
 from lxml import etree
 
 from deepimagine_core.ctgov.records import LEGACY_XML, ParsedStudy, RawStudy, RecordError
-from deepimagine_core.ctgov.rows import ArmMatcher, StudyRows, clean_block, group_dose, intervention_dose
+from deepimagine_core.ctgov.rows import ArmMatcher, StudyRows, as_count, clean_block, group_dose, intervention_dose
 from deepimagine_core.ctgov.values import is_missing, parse_age_years
 
 _local = threading.local()
@@ -269,10 +269,9 @@ def _interventions(iv_els: list, s: StudyRows, arms: list[tuple[str, str | None]
 def _int_map(elements) -> dict[str, int]:
     out = {}
     for el in elements:
-        try:
-            out[el.get("group_id")] = int(float(el.get("value")))
-        except (TypeError, ValueError):
-            continue
+        value = as_count(el.get("value"))
+        if value is not None:
+            out[el.get("group_id")] = value
     return out
 
 

@@ -14,6 +14,7 @@ from deepimagine_core.ctgov.records import API_V2_JSON, ParsedStudy, RawStudy, R
 from deepimagine_core.ctgov.rows import (
     ArmMatcher,
     StudyRows,
+    as_count,
     clean_text,
     group_dose,
     intervention_dose,
@@ -203,10 +204,9 @@ def _denoms(parent: dict) -> dict[str, int] | None:
         return None
     out = {}
     for count in _list(chosen.get("counts")):
-        try:
-            out[count["groupId"]] = int(float(count["value"]))
-        except (KeyError, TypeError, ValueError):
-            continue
+        value = as_count(count.get("value")) if isinstance(count, dict) else None
+        if value is not None:
+            out[count.get("groupId")] = value
     return out
 
 

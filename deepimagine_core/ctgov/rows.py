@@ -7,6 +7,7 @@ study is never rejected for a value: the value stays null and its raw string is 
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -14,11 +15,23 @@ from typing import Any
 from deepimagine_core.ctgov.doses import Dose, dose_for, parse_dose
 from deepimagine_core.ctgov.enums import map_enum, map_phases
 from deepimagine_core.ctgov.records import ParsedStudy
-from deepimagine_core.ctgov.schemas import empty_rows
+from deepimagine_core.ctgov.schemas import KEYS, empty_rows
 from deepimagine_core.ctgov.values import is_missing, parse_date, parse_number, parse_number_relation, parse_p_value
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _NO_DOSE = {"dose_values": None, "dose_unit": None, "dose_frequency": None, "dose_route": None, "dose_text": None,
             "dose_source": None}
+
+
+def as_count(raw: Any) -> int | None:
+    """A participant count as an int: None unless it is a finite whole number within int64."""
+    try:
+        x = float(raw)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(x) or x != int(x) or not INT64_MIN <= x <= INT64_MAX:
+        return None
+    return int(x)
 
 
 class StudyRows:
@@ -51,14 +64,17 @@ class StudyRows:
         return x
 
     def integer(self, column: str, raw: str | int | None) -> int | None:
-        if raw is None or isinstance(raw, int):
-            return raw
-        x = parse_number(raw)
-        if x is None or x != int(x):
-            if not is_missing(raw):
-                self.issue(column, f"unparsable {column} '{raw}'")
+        if raw is None:
             return None
-        return int(x)
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            self.issue(column, f"unparsable {column} '{str(raw)[:80]}'")
+            return None
+        x = float(raw) if isinstance(raw, (int, float)) else parse_number(raw)
+        if x is None or not math.isfinite(x) or x != int(x) or not INT64_MIN <= x <= INT64_MAX:
+            if not (isinstance(raw, str) and is_missing(raw)):
+                self.issue(column, f"unparsable {column} '{str(raw)[:80]}' (not an integer in range)")
+            return None
+        return int(raw) if isinstance(raw, int) else int(x)
 
     def p_value(self, raw: str | None) -> tuple[float | None, str | None]:
         parsed = parse_p_value(raw)
@@ -77,6 +93,20 @@ class StudyRows:
         return d
 
     def done(self, last_update) -> ParsedStudy:
+        """The parsed study, with rows repeating a table's key (a result group or measurement listed twice) dropped
+        after the first and reported as field issues: keys stay unique, and nothing is dropped silently."""
+        for name, key in KEYS.items():
+            rows = self.rows[name]
+            seen: set[tuple] = set()
+            kept = []
+            for row in rows:
+                k = tuple(row.get(c) for c in key)
+                if k in seen:
+                    self.issue(name, f"duplicate {name} row for {dict(zip(key[1:], k[1:]))} dropped (first kept)")
+                    continue
+                seen.add(k)
+                kept.append(row)
+            self.rows[name] = kept
         return ParsedStudy(nct_id=self.nct_id, last_update=last_update, rows=self.rows, field_issues=self.issues)
 
 
