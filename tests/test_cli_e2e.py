@@ -29,3 +29,23 @@ def test_refresh_trials_from_the_cli_on_the_embedded_sample(tmp_path):
     for name in ("arm_groups", "interventions", "outcome_measures", "outcome_groups", "outcome_results",
                  "outcome_analyses", "locations", "quarantine"):
         assert (tmp_path / "tables" / f"{name}.parquet").exists(), name
+
+
+@pytest.mark.slow
+def test_main_job_runs_the_whole_graph_offline(tmp_path):
+    """The README's main command: every asset on the embedded sample with the tiny model and CPU recipes."""
+    import json
+
+    proc = _dagster("deepimagine", tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("trials", "historical_questions", "natural_pairs", "approximate_pairs", "reasoning_traces"):
+        assert ds.dataset(tmp_path / "tables" / f"{name}.parquet").count_rows() > 0, name
+    for adapter in ("sft_arm", "sft_outcome", "grpo"):
+        assert (tmp_path / "models" / adapter / "adapter" / "adapter_model.safetensors").is_file(), adapter
+        assert (tmp_path / "models" / adapter / "adapter" / "README.md").is_file(), adapter
+    report = json.loads((tmp_path / "reports" / "evaluation.json").read_text())
+    predictors = set(report["historical_test"])
+    assert {"majority", "logreg", "random_forest", "knn_history", "llm_direct", "llm_rag", "deepimagine"} <= predictors
+    assert {"deepimagine_sft", "llm_direct_grpo"} <= predictors
+    assert list((tmp_path / "reports" / "trajectories").rglob("*.jsonl"))
+    assert "meaningless" in (tmp_path / "reports" / "report.md").read_text()
