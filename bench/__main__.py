@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,8 @@ def _parts(quick: bool) -> dict:
         xml, js, rest = common.LEGACY_SAMPLE, common.V2_JSON, common.LEGACY_REST
     sizes = (300, 1000) if quick else (3_000, 30_000, 100_000)
     return {
-        "P1": lambda: p1_ingest.run(str(xml), str(js), growth_path=str(rest) if rest and rest.exists() else None),
+        "P1": lambda: p1_ingest.run(str(xml), str(js), growth_path=str(rest) if rest and rest.exists() else None,
+                                    json_studies=300 if quick else 3_000),
         "P2": lambda: p2_retrieval.run(str(xml), sizes),
         "P3": lambda: p3_pipeline.run(quick=quick),
         "P4": lambda: p4_generation.run(quick=quick),
@@ -36,22 +38,70 @@ def _parts(quick: bool) -> dict:
     }
 
 
+def _load() -> list[float]:
+    """1, 5 and 15 minute load averages: the machine is shared, so every figure carries the load it ran under."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=common.ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def code_version() -> dict:
+    """The commit measured and how many tracked files differed from it (the tree is shared and changes often)."""
+    return {"commit": _git("rev-parse", "--short", "HEAD") or "unknown",
+            "modified_tracked_files": len([ln for ln in _git("status", "--porcelain", "--untracked-files=no")
+                                           .splitlines() if ln.strip()])}
+
+
+def _proc_field(path: str, key: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith(key)), None)
+    except OSError:
+        return None
+
+
 def machine() -> dict:
+    mem = _proc_field("/proc/meminfo", "MemTotal")
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
+        "cpu_model": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
+        "memory_gb": round(int(mem.split()[0]) / 2**20, 1) if mem else None,
     }
 
 
+def _module(part: str):
+    import importlib
+
+    names = {"P1": "p1_ingest", "P2": "p2_retrieval", "P3": "p3_pipeline", "P4": "p4_generation", "P5": "p5_training"}
+    return importlib.import_module(f"bench.{names[part]}")
+
+
 def to_markdown(results: dict) -> str:
-    lines = [f"# Benchmark results ({'quick' if results['quick'] else 'full'})", "",
-             f"Machine: {results['machine']}", "", "| part | key figures |", "|---|---|"]
+    """A table with one line per part (headline, target, met, load average), then P2's per-size table."""
+    lines = [f"# Benchmark results ({'quick' if results['quick'] else 'full'}), started {results['started']}", "",
+             f"Machine: {results['machine']}", "", f"Code: {results.get('code')}", "",
+             "| part | figures | target | met | load avg 1 min (before → after) | part s |", "|---|---|---|---|---|---|"]
     for part in ("P1", "P2", "P3", "P4", "P5"):
-        value = results.get(part, {})
-        flat = {k: v for k, v in value.items() if not isinstance(v, (dict, list))}
-        lines.append(f"| {part} | " + ", ".join(f"{k}={v}" for k, v in flat.items()) + " |")
+        r = results.get(part)
+        if r is None:
+            continue
+        try:
+            text = r["error"].splitlines()[-1] if "error" in r else _module(part).headline(r)
+        except (KeyError, TypeError) as err:  # a result without the expected fields: show that, do not crash
+            text = f"(incomplete result: {err!r})"
+        met = {True: "yes", False: "**no**", None: "n/a"}[r.get("target_met")]
+        load = r.get("load_avg", {})
+        lines.append(f"| {part} | {text} | {r.get('target') or r.get('targets', '')} | {met} | "
+                     f"{load.get('before', [None])[0]} → {load.get('after', [None])[0]} | {r.get('part_seconds')} |")
+    if "sizes" in results.get("P2", {}):
+        lines += ["", "P2 per size (seconds wall, CPU in brackets):", "", *_module("P2").size_table(results["P2"])]
     return "\n".join(lines) + "\n"
 
 
@@ -61,23 +111,28 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="bench-results", help="folder for results.json and results.md")
     parser.add_argument("--only", default="", help="comma-separated parts, e.g. P1,P2")
     args = parser.parse_args(argv)
+    parts = _parts(args.quick)
+    wanted = [p.strip().upper() for p in args.only.split(",") if p.strip()] or list(parts)
+    unknown = sorted(set(wanted) - set(parts))
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}: choose from {', '.join(parts)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    parts = _parts(args.quick)
-    wanted = [p.strip() for p in args.only.split(",") if p.strip()] or list(parts)
-    results = {"quick": args.quick, "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    results = {"quick": args.quick, "machine": machine(), "code": code_version(),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     failed = False
     for name in ("P1", "P2", "P3", "P4", "P5"):
         if name not in wanted:
             continue
         print(f"[bench] {name} ...", flush=True)
-        start = time.perf_counter()
+        start, load_before = time.perf_counter(), _load()
         try:
             results[name] = parts[name]()
         except Exception as err:  # keep going; the part is reported as failed, never silently dropped
-            failed = True
             results[name] = {"error": f"{type(err).__name__}: {err}"}
-        results[name]["wall_seconds"] = round(time.perf_counter() - start, 2)
+        failed = failed or "error" in results[name]
+        results[name]["part_seconds"] = round(time.perf_counter() - start, 2)
+        results[name]["load_avg"] = {"before": load_before, "after": _load()}
         print(f"[bench] {name}: {json.dumps(results[name])[:800]}", flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (out / "results.md").write_text(to_markdown(results))

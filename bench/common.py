@@ -27,24 +27,36 @@ def _child(conn, fn, args, kwargs):
         conn.close()
 
 
-def in_fresh_process(fn, *args, **kwargs) -> dict:
-    """Run fn in a spawned process; returns its dict plus `peak_rss_mb` of that process."""
+def in_fresh_process(fn, *args, timeout: float | None = None, **kwargs) -> dict:
+    """Run fn in a spawned process; returns its dict plus `peak_rss_mb` of that process. Past ``timeout`` seconds
+    the process is killed and TimeoutError raised (a runaway measurement must not hang the suite)."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, fn, args, kwargs))
     proc.start()
     child.close()
-    status, payload = parent.recv()
-    proc.join()
+    try:
+        if not parent.poll(timeout):
+            proc.kill()
+            raise TimeoutError(f"{getattr(fn, '__name__', fn)} took longer than {timeout:.0f} s; killed")
+        status, payload = parent.recv()
+    except EOFError:  # the child died without reporting (killed, out of memory)
+        proc.join()
+        status, payload = "error", f"the child process died without a result (exit code {proc.exitcode})"
+    finally:
+        proc.join()
     if status != "ok":
         raise RuntimeError(f"benchmark step failed in child process:\n{payload}")
     return payload
 
 
 class Timer:
+    """Wall seconds (``seconds``) and this process's CPU seconds (``cpu_seconds``) spent in the block."""
+
     def __enter__(self):
-        self.start = time.perf_counter()
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+        self.cpu_seconds = time.process_time() - self.cpu_start

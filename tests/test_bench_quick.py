@@ -1,0 +1,35 @@
+"""`python -m bench --quick` runs every part on small inputs and writes results (no timing assertions: CI machines
+are shared, so a time proves nothing; the figures themselves live in BENCHMARKS.md)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_quick_bench_writes_every_part(tmp_path):
+    env = {**os.environ, "DEEPIMAGINE_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path / "out")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["quick"] is True
+    for part in ("P1", "P2", "P3", "P4", "P5"):
+        assert "error" not in results[part], (part, results[part])
+        assert results[part]["load_avg"]["before"], part
+    assert results["P1"]["ratio_to_floor"] > 0
+    assert results["P1"]["legacy_xml"]["studies"] == results["P1"]["legacy_xml"]["trials"] + \
+        results["P1"]["legacy_xml"]["quarantined"]
+    assert [s["trials"] for s in results["P2"]["sizes"]] == [300, 1000]
+    assert results["P2"]["growth"][0]["cpu_exponent"] is not None
+    assert results["P3"]["success"] and results["P3"]["job"] == "bench_quick"
+    assert results["P4"]["speedup"] > 0 and results["P5"]["tokens_per_second"] > 0
+    markdown = (tmp_path / "out" / "results.md").read_text()
+    assert all(f"| {part} |" in markdown for part in ("P1", "P2", "P3", "P4", "P5"))
