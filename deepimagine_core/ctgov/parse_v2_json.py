@@ -55,6 +55,8 @@ def _list(obj: Any) -> list:
 
 def _str(x: Any) -> str | None:
     """A JSON scalar as clean text (numbers included: some exports type values as numbers)."""
+    if type(x) is str:  # the common case first: called millions of times per ingest
+        return x.strip() or None
     if x is None or isinstance(x, (dict, list)):
         return None
     if isinstance(x, bool):
