@@ -22,7 +22,7 @@ import threading
 from lxml import etree
 
 from deepimagine_core.ctgov.records import LEGACY_XML, ParsedStudy, RawStudy, RecordError
-from deepimagine_core.ctgov.rows import ArmMatcher, StudyRows, as_count, clean_block, group_dose, intervention_dose
+from deepimagine_core.ctgov.rows import ArmMatcher, StudyRows, as_count, clean_block, group_dose
 from deepimagine_core.ctgov.values import is_missing, parse_age_years
 
 _local = threading.local()
@@ -252,18 +252,8 @@ def _interventions(iv_els: list, s: StudyRows, arms: list[tuple[str, str | None]
         kids = _leaves(iv)
         name, description = kids.get("intervention_name"), kids.get("description")
         other_names = _texts(iv.iterchildren("other_name"))
-        base = {
-            "nct_id": s.nct_id,
-            "intervention_index": index,
-            "type": s.enum("intervention_type", kids.get("intervention_type"), "interventions.type"),
-            "name": name,
-            "description": description,
-            "other_names": other_names,
-        }
-        for label in labels or [None]:
-            dose = intervention_dose(name, other_names, label, arm_description.get(label), description,
-                                     per_arm.get(label, 0) == 1)
-            s.rows["interventions"].append({**base, "arm_label": label, **dose})
+        s.add_intervention(index, kids.get("intervention_type"), name, description, other_names, labels,
+                           arm_description, per_arm)
 
 
 def _int_map(elements) -> dict[str, int]:

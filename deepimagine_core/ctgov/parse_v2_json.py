@@ -17,7 +17,6 @@ from deepimagine_core.ctgov.rows import (
     as_count,
     clean_text,
     group_dose,
-    intervention_dose,
 )
 from deepimagine_core.ctgov.values import parse_age_years
 
@@ -182,18 +181,8 @@ def _interventions(protocol: dict, s: StudyRows, arms: list[tuple[str, str | Non
     for index, (iv, labels) in enumerate(ivs):
         name, description = _str(iv.get("name")), _str(iv.get("description"))
         other_names = _strs(iv.get("otherNames"))
-        base = {
-            "nct_id": s.nct_id,
-            "intervention_index": index,
-            "type": s.enum("intervention_type", _str(iv.get("type")), "interventions.type"),
-            "name": name,
-            "description": description,
-            "other_names": other_names,
-        }
-        for label in labels or [None]:
-            dose = intervention_dose(name, other_names, label, arm_description.get(label), description,
-                                     per_arm.get(label, 0) == 1)
-            s.rows["interventions"].append({**base, "arm_label": label, **dose})
+        s.add_intervention(index, _str(iv.get("type")), name, description, other_names, labels, arm_description,
+                           per_arm)
 
 
 def _denoms(parent: dict) -> dict[str, int] | None:

@@ -92,6 +92,25 @@ class StudyRows:
             self.issue(column, f"unparsable {column} '{raw}'")
         return d
 
+    def add_intervention(
+        self, index: int, type_raw: str | None, name: str | None, description: str | None, other_names: list[str],
+        labels: list[str], arm_description: dict, per_arm: dict,
+    ) -> None:
+        """One `interventions` row per arm the intervention belongs to (one row without an arm when it names none),
+        each with the dose read from the most specific text stating it."""
+        base = {
+            "nct_id": self.nct_id,
+            "intervention_index": index,
+            "type": self.enum("intervention_type", type_raw, "interventions.type"),
+            "name": name,
+            "description": description,
+            "other_names": other_names,
+        }
+        for label in labels or [None]:
+            dose = intervention_dose(name, other_names, label, arm_description.get(label), description,
+                                     per_arm.get(label, 0) == 1)
+            self.rows["interventions"].append({**base, "arm_label": label, **dose})
+
     def done(self, last_update) -> ParsedStudy:
         """The parsed study, with rows repeating a table's key (a result group or measurement listed twice) dropped
         after the first and reported as field issues: keys stay unique, and nothing is dropped silently."""
