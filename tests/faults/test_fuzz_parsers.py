@@ -9,7 +9,8 @@ record goes through `parse_study` (which may only return rows or raise `RecordEr
 every table must keep its schema and its data contracts.
 
 The number of mutated records is `DEEPIMAGINE_FUZZ_EXAMPLES` (default 300, seeded so CI runs the same cases; set it,
-e.g. to 10000, for a full randomised run: `DEEPIMAGINE_FUZZ_EXAMPLES=10000 pytest -s tests/faults/test_fuzz_parsers.py`).
+e.g. to 10000, for a full randomised run:
+`DEEPIMAGINE_FUZZ_EXAMPLES=10000 python -m pytest -s tests/faults/test_fuzz_parsers.py`).
 The dose and p-value parsers get as many examples each. Figures are printed as `fuzz figures: {...}`.
 """
 
@@ -63,7 +64,8 @@ JUNK_TEXT = [
     "NA", "N/A", "NR", "na", "--", "—", "<0.001", "< .05", "≤ 5", "≥ 0.05", "p<.0001", "1,234", "12,5", "0,03",
     "", " ", "\t\n", "∞", "-∞", "inf", "-inf", "NaN", "nan", "1e400", "-1e400", "1e-400", "9" * 400,
     "0x1F", "1_000", "1.2.3", "-0", "+5", "5-", "2016-02-30", "April 31, 2016", "13/45/2020", "-5 Years",
-    "18 Years", "Ωμέγα 漢字 🧪", "\u202eevil", "\ufeffBOM", "Z̸̢͉a̵l̷g̶o", "<b>tag</b>", "&amp;", "]]>", "' OR 1=1 --",
+    "18 Years", "Ωμέγα 漢字 🧪", "\u202eevil", "\ufeffBOM", "Z̸̢͉a̵l̷g̶o", "<b>tag</b>", "&amp;", "]]>",
+    "' OR 1=1 --",
     "%s%n", "../../etc/passwd", "NCT", "NCT1234", "null", "None", "true", "[]", "{}", "x" * 20_000,
 ]
 JUNK_NUMBERS = [0, -1, 1, 2**63, -(2**63) - 1, 2**80, 1e308, 1e-320, -0.0, 0.5, 12.0, float("inf"),
@@ -300,14 +302,16 @@ def mutate_xml_tree(draw, root: etree._Element, log: list[str]) -> None:
         elements = list(root.iter(tag=etree.Element))
         aim = draw(st.sampled_from(["anywhere", "parsed tag", "number"]), label="aim")
         if aim == "number":  # a numeric text or attribute (counts, values, limits) replaced with number-like junk
-            numeric = [(e, a) for e in elements for a in [None, *e.attrib] if _numeric(e.text if a is None else e.get(a))]
+            numeric = [(e, a) for e in elements for a in [None, *e.attrib]
+                       if _numeric(e.text if a is None else e.get(a))]
             if numeric:
                 el, attribute = _pick(draw, numeric, lambda n: f"{root.getroottree().getpath(n[0])}@{n[1]}")
                 junk = str(draw(number_junk, label="number junk"))
                 el.text = junk if attribute is None else el.text
                 if attribute is not None:
                     el.set(attribute, junk)
-                log.append(f"number {root.getroottree().getpath(el)}{'/@' + attribute if attribute else ''} -> {junk!r}")
+                where = root.getroottree().getpath(el) + (f"/@{attribute}" if attribute else "")
+                log.append(f"number {where} -> {junk!r}")
                 continue
         if aim == "parsed tag":
             elements = [e for e in elements if e.tag in XML_TAGS] or elements
@@ -535,7 +539,8 @@ def fuzz_records(strategy, examples: int, store: Store) -> dict:
     figures.update(findings=findings.count, ingest_seconds=round(summary.seconds, 1),
                    top_reasons=dict(list(summary.quarantine_reasons.items())[:6]))
     print("\nfuzz figures:", json.dumps(figures, ensure_ascii=False))
-    assert not findings.by_kind, f"{findings.count} of {figures['raw_records']} records broke a parser:\n" + findings.report()
+    broke = f"{findings.count} of {figures['raw_records']} records broke a parser:\n"
+    assert not findings.by_kind, broke + findings.report()
     assert figures["trials"] > 0 and figures["quarantined"] > 0, figures
     return figures
 
@@ -580,7 +585,8 @@ def _duplicate(parent: etree._Element, child: etree._Element) -> None:
 
 
 HAZARDS = {
-    "json enrollment beyond int64": _json_hazard(lambda p, o: _set(p["designModule"]["enrollmentInfo"], "count", "1e30")),
+    "json enrollment beyond int64": _json_hazard(
+        lambda p, o: _set(p["designModule"]["enrollmentInfo"], "count", "1e30")),
     "json participants 1e300": _json_hazard(lambda p, o: _set(o["denoms"][0]["counts"][0], "value", "1e300")),
     "json participants inf": _json_hazard(lambda p, o: _set(o["denoms"][0]["counts"][0], "value", "inf")),
     "json statusModule is text": _json_hazard(lambda p, o: _set(p, "statusModule", "x")),
@@ -612,7 +618,8 @@ def test_parsers_on_known_hazards(hazard, tmp_path):
 
 
 dose_like = st.from_regex(
-    r"\A[A-Za-z ]{0,12}(?:\d{1,5}|\d{1,3}(?:,\d{3})+|\d*\.\d{1,4}|9{300,400})(?:[eE][-+]?\d{1,4}|\s?[x×]\s?10\^?-?\d{1,4})?"
+    r"\A[A-Za-z ]{0,12}(?:\d{1,5}|\d{1,3}(?:,\d{3})+|\d*\.\d{1,4}|9{300,400})"
+    r"(?:[eE][-+]?\d{1,4}|\s?[x×]\s?10\^?-?\d{1,4})?"
     r"(?:\s?(?:-|/|to|or)\s?\d{1,4})?\s?(?:mg|mcg|µg|g|IU|U|mL|%|Gy|mg/kg|mg/m2|cells|vp|million cells)"
     r"(?:/day|/kg| per day| BID| q2w| IV| orally| once daily)?[ .;,A-Za-z]{0,12}\Z"
 )

@@ -179,7 +179,11 @@ def run_refresh(instance: dg.DagsterInstance, home: Path, base_url: str, **sourc
 
 
 def test_secrets_in_the_environment_never_reach_logs_metadata_or_files(tmp_path, monkeypatch, capfd, caplog):
-    from deepimagine_dagster.executors import GpuDockerSettings, docker_executor_config, k8s_gpu_executor_config_from_env
+    from deepimagine_dagster.executors import (
+        GpuDockerSettings,
+        docker_executor_config,
+        k8s_gpu_executor_config_from_env,
+    )
 
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
