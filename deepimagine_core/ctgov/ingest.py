@@ -172,8 +172,12 @@ def ingest(
     summary = IngestSummary(source=source)
     staging = store.path("tables", f".staging-{uuid.uuid4().hex[:8]}")
     staging.mkdir(parents=True, exist_ok=True)
-    writers = {name: TableWriter(staging / f"{name}.parquet", _staged(schema)) for name, schema in TABLES.items()}
-    winners: dict[str, tuple[dt.date, int]] = {}
+    rejected: dict[int, str] = {}  # seq -> why its rows did not fit the schema
+    writers = {
+        name: _StagingWriter(staging / f"{name}.parquet", _staged(schema), name, rejected)
+        for name, schema in TABLES.items()
+    }
+    winners: dict[str, tuple[dt.date, int, RawStudy]] = {}
     reasons: Counter[str] = Counter()
     # the pending row dicts are many small objects without cycles: full GC passes over them cost ~10% of the run
     gc_threshold = gc.get_threshold()
@@ -201,7 +205,7 @@ def ingest(
             version = parsed.last_update or _parse_iso(raw.version) or dt.date.min
             previous = winners.get(parsed.nct_id)
             if previous is None or version >= previous[0]:
-                winners[parsed.nct_id] = (version, seq)
+                winners[parsed.nct_id] = (version, seq, RawStudy(raw.source_format, raw.source_ref, None, raw.nct_id))
             if previous is not None:
                 summary.duplicates_dropped += 1
             for name, rows in parsed.rows.items():
@@ -212,11 +216,20 @@ def ingest(
                 writers["quarantine"].add(
                     [_quarantine(raw, parsed.nct_id, issue.get("stage", "value"), "field", issue["reason"], seq)]
                 )
-        for writer in writers.values():
-            writer.close()
+        for name in TABLES:
+            if name != "quarantine":
+                writers[name].close()
+        for nct_id, (_, seq, ref) in list(winners.items()):  # a record whose rows did not fit is quarantined whole
+            if seq in rejected:
+                del winners[nct_id]
+                reasons[_reason_key("validate", rejected[seq])] += 1
+                writers["quarantine"].add([_quarantine(ref, nct_id, "validate", "record", rejected[seq], seq)])
+        writers["quarantine"].close()
         summary.quarantined = sum(reasons.values())
         summary.quarantine_reasons = dict(reasons.most_common())
-        keep = pa.array(sorted(seq for _, seq in winners.values()), pa.int64()) if summary.duplicates_dropped else None
+        keep = None
+        if summary.duplicates_dropped or rejected:
+            keep = pa.array(sorted(seq for _, seq, _ in winners.values()), pa.int64())
         for name, schema in TABLES.items():
             summary.rows[name] = _publish(staging / f"{name}.parquet", store.table_path(name), schema, keep, name)
         summary.trials = summary.rows["trials"]
@@ -250,6 +263,33 @@ def _publish(staged: Path, final: Path, schema: pa.Schema, keep: pa.Array | None
         writer.abort()
         raise
     return writer.rows_written
+
+
+class _StagingWriter(TableWriter):
+    """A staging table writer that never fails the run for one record: when a batch does not convert to the schema
+    (a value out of range, a wrong type), the offending rows are set aside and their record's sequence number is
+    noted in `rejected`, so the whole record is quarantined and none of its rows is published."""
+
+    def __init__(self, path: Path, schema: pa.Schema, table: str, rejected: dict[int, str]):
+        super().__init__(path, schema)
+        self.table = table
+        self.rejected = rejected
+
+    def _flush(self) -> None:
+        try:
+            super()._flush()
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            good = []
+            for row in self._pending:
+                try:
+                    pa.Table.from_pylist([row], schema=self.schema)
+                except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+                    reason = f"{self.table} row does not fit the schema ({type(exc).__name__}: {exc})"
+                    self.rejected.setdefault(row[SEQ], reason[:500])
+                else:
+                    good.append(row)
+            self._pending = good
+            super()._flush()
 
 
 def _staged(schema: pa.Schema) -> pa.Schema:

@@ -88,3 +88,27 @@ def test_archive_source_and_gz_jsonl_round_trip(tmp_path):
             f.write(json.dumps(raw.payload) + "\n")
     summary = ingest_source(str(path), Store(tmp_path / "home"))
     assert summary.trials == 4 and summary.quarantined == 0 and summary.reconciles
+
+
+def test_a_record_whose_rows_do_not_fit_the_schema_is_quarantined_not_fatal(tmp_path, monkeypatch):
+    from deepimagine_core.ctgov import parse
+
+    good = _sample_v2(3)
+    bad_id = good[1].payload["protocolSection"]["identificationModule"]["nctId"]
+    real_parse = parse.parse_study
+
+    def parse_with_overflow(raw):
+        parsed = real_parse(raw)
+        if parsed.nct_id == bad_id:  # a value no int64 column can hold, as a parser bug might produce
+            parsed.rows["trials"][0]["enrollment"] = 2**70
+        return parsed
+
+    monkeypatch.setattr(parse, "parse_study", parse_with_overflow)
+    store = Store(tmp_path)
+    summary = ingest(good, store)
+    assert summary.trials == 2 and summary.quarantined == 1 and summary.reconciles
+    assert bad_id not in store.read_table("trials").column("nct_id").to_pylist()
+    assert bad_id not in store.read_table("outcome_measures").column("nct_id").to_pylist()  # none of its rows
+    (row,) = [q for q in store.read_table("quarantine").to_pylist() if q["level"] == "record"]
+    assert row["nct_id"] == bad_id and "trials row does not fit the schema" in row["reason"]
+    assert row["source_ref"] == good[1].source_ref
