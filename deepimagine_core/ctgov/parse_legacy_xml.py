@@ -22,7 +22,7 @@ import threading
 from lxml import etree
 
 from deepimagine_core.ctgov.records import LEGACY_XML, ParsedStudy, RawStudy, RecordError
-from deepimagine_core.ctgov.rows import ArmMatcher, StudyRows, as_count, clean_block, group_dose
+from deepimagine_core.ctgov.rows import ArmMatcher, StudyRows, as_count, clean_block
 from deepimagine_core.ctgov.values import is_missing, parse_age_years
 
 _local = threading.local()
@@ -322,19 +322,7 @@ def _outcome(outcome, index: int, s: StudyRows, matcher: ArmMatcher) -> None:
         "n_groups": len(groups),
         "n_analyses": len(analyses),
     })
-    n_groups = len(groups)
-    for group_index, (group_id, title, description) in enumerate(groups):
-        s.rows["outcome_groups"].append({
-            "nct_id": nct_id,
-            "outcome_index": index,
-            "group_id": group_id,
-            "group_index": group_index,
-            "title": title,
-            "description": description,
-            "arm_label": matcher.match(title, n_groups),
-            "participants_analyzed": participants.get(group_id),
-            **group_dose(title, description),
-        })
+    s.add_outcome_groups(index, groups, matcher, participants)
     if measure:
         _results(measure, index, s, participants)
     for analysis_index, analysis in enumerate(analyses):

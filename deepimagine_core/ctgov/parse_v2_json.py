@@ -16,7 +16,6 @@ from deepimagine_core.ctgov.rows import (
     StudyRows,
     as_count,
     clean_text,
-    group_dose,
 )
 from deepimagine_core.ctgov.values import parse_age_years
 
@@ -222,18 +221,7 @@ def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> No
         "n_groups": len(groups),
         "n_analyses": len(analyses),
     })
-    for group_index, (group_id, title, description) in enumerate(groups):
-        s.rows["outcome_groups"].append({
-            "nct_id": nct_id,
-            "outcome_index": index,
-            "group_id": group_id,
-            "group_index": group_index,
-            "title": title,
-            "description": description,
-            "arm_label": matcher.match(title, len(groups)),
-            "participants_analyzed": participants.get(group_id),
-            **group_dose(title, description),
-        })
+    s.add_outcome_groups(index, groups, matcher, participants)
     _results(outcome, index, s, participants)
     for analysis_index, analysis in enumerate(analyses):
         _analysis(analysis, index, analysis_index, s)

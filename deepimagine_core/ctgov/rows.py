@@ -111,6 +111,23 @@ class StudyRows:
                                      per_arm.get(label, 0) == 1)
             self.rows["interventions"].append({**base, "arm_label": label, **dose})
 
+    def add_outcome_groups(
+        self, outcome_index: int, groups: list[tuple], matcher: "ArmMatcher", participants: dict
+    ) -> None:
+        """`outcome_groups` rows of one outcome: groups are (group_id, title, description), mapped to arm labels."""
+        for group_index, (group_id, title, description) in enumerate(groups):
+            self.rows["outcome_groups"].append({
+                "nct_id": self.nct_id,
+                "outcome_index": outcome_index,
+                "group_id": group_id,
+                "group_index": group_index,
+                "title": title,
+                "description": description,
+                "arm_label": matcher.match(title, len(groups)),
+                "participants_analyzed": participants.get(group_id),
+                **group_dose(title, description),
+            })
+
     def done(self, last_update) -> ParsedStudy:
         """The parsed study, with rows repeating a table's key (a result group or measurement listed twice) dropped
         after the first and reported as field issues: keys stay unique, and nothing is dropped silently."""
