@@ -171,6 +171,12 @@ def _save_hf(parquet: Path, target: Path, cache: Path) -> bool:
         import datasets
     except ImportError:
         return False
+    if pq.ParquetFile(parquet).metadata.num_rows == 0:
+        # an empty table: from_parquet cannot read zero batches, and save_to_disk of zero rows writes zero shards
+        # (which load_from_disk refuses), so build it in memory and write one empty shard with the schema
+        ds = datasets.Dataset(datasets.table.InMemoryTable(pq.read_table(parquet)))
+        ds.save_to_disk(str(target), num_shards=1)
+        return True
     ds = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(cache))
     ds.save_to_disk(str(target))
     del ds
