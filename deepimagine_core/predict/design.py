@@ -23,13 +23,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deepimagine_core.ctgov.enums import ENUMS, map_enum, map_phases
+from deepimagine_core.tables import ARM_GROUPS_TABLE, INTERVENTIONS_TABLE, OUTCOME_MEASURES_TABLE, TRIALS_TABLE
 
 NCT_ID = re.compile(r"^NCT\d{8}$", re.IGNORECASE)
 #: The only part of an API v2 study a design is read from; everything else (resultsSection, annotationSection,
 #: documentSection, derivedSection, hasResults) is dropped unread.
 REGISTRATION_SECTION = "protocolSection"
 #: The trial tables a design is read from (registration fields only).
-REGISTRATION_TABLES = ("trials", "arm_groups", "interventions", "outcome_measures")
+REGISTRATION_TABLES = (TRIALS_TABLE, ARM_GROUPS_TABLE, INTERVENTIONS_TABLE, OUTCOME_MEASURES_TABLE)
 
 
 class DesignError(ValueError):

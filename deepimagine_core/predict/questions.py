@@ -1,4 +1,4 @@
-"""The standard questions about a planned trial, in CT Open's option sentences (`deepimagine_core.pairs.questions`).
+"""The standard questions about a planned trial, in CT Open's option sentences (`deepimagine_core.pairs.historical`).
 
 For each primary outcome (and, optionally, each secondary one):
 
@@ -20,7 +20,7 @@ from itertools import combinations
 from typing import Any
 
 from deepimagine_core.pairs.polarity import outcome_polarity
-from deepimagine_core.pairs.questions import (
+from deepimagine_core.pairs.historical import (
     ANY_ARM_MET_OPTIONS,
     ENDPOINT_MET_OPTIONS,
     comparative_options,

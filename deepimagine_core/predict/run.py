@@ -20,8 +20,9 @@ from deepimagine_core.predict.design import TrialDesign
 from deepimagine_core.predict.questions import design_questions
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store
+from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE
 
-HISTORY_TABLE = "historical_questions"
+HISTORY_TABLE = HISTORICAL_QUESTIONS_TABLE
 LLM_MODES = ("auto", "off", "deepimagine")
 NEIGHBOUR_CANDIDATES = 60  # hits searched per question before keeping the best one per trial
 

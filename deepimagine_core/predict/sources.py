@@ -27,6 +27,7 @@ from deepimagine_core.predict.design import (
     validate_design,
 )
 from deepimagine_core.store import Store
+from deepimagine_core.tables import ARM_GROUPS_TABLE, INTERVENTIONS_TABLE, OUTCOME_MEASURES_TABLE, TRIALS_TABLE
 
 if TYPE_CHECKING:
     from deepimagine_core.ctgov.api import CTGovClient
@@ -84,21 +85,21 @@ def design_from_tables(store: Store, nct_id: str) -> TrialDesign:
         raise DesignError(f"{nct_id}: the store at {store.root} has no trial tables ({', '.join(missing)}); run job "
                           "refresh_trials first, or use the live API (trial source `api`)")
     nct_id = nct_id.upper()
-    trials = _rows(store, "trials", nct_id)
+    trials = _rows(store, TRIALS_TABLE, nct_id)
     if not trials:
         raise DesignError(f"{nct_id}: not in the trials table of {store.root} (set the trial source to `api` to "
                           "fetch it from ClinicalTrials.gov, or give a registration file)")
     t = trials[0]
-    ivs = sorted(_rows(store, "interventions", nct_id), key=lambda r: r.get("intervention_index") or 0)
+    ivs = sorted(_rows(store, INTERVENTIONS_TABLE, nct_id), key=lambda r: r.get("intervention_index") or 0)
     arms = [{"label": a["label"], "type": a.get("type") or "OTHER", "description": a.get("description"),
              "interventions": [{"name": i["name"], "type": i.get("type") or "OTHER",
                                 "description": i.get("description"), "other_names": list(i.get("other_names") or [])}
                                for i in ivs if i.get("arm_label") == a["label"] and i.get("name")]}
-            for a in sorted(_rows(store, "arm_groups", nct_id), key=lambda r: r.get("arm_index") or 0)
+            for a in sorted(_rows(store, ARM_GROUPS_TABLE, nct_id), key=lambda r: r.get("arm_index") or 0)
             if a.get("label")]
     outcomes = [{"measure": o["title"], "description": o.get("description"), "time_frame": o.get("time_frame"),
                  "type": _OUTCOME_TYPES[o["type"]]}
-                for o in sorted(_rows(store, "outcome_measures", nct_id), key=lambda r: r["outcome_index"])
+                for o in sorted(_rows(store, OUTCOME_MEASURES_TABLE, nct_id), key=lambda r: r["outcome_index"])
                 if o.get("type") in _OUTCOME_TYPES and o.get("title")]
     data = {"nct_id": nct_id, "title": t.get("brief_title") or t.get("official_title"), "arms": arms,
             "outcomes": outcomes, "conditions": t.get("conditions") or [], "phase": t.get("phases") or [],

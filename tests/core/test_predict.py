@@ -15,7 +15,7 @@ import pytest
 from deepimagine_core.ctgov.api import CTGovClient
 from deepimagine_core.ctgov.ingest import ApiSettings
 from deepimagine_core.evaluation.predictors import MajorityPredictor, register_predictor
-from deepimagine_core.pairs.questions import (
+from deepimagine_core.pairs.historical import (
     ANY_ARM_MET_OPTIONS,
     build_questions,
     comparative_options,

@@ -5,6 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 from deepimagine_core.predict import DesignError, PredictSettings, ask
+from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE
 from deepimagine_dagster.defs.trials.assets import api_settings
 from deepimagine_dagster.resources import LLMBackendResource, StoreResource, TrialSourceResource
 
@@ -26,7 +27,7 @@ class PredictTrialConfig(dg.Config):
 
 
 # key ask/predict_trial: its op name (ask__predict_trial) must differ from the job's name, predict_trial
-@dg.asset(key_prefix=[GROUP], group_name=GROUP, deps=["historical_questions"], kinds={"python"})
+@dg.asset(key_prefix=[GROUP], group_name=GROUP, deps=[HISTORICAL_QUESTIONS_TABLE], kinds={"python"})
 def predict_trial(context: dg.AssetExecutionContext, config: PredictTrialConfig, store: StoreResource,
                   trial_source: TrialSourceResource, llm: LLMBackendResource) -> dg.MaterializeResult:
     """Predictions for one trial (config `trial` or `draft`): per primary outcome, endpoint met and each arm against
