@@ -18,7 +18,7 @@ from deepimagine_core.pairs.approximate import (APPROXIMATE_PAIRS, ApproxConfig,
                                                 build_trial_index, render_pair, trial_profiles)
 from deepimagine_core.pairs.datasets import export_datasets
 from deepimagine_core.pairs.natural import NATURAL_PAIRS, NaturalConfig, build_natural_pairs
-from deepimagine_core.pairs.questions import HISTORICAL_QUESTIONS, build_questions, render_question
+from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS, build_questions, render_question
 from deepimagine_core.pairs.retrieval import TextIndex
 from deepimagine_core.evaluation.ct_open import benchmark_nct_ids
 from deepimagine_core.pairs.split import TRIAL_SPLITS, assign_splits, counts_by_split, split_map
@@ -113,7 +113,7 @@ def _balance(rows: list[dict]) -> dict[str, dict[str, int]]:
 def historical_questions(context: dg.AssetExecutionContext, config: QuestionsConfig,
                          store: StoreResource) -> dg.MaterializeResult:
     """CT Open-style questions answered by posted analyses: superiority and comparative (label_kind direction) and
-    endpoint met (label_kind significance), each with its evidence (see deepimagine_core.pairs.questions)."""
+    endpoint met (label_kind significance), each with its evidence (see deepimagine_core.pairs.historical)."""
     st = store.get()
     splits = split_map(st.read_table(TRIAL_SPLITS_TABLE))
     table, skips = build_questions(read_tables(st), alpha=config.alpha, splits=splits, progress=True)
