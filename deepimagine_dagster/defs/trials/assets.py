@@ -8,6 +8,7 @@ import dagster as dg
 from deepimagine_core.ctgov.ingest import ApiSettings, fetch_raw, ingest_source
 from deepimagine_core.ctgov.records import SourceError
 from deepimagine_core.ctgov.schemas import TABLES
+from deepimagine_core.tables import QUARANTINE_TABLE, TRIALS_TABLE
 from deepimagine_dagster.metadata import table_metadata
 from deepimagine_dagster.resources import StoreResource, TrialSourceResource
 
@@ -86,10 +87,10 @@ def trial_tables(context: dg.AssetExecutionContext, store: StoreResource, trial_
 
 def _extra_metadata(name: str, stats: dict) -> dict:
     """The ingest figures shown on `trials` and `quarantine`."""
-    if name == "trials":
+    if name == TRIALS_TABLE:
         keep = ("studies_read", "quarantined", "duplicates_dropped", "studies_per_second")
         return {**{k: stats[k] for k in keep}, "stopped_early": dg.MetadataValue.json(stats["stopped_early"])}
-    if name == "quarantine":
+    if name == QUARANTINE_TABLE:
         return {
             "quarantine_rate": stats["quarantine_rate"],
             "record_level": stats["quarantined"],

@@ -9,6 +9,7 @@ import dagster as dg
 
 from deepimagine_core.ctgov import table_checks
 from deepimagine_core.ctgov.schemas import CHILD_TABLES, KEYS
+from deepimagine_core.tables import OUTCOME_ANALYSES_TABLE, QUARANTINE_TABLE, TRIALS_TABLE
 from deepimagine_dagster.resources import StoreResource, TrialSourceResource
 
 
@@ -35,12 +36,14 @@ def _unique_key_check(name: str) -> dg.AssetChecksDefinition:
 
 def _has_trial_check(name: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=name, name=f"{name}_has_trial", additional_deps=["trials"], blocking=True,
+        asset=name, name=f"{name}_has_trial", additional_deps=[TRIALS_TABLE], blocking=True,
         description=f"every row of {name} belongs to a study in trials",
     )
     def _check(context: dg.AssetCheckExecutionContext, store: StoreResource) -> dg.AssetCheckResult:
         st = store.get()
-        orphans = table_checks.orphan_rows(st.read_table(name, columns=["nct_id"]), st.read_table("trials", ["nct_id"]))
+        orphans = table_checks.orphan_rows(
+            st.read_table(name, columns=["nct_id"]), st.read_table(TRIALS_TABLE, ["nct_id"])
+        )
         what = f"{orphans} rows of {name} have no trial"
         return _result(context, f"{name}_has_trial", orphans == 0, what, {"orphan_rows": orphans})
 
@@ -51,9 +54,9 @@ unique_key_checks = [_unique_key_check(name) for name in KEYS]
 has_trial_checks = [_has_trial_check(name) for name in CHILD_TABLES]
 
 
-@dg.asset_check(asset="outcome_analyses", blocking=True, description="every parsed p-value lies in [0, 1]")
+@dg.asset_check(asset=OUTCOME_ANALYSES_TABLE, blocking=True, description="every parsed p-value lies in [0, 1]")
 def p_values_in_unit_interval(context: dg.AssetCheckExecutionContext, store: StoreResource) -> dg.AssetCheckResult:
-    table = store.get().read_table("outcome_analyses", columns=["p_value"])
+    table = store.get().read_table(OUTCOME_ANALYSES_TABLE, columns=["p_value"])
     bad = table_checks.p_values_out_of_range(table)
     with_p = table.num_rows - table.column("p_value").null_count
     metadata = {"out_of_range": bad, "with_p_value": with_p}
@@ -61,7 +64,7 @@ def p_values_in_unit_interval(context: dg.AssetCheckExecutionContext, store: Sto
 
 
 @dg.asset_check(
-    asset="trials", additional_deps=["quarantine"], blocking=True,
+    asset=TRIALS_TABLE, additional_deps=[QUARANTINE_TABLE], blocking=True,
     description="share of studies quarantined stays under the trial source's max_quarantine_rate "
     "($DEEPIMAGINE_MAX_QUARANTINE_RATE, default 0.05); on `trials`, so that what builds on trials waits for it",
 )
@@ -71,7 +74,7 @@ def quarantine_rate_under_threshold(
     st = store.get()
     threshold = trial_source.max_quarantine_rate
     rate, quarantined, read = table_checks.quarantine_rate(
-        st.read_table("quarantine", columns=["level"]), st.read_table("trials", columns=["nct_id"])
+        st.read_table(QUARANTINE_TABLE, columns=["level"]), st.read_table(TRIALS_TABLE, columns=["nct_id"])
     )
     what = f"{quarantined} of {read} studies quarantined: rate {rate:.4f} against the threshold {threshold}"
     metadata = {"quarantine_rate": rate, "threshold": threshold, "quarantined": quarantined, "studies_read": read}
