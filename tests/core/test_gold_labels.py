@@ -70,9 +70,10 @@ def _labels_by_analysis(rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
                      "measure": endpoint.get("measure"), "x_group": (c.get("x") or {}).get("group_id")
                      if isinstance(c.get("x"), dict) else None, "answer": None})
             continue
+        values = values if isinstance(values, dict) else {}
         better = None
         if r["x_better"] is not None:
-            better = (values["x"] if r["x_better"] else values["y"])["group_id"]
+            better = ((values.get("x") if r["x_better"] else values.get("y")) or {}).get("group_id")
         out.setdefault((r["nct_id"], r["analysis_index"]), []).append(
             {"kind": r["kind"], "directed": r["label_kind"] == "direction", "significant": r["significant"],
              "better": better, "measure": endpoint.get("measure"), "polarity": r.get("polarity"),
@@ -122,15 +123,18 @@ def _compare(gold: list[dict], questions: list[dict]) -> dict:
                                      f"{g['significant']} ({g['significance_reason']})")
         figures["from_non_inferiority"] += g["analysis_kind"] != "superiority"
         for lb in directed:  # superiority answers against the gold label when the project's X is the gold's tested arm
-            if lb["kind"] == "superiority" and g["tested_group"] and lb["x_group"] == g["tested_group"]:
-                if g["labels"]["superiority"] in ("yes", "no"):
-                    figures["superiority_compared"] += 1
-                    figures["superiority_agree"] += (lb["answer"] == 0) == (g["labels"]["superiority"] == "yes")
+            gold_sup = g["labels"]["superiority"]
+            if lb["kind"] == "superiority" and lb["x_group"] == g["tested_group"] and gold_sup in ("yes", "no"):
+                figures["superiority_compared"] += 1
+                figures["superiority_agree"] += (lb["answer"] == 0) == (gold_sup == "yes")
             if lb.get("x_group_arm") is not None:  # the project's arm for each group against the reader's mapping
                 for gid, arm in ((lb["x_group"], lb["x_group_arm"]), (lb["y_group"], lb["y_group_arm"])):
                     mine = next(x["arm_label"] for x in g["groups"] if x["group_id"] == gid)
                     figures["arm_compared"] += 1
                     figures["arm_agree"] += mine == arm
+                    if mine != arm:
+                        disagreements.append(f"{g['gold_id']} {g['nct_id']}: group {gid} mapped to arm {arm!r}, "
+                                             f"gold {mine!r} (not asserted)")
     return {"figures": figures, "disagreements": disagreements, "per_stratum": per_stratum, "n": len(gold)}
 
 
