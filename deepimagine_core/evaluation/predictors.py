@@ -11,8 +11,9 @@ category, `models.py`); `knn_history` (answers of the most similar historical qu
 The reference predictor — the one the report and the README name — is chosen by time-ordered cross-validation on
 historical questions (`selection.py`); get it with `selection.reference_predictor()`.
 
-Other packages add theirs with `register_predictor(name, factory)` (the LLM predictors do), so the report runs every
-predictor the same way.
+Other packages add theirs with `register_predictor(name, factory)` (the LLM predictors do when
+`deepimagine_core.llm.predictors` is imported, which the Dagster layer does), so the report runs every predictor the
+same way.
 """
 
 from __future__ import annotations
@@ -39,9 +40,6 @@ from deepimagine_core.questions import Question
 # ---- registry -----------------------------------------------------------------------------------------------------
 
 _REGISTRY: dict[str, Callable[..., Predictor]] = {}
-#: Modules that register further predictors when imported (imported on the first lookup of an unknown name, so the
-#: baselines never pay for the LLM stack's imports).
-PLUGIN_MODULES = ("deepimagine_core.llm.predictors",)
 ADAPTED_SUFFIX = "_adapted"
 
 
@@ -52,27 +50,14 @@ def register_predictor(name: str, factory: Callable[..., Predictor], *, replace:
     _REGISTRY[name] = factory
 
 
-def load_plugins() -> None:
-    """Import `PLUGIN_MODULES` that are installed; a plugin that fails for another reason raises."""
-    import importlib
-
-    for module in PLUGIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module.startswith(exc.name):
-                raise
-
-
 def available_predictors() -> list[str]:
     return sorted(_REGISTRY)
 
 
 def make_predictor(name: str, **kwargs: Any) -> Predictor:
     if name not in _REGISTRY:
-        load_plugins()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown predictor {name!r}; registered: {', '.join(available_predictors())}")
+        raise KeyError(f"unknown predictor {name!r}; registered: {', '.join(available_predictors())} (the LLM "
+                       "predictors register when deepimagine_core.llm.predictors is imported)")
     predictor = _REGISTRY[name](**kwargs)
     if not isinstance(predictor, Predictor):
         raise TypeError(f"factory of {name!r} returned {type(predictor).__name__}, which lacks name/fit/predict")
@@ -169,7 +154,7 @@ for _name, _factory in SCORED.items():
 
 __all__ = [
     "Prediction", "Predictor", "ScoredPredictor", "register_predictor", "register_adapted", "make_predictor",
-    "available_predictors", "load_plugins", "MajorityPredictor", "LogRegPredictor", "RandomForestPredictor",
+    "available_predictors", "MajorityPredictor", "LogRegPredictor", "RandomForestPredictor",
     "MLPPredictor", "KnnHistoryPredictor", "EnsemblePredictor", "AdaptedPredictor", "balanced_weights",
     "DirectionPrior", "default_text_index",
 ]
