@@ -25,6 +25,7 @@ from deepimagine_core.llm.pathway import IndexAnchorRetriever, PathwayConfig, ru
 from deepimagine_core.llm.prompts import direct_messages, rag_messages, template_id
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store
+from deepimagine_core.tables import TRIALS_TABLE
 
 TINY_NOTE = "tiny local model with random weights: its predictions and scores are meaningless (tests/offline default)"
 TINY_MAX_NEW_TOKENS = 16
@@ -133,9 +134,9 @@ class LLMRagPredictor(_LLMPredictor):
 
 def load_trials(store: Store | None) -> dict[str, dict[str, Any]]:
     """nct_id → the `trials` columns the factors use, or {} when the table is not built."""
-    if store is None or not store.has_table("trials"):
+    if store is None or not store.has_table(TRIALS_TABLE):
         return {}
-    table = store.read_table("trials")
+    table = store.read_table(TRIALS_TABLE)
     columns = [c for c in TRIAL_COLUMNS if c in table.column_names]
     return {row["nct_id"]: row for row in table.select(columns).to_pylist()}
 

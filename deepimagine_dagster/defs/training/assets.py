@@ -15,6 +15,9 @@ from typing import Any
 
 import dagster as dg
 
+from deepimagine_core.tables import (
+    APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE,
+)
 from deepimagine_core.training import adapters
 from deepimagine_core.training.data import grpo_examples, sft_examples
 from deepimagine_core.training.distributed import (
@@ -86,7 +89,7 @@ def result_metadata(results: dict[str, TrainResult]) -> dict[str, Any]:
 
 @dg.asset(
     group_name=GROUP,
-    deps=["natural_pairs", "reasoning_traces"],
+    deps=[NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE],
     op_tags=GPU_TAGS,
     kinds={"pytorch"},
 )
@@ -98,7 +101,7 @@ def sft_operators(
     st = store.get()
     recipe = load_recipe(config.recipe, config.overrides)
     built = sft_examples(
-        st.read_table("natural_pairs"), st.read_table("reasoning_traces"), recipe.factors,
+        st.read_table(NATURAL_PAIRS_TABLE), st.read_table(REASONING_TRACES_TABLE), recipe.factors,
         untraced=recipe.untraced_pairs,
     )
     context.log.info(f"SFT data ({recipe.name}): {built.summary()}")
@@ -140,7 +143,7 @@ def sft_operators(
 
 @dg.asset(
     group_name=GROUP,
-    deps=["approximate_pairs", "historical_questions", "natural_pairs", sft_operators],
+    deps=[APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, sft_operators],
     op_tags=GPU_TAGS,
     kinds={"pytorch"},
 )
@@ -153,8 +156,8 @@ def grpo_policy(
     st = store.get()
     recipe = load_recipe(config.recipe, config.overrides)
     built = grpo_examples(
-        st.read_table("approximate_pairs"), st.read_table("historical_questions"),
-        st.read_table("natural_pairs") if config.natural_steps else None,
+        st.read_table(APPROXIMATE_PAIRS_TABLE), st.read_table(HISTORICAL_QUESTIONS_TABLE),
+        st.read_table(NATURAL_PAIRS_TABLE) if config.natural_steps else None,
         max_prompts=config.max_prompts or None, seed=recipe.seed,
     )
     context.log.info(f"GRPO data ({recipe.name}): {built.summary()}")
