@@ -8,8 +8,9 @@ import dagster as dg
 import pyarrow as pa
 
 from deepimagine_core.evaluation.ct_open import ENV_CT_OPEN, load_benchmarks
+from deepimagine_core.evaluation.inputs import empty_reasons, split_historical
 from deepimagine_core.evaluation.predictors import available_predictors, load_plugins
-from deepimagine_core.evaluation.report import markdown_table, run_predictors, summary_table, write_report
+from deepimagine_core.evaluation.report import EvaluationResults, markdown_table, run_predictors, summary_table, write_report
 from deepimagine_core.questions import CATEGORIES, Question
 from deepimagine_core.store import Store
 from deepimagine_core.tables import CT_OPEN_TABLE, HISTORICAL_QUESTIONS_TABLE
@@ -92,26 +93,13 @@ class EvaluationConfig(dg.Config):
 
 
 def historical_split(st: Store) -> tuple[list[Question], list[Question], dict[str, int]]:
-    """(train, test, counts per split) of `historical_questions` by its `split` column (other sides, e.g.
-    `benchmark`, are not used); a clear Failure when the table is absent or has no training questions."""
+    """(train, test, counts per split) of `historical_questions`; a clear Failure when the table was never built."""
     if not st.has_table(HISTORICAL_QUESTIONS_TABLE):
         raise dg.Failure(
             "no historical questions: table `historical_questions` has not been built "
             f"(expected {st.table_path(HISTORICAL_QUESTIONS_TABLE)}); materialise it first (job build_pairs)"
         )
-    table = st.read_table(HISTORICAL_QUESTIONS_TABLE)
-    if table.num_rows == 0:
-        raise dg.Failure("no historical questions: table `historical_questions` is empty (the trial tables hold no "
-                         "two-group analyses to ask about?)")
-    split_of = table.column("split").to_pylist() if "split" in table.column_names else [None] * table.num_rows
-    train, test = [], []
-    for row, split in zip(table.to_pylist(), split_of):
-        q = Question.from_row(row)
-        split = split or q.extra.get("split")
-        (train if split == "train" else test if split == "test" else []).append(q)
-    if not train:
-        raise dg.Failure(f"no historical questions in split 'train' ({dict(Counter(split_of))})")
-    return train, test, dict(Counter(split_of))
+    return split_historical(st.read_table(HISTORICAL_QUESTIONS_TABLE))
 
 
 def ct_open_from_table(st: Store) -> tuple[dict[str, list[Question]], list[Question]]:
@@ -143,10 +131,17 @@ def evaluation_report(
     train, test, split_counts = historical_split(st)
     context.log.info(f"historical questions per split: {split_counts} (train fits the predictors, test is a benchmark)")
     benchmarks, ct_train = ct_open_from_table(st)
+    n_ct_open = len(benchmarks)
     if test:
         benchmarks[HISTORICAL_TEST] = test
-    if not benchmarks:
-        raise dg.Failure("nothing to evaluate: no CT Open benchmark configured and no historical test questions")
+    why_empty = empty_reasons(train, benchmarks, split_counts, n_ct_open)
+    if why_empty:  # a small source: the report says why there is nothing to score, and the run goes on
+        for reason in why_empty:
+            context.log.warning(f"evaluation: {reason}")
+        files = write_report(st.path("reports"), EvaluationResults(notes=why_empty))
+        return dg.MaterializeResult(metadata={"nothing_evaluated": dg.MetadataValue.json(why_empty),
+                                              "report": dg.MetadataValue.md(files.markdown_embedded),
+                                              "report_markdown": dg.MetadataValue.path(str(files.markdown))})
     try:
         options = json.loads(config.predictor_options) if config.predictor_options.strip() else {}
     except json.JSONDecodeError as exc:
