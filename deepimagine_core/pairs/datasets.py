@@ -40,7 +40,7 @@ DESCRIPTIONS = {
         "ClinicalTrials.gov: `superiority` and `comparative` questions (label_kind `direction`: significance and the "
         "better arm, from the outcome's polarity) and `endpoint_met` questions (label_kind `significance`). Each row "
         "keeps its evidence (analysis index, p-value as posted, CI, group values, polarity rule) for audit. Built by "
-        "`deepimagine_core.pairs.questions`."),
+        "`deepimagine_core.pairs.historical`."),
     NATURAL_PAIRS_TABLE: (
         "Pairs of observed results of one trial that differ in one factor: `arm` (another result group on the same "
         "outcome cell; dose-ranging pairs ordered low → high dose) or `outcome` (another outcome measure, time point "

@@ -7,14 +7,14 @@ from collections import Counter, defaultdict
 import dagster as dg
 import pyarrow as pa
 
-from deepimagine_core.evaluation.ct_open import ENV_CT_OPEN, load_benchmarks
+from deepimagine_core.evaluation.ct_open import load_benchmarks
 from deepimagine_core.evaluation.inputs import empty_reasons, split_historical
 from deepimagine_core.evaluation.predictors import available_predictors, load_plugins
 from deepimagine_core.evaluation.report import EvaluationResults, markdown_table, run_predictors, summary_table, write_report
 from deepimagine_core.questions import CATEGORIES, Question
 from deepimagine_core.store import Store
 from deepimagine_core.tables import CT_OPEN_TABLE, HISTORICAL_QUESTIONS_TABLE
-from deepimagine_dagster.resources import CTOpenResource, LLMBackendResource, StoreResource
+from deepimagine_dagster.resources import ENV_CT_OPEN, CTOpenResource, LLMBackendResource, StoreResource
 
 GROUP = "evaluation"
 HISTORICAL_TEST = "historical_test"

@@ -19,9 +19,10 @@ from deepimagine_core.pairs.approximate import (APPROXIMATE_PAIRS, ApproxConfig,
 from deepimagine_core.pairs.datasets import export_datasets
 from deepimagine_core.pairs.empty import why_no_approximate_pairs, why_no_natural_pairs, why_no_questions
 from deepimagine_core.pairs.natural import NATURAL_PAIRS, NaturalConfig, build_natural_pairs
-from deepimagine_core.pairs.questions import HISTORICAL_QUESTIONS, build_questions, render_question
+from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS, build_questions, render_question
 from deepimagine_core.pairs.retrieval import TextIndex
-from deepimagine_core.pairs.split import TRIAL_SPLITS, assign_splits, benchmark_nct_ids, counts_by_split, split_map
+from deepimagine_core.evaluation.ct_open import benchmark_nct_ids
+from deepimagine_core.pairs.split import TRIAL_SPLITS, assign_splits, counts_by_split, split_map
 from deepimagine_core.pairs.trialdata import TRIAL_TABLES
 from deepimagine_core.store import Store
 from deepimagine_core.tables import (
@@ -48,24 +49,27 @@ class QuestionsConfig(dg.Config):
     alpha: float = 0.05
 
 
+_NATURAL, _APPROX = NaturalConfig(), ApproxConfig()  # core's defaults
+
+
 class NaturalPairsConfig(dg.Config):
-    max_arm_pairs_per_trial: int = 60
-    max_outcome_pairs_per_trial: int = 60
-    max_groups_per_cell: int = 8
-    max_cells_per_group: int = 60
+    max_arm_pairs_per_trial: int = _NATURAL.max_arm_pairs_per_trial
+    max_outcome_pairs_per_trial: int = _NATURAL.max_outcome_pairs_per_trial
+    max_groups_per_cell: int = _NATURAL.max_groups_per_cell
+    max_cells_per_group: int = _NATURAL.max_cells_per_group
 
 
 class ApproximatePairsConfig(dg.Config):
-    k: int = 5
-    candidates: int = 30
-    min_similarity: float = 0.1
-    intervention_alike: float = 0.5
-    intervention_differ: float = 0.0
-    condition_alike: float = 0.5
-    condition_differ: float = 0.2
-    age_tolerance_years: float = 10.0
-    geography_alike: float = 0.5
-    geography_differ: float = 0.0
+    k: int = _APPROX.k
+    candidates: int = _APPROX.candidates
+    min_similarity: float = _APPROX.min_similarity
+    intervention_alike: float = _APPROX.intervention_alike
+    intervention_differ: float = _APPROX.intervention_differ
+    condition_alike: float = _APPROX.condition_alike
+    condition_differ: float = _APPROX.condition_differ
+    age_tolerance_years: float = _APPROX.age_tolerance_years
+    geography_alike: float = _APPROX.geography_alike
+    geography_differ: float = _APPROX.geography_differ
 
 
 def read_tables(store: Store, names=TRIAL_TABLES) -> dict[str, pa.Table]:
@@ -115,7 +119,7 @@ def _balance(rows: list[dict]) -> dict[str, dict[str, int]]:
 def historical_questions(context: dg.AssetExecutionContext, config: QuestionsConfig,
                          store: StoreResource) -> dg.MaterializeResult:
     """CT Open-style questions answered by posted analyses: superiority and comparative (label_kind direction) and
-    endpoint met (label_kind significance), each with its evidence (see deepimagine_core.pairs.questions)."""
+    endpoint met (label_kind significance), each with its evidence (see deepimagine_core.pairs.historical)."""
     st = store.get()
     splits = split_map(st.read_table(TRIAL_SPLITS_TABLE))
     table, skips = build_questions(read_tables(st), alpha=config.alpha, splits=splits, progress=True)

@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 from deepimagine_core.pairs.approximate import trial_profiles
 from deepimagine_core.pairs.checks_core import (approximate_factor_problems, config_from_schema, label_balance,
                                                 natural_evidence_problems, question_evidence_problems)
-from deepimagine_core.pairs.split import benchmark_nct_ids, find_leaks
+from deepimagine_core.evaluation.ct_open import benchmark_nct_ids
+from deepimagine_core.pairs.split import find_leaks
 from deepimagine_core.tables import (
     APPROXIMATE_PAIRS_TABLE, ARM_GROUPS_TABLE, HISTORICAL_QUESTIONS_TABLE, INTERVENTIONS_TABLE, NATURAL_PAIRS_TABLE,
     TRIALS_TABLE, TRIAL_SPLITS_TABLE,

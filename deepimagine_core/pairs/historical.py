@@ -171,7 +171,7 @@ HISTORICAL_QUESTIONS = pa.schema(
         ("polarity", pa.bool_()),  # higher is better?
         ("polarity_rule", pa.string()),
     ],
-    metadata={"doc": "One row per historical question (see deepimagine_core.pairs.questions)."},
+    metadata={"doc": "One row per historical question (see deepimagine_core.pairs.historical)."},
 )
 
 
