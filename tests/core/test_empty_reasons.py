@@ -3,9 +3,10 @@ training.sft.untrained_operators)."""
 
 import pyarrow as pa
 
-from deepimagine_core.evaluation.inputs import empty_reasons, split_historical
+from deepimagine_core.evaluation.inputs import empty_reasons, evaluation_inputs, historical_split
 from deepimagine_core.pairs.empty import why_no_approximate_pairs, why_no_questions, why_no_traces
 from deepimagine_core.questions import Question
+from deepimagine_core.store import Store
 from deepimagine_core.training.recipes import load_recipe
 from deepimagine_core.training.sft import untrained_operators
 
@@ -35,13 +36,15 @@ def test_untrained_operators_per_factor_and_multi():
     assert list(untrained_operators(multi, [])) == ["sft_multi"]
 
 
-def test_evaluation_empty_reasons():
+def test_evaluation_empty_reasons(tmp_path):
     q = Question(nct_id="NCT1", endpoint_key="outcome:0", question_index=0, brief_title="t", endpoint={},
                  arms=[], meta_label="single_arm", options=["a", "b"], answer=0)
-    table = pa.Table.from_pylist([{**q.to_row(), "split": "train"}])
-    train, test, counts = split_historical(table)
+    store = Store(tmp_path)
+    store.write_table("historical_questions", pa.Table.from_pylist([{**q.to_row(), "split": "train"}]))
+    train, test, counts = historical_split(store)
     assert (len(train), len(test), counts) == (1, 0, {"train": 1})
     (reason,) = empty_reasons(train, {}, counts)
     assert reason.startswith("nothing to score: no CT Open file is configured")
     assert empty_reasons(train, {"historical_test": [q]}, counts) == []
     assert empty_reasons([], {}, {})[0].startswith("no historical questions")
+    assert evaluation_inputs(store).why_empty == [reason]
