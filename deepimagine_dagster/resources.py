@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from deepimagine_core.ctgov.api import DEFAULT_REQUESTS_PER_SECOND
 from deepimagine_core.llm.backends import BackendSettings
 from deepimagine_core.store import DEFAULT_HOME, Store
 
@@ -67,7 +68,7 @@ class TrialSourceResource(dg.ConfigurableResource):
     max_quarantine_rate: float = DEFAULT_MAX_QUARANTINE_RATE  # above it the (blocking) quarantine check fails
     api_base_url: str = "https://clinicaltrials.gov/api/v2"
     page_size: int = 1000
-    requests_per_second: float = 2.0
+    requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND  # 50 a minute: the limit reported for the API
     condition: str = ""
     intervention: str = ""
     timeout_seconds: float = 60.0
