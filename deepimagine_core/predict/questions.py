@@ -98,3 +98,21 @@ def question_label(q: Question) -> str:
         return f"endpoint met: {', '.join(q.extra.get('listed_arms') or [])}"
     ways = "2-way" if kind == "superiority" else "3-way"
     return f"{ways}: {q.extra.get('arm_x')} vs {q.extra.get('arm_y')}"
+
+
+def _short(label: Any, limit: int = 24) -> str:
+    label = " ".join(str(label).split())
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def option_names(q: Question) -> list[str]:
+    """Short names of a question's options, in option order (also for historical questions, by their `kind`)."""
+    kind = q.extra.get("kind")
+    if kind == "superiority":
+        return ["significantly better", "not significantly better"]
+    if kind == "comparative":
+        return [f"{_short(q.extra.get('arm_x'))} better", f"{_short(q.extra.get('arm_y'))} better",
+                "no significant difference"]
+    if len(q.options) == 2 and q.category == "2-way_implicit":
+        return ["met", "not met"]
+    return [f"option {i + 1}" for i in range(len(q.options))]
