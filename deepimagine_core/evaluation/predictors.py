@@ -7,8 +7,8 @@
 Built in: `majority`, `logreg`, `random_forest` (scikit-learn Pipelines over transferable text and structured
 features, see `features.py`), `knn_history` (answers of the most similar historical questions, through the pairs
 retrieval index) and `ensemble` (the mean of logreg, knn_history and random_forest). Other packages
-add theirs with `register_predictor(name, factory)` (the LLM predictors do), so the report runs every predictor the
-same way.
+add theirs with `register_predictor(name, factory)` (the LLM predictors do when `deepimagine_core.llm.predictors` is
+imported, which the Dagster layer does), so the report runs every predictor the same way.
 
 The trainable predictors model one binary target shared by every category, "a significant / met result" (the answer
 is not the question's negative option), with sample weights that balance the two classes within each category: the
@@ -61,9 +61,6 @@ class Predictor(Protocol):
 # ---- registry -----------------------------------------------------------------------------------------------------
 
 _REGISTRY: dict[str, Callable[..., Predictor]] = {}
-#: Modules that register further predictors when imported (imported on the first lookup of an unknown name, so the
-#: baselines never pay for the LLM stack's imports).
-PLUGIN_MODULES = ("deepimagine_core.llm.predictors",)
 
 
 def register_predictor(name: str, factory: Callable[..., Predictor], *, replace: bool = False) -> None:
@@ -73,27 +70,14 @@ def register_predictor(name: str, factory: Callable[..., Predictor], *, replace:
     _REGISTRY[name] = factory
 
 
-def load_plugins() -> None:
-    """Import `PLUGIN_MODULES` that are installed; a plugin that fails for another reason raises."""
-    import importlib
-
-    for module in PLUGIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module.startswith(exc.name):
-                raise
-
-
 def available_predictors() -> list[str]:
     return sorted(_REGISTRY)
 
 
 def make_predictor(name: str, **kwargs: Any) -> Predictor:
     if name not in _REGISTRY:
-        load_plugins()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown predictor {name!r}; registered: {', '.join(available_predictors())}")
+        raise KeyError(f"unknown predictor {name!r}; registered: {', '.join(available_predictors())} (the LLM "
+                       "predictors register when deepimagine_core.llm.predictors is imported)")
     predictor = _REGISTRY[name](**kwargs)
     if not isinstance(predictor, Predictor):
         raise TypeError(f"factory of {name!r} returned {type(predictor).__name__}, which lacks name/fit/predict")
@@ -407,7 +391,7 @@ register_predictor("knn_history", KnnHistoryPredictor)
 register_predictor("ensemble", EnsemblePredictor)
 
 __all__ = [
-    "Prediction", "Predictor", "register_predictor", "make_predictor", "available_predictors", "load_plugins",
+    "Prediction", "Predictor", "register_predictor", "make_predictor", "available_predictors",
     "MajorityPredictor", "LogRegPredictor", "RandomForestPredictor", "KnnHistoryPredictor", "EnsemblePredictor",
     "balanced_weights", "DirectionPrior",
 ]

@@ -61,9 +61,9 @@ class IndexAnchorRetriever:
         if not self.anchors:
             raise ValueError("no anchors with a known answer to retrieve from")
         if index is None:
-            from deepimagine_core.evaluation.predictors import default_text_index
+            from deepimagine_core.pairs.retrieval import TextIndex
 
-            index = default_text_index()
+            index = TextIndex()
         self.index = index
         self.overfetch = overfetch
         self.index.fit([str(i) for i in range(len(self.anchors))], [anchor_text(a) for a in self.anchors])

@@ -2,9 +2,9 @@
 compact table and write the report under the store's reports/ask/<nct_id>/.
 
 The store is `--home` (default ~/.deepimagine; pass `--home "$DEEPIMAGINE_HOME"` to use the Dagster jobs' store); it
-must hold `historical_questions` (job
-`build_pairs`) and, for an NCT id, the trial tables (job `refresh_trials`) unless `--api` fetches the registration
-from ClinicalTrials.gov. Exit status 2 on input that is not a usable trial (the message names the field).
+must hold `historical_questions` (job `build_pairs`) and, for an NCT id, the trial tables (job `refresh_trials`)
+unless `--api` fetches the registration from ClinicalTrials.gov. Exit status 2 on input that is not a usable trial
+(the message names the field).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from deepimagine_core.llm.backends import BackendSettings
 from deepimagine_core.predict.design import DesignError
 from deepimagine_core.predict.report import ask, compact_table
 from deepimagine_core.predict.run import LLM_MODES, PredictSettings, reference_predictor
-from deepimagine_core.llm.backends import BackendSettings
 from deepimagine_core.store import DEFAULT_HOME, Store
 
 

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+import deepimagine_core.llm.predictors  # noqa: F401  (registers the LLM predictors)
 from deepimagine_core.evaluation.predictors import Prediction, make_predictor
 from deepimagine_core.llm import tiny
 from deepimagine_core.llm.backends import SamplingParams, TransformersBackend
