@@ -11,7 +11,8 @@ A result group of an outcome (``outcome_groups``) names the arm it reports in it
 - ``evidence``: the title's distinctive words (drug names, doses, "placebo", "sham", "control") found in one arm's
   *profile* — its label, description and intervention names (with other names and doses) — more than in any other,
   covering at least half of the title's words, with no title word that only another arm's profile has; then the same
-  with the group's description added, when the title alone decides nothing;
+  with the group's description added (two distinctive words needed), when the title alone decides nothing. Never for
+  a pooled group ("All participants", "Combined", "Total") or in a crossover (arms that are sequences);
 - ``position``: the titles are opaque ("1", "Group A", "Arm 2" with no letter an arm label shares) and the outcome
   has exactly as many groups as the study has arms: group *i* ↔ arm *i*, and only when no group title says "placebo"
   / "sham" / "control" against a non-control arm.
@@ -41,6 +42,11 @@ _CONTROL = re.compile(r"\b(placebo|sham|vehicle|control|usual care|standard care
 _CONTROL_TYPES = frozenset({"PLACEBO_COMPARATOR", "SHAM_COMPARATOR", "NO_INTERVENTION"})
 _OPAQUE = re.compile(r"^(?:(?:arm|group|cohort|part|panel|regimen|treatment|sequence|population)\s*)?"
                      r"(?:[a-z]|\d{1,2}|[ivx]{1,4})$")
+# a pooled group is no single arm; the arms of a crossover are sequences, its groups treatments
+_POOLED = re.compile(r"\b(?:pooled|combined|all (?:participants|patients|subjects|treated|randomi[sz]ed|arms|groups)|"
+                     r"total|overall)\b", re.IGNORECASE)
+_SEQUENCE = re.compile(r"\bsequence\b|\bthen\b|→|->|\bfollowed by\b|\bcross[- ]?over\b|\bperiod\b",
+                       re.IGNORECASE)
 WEAK = frozenset({"evidence", "position"})
 _STRENGTH = {"exact": 0, "normalised": 1, "contained": 2, "tokens": 3, "single_arm": 4, "evidence": 5, "position": 6}
 
@@ -76,6 +82,7 @@ class ArmMatcher:
         self.profiles: dict[str, set[str]] | None = None
         self.types: dict[str, str | None] = {}
         self.spread: Counter[str] = Counter()
+        self.crossover = False
 
     def bind(self, arm_rows: list[dict[str, Any]], intervention_rows: list[dict[str, Any]]) -> None:
         """Arm profiles (label, description, intervention names, other names, doses) for the evidence rule."""
@@ -95,6 +102,7 @@ class ArmMatcher:
                 profiles[label] |= _words(iv.get("name")) | _words(" ".join(iv.get("other_names") or []))
                 profiles[label] |= _words(iv.get("dose_text"))
         self.profiles = profiles
+        self.crossover = any(_SEQUENCE.search(label) for label in self.labels)
         self.spread = Counter(w for profile in profiles.values() for w in profile)  # word -> arms whose profile has it
 
     def match(self, title: str | None, n_groups: int) -> str | None:
@@ -168,24 +176,26 @@ class ArmMatcher:
         return self.evidence_cache[key]
 
     def _evidence(self, title: str | None, description: str | None) -> tuple[str | None, str | None]:
-        for text in (title, f"{title or ''} {description or ''}" if description else None):
-            label = self._best_profile(_words(text)) if text else None
+        if not title or _POOLED.search(title) or self.crossover:
+            return None, None
+        for text, need in ((title, 1), (f"{title} {description}" if description else None, 2)):
+            label = self._best_profile(_words(text), need) if text else None
             if label is not None:
                 return label, "evidence"
         return None, None
 
-    def _best_profile(self, words: set[str]) -> str | None:
+    def _best_profile(self, words: set[str], need: int) -> str | None:
         if not words or not self.profiles or len(self.profiles) < 2:
             return None
         scored = []
         for label, profile in self.profiles.items():
             mine = words & profile
-            if len(mine) < len(words) and any(self.spread.get(w, 0) for w in words - profile):
-                continue  # a word only other arms have: not this arm
+            if len(mine) < len(words) and any(self.spread.get(w, 0) or w.isdigit() for w in words - profile):
+                continue  # a word only other arms have, or a number (dose) this arm does not state: not this arm
             own = sum(self.spread[w] == 1 for w in mine)  # distinctive of this arm
             scored.append((own, len(mine) / len(words), label))
         scored.sort(reverse=True)
-        if not scored or scored[0][0] < 1 or scored[0][1] < 0.5:
+        if not scored or scored[0][0] < need or scored[0][1] < 0.5:
             return None
         if len(scored) > 1 and scored[1][:2] == scored[0][:2]:
             return None
