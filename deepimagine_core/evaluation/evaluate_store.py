@@ -86,6 +86,11 @@ def evaluate_store(store: Store, settings: EvaluationSettings, *, llm: LLMPredic
     store lacks the inputs or the settings name something unknown."""
     inputs = evaluation_inputs(store)
     log(f"historical questions per split: {inputs.split_counts} (train fits the predictors, test is a benchmark)")
+    if inputs.why_empty:  # a small source: the report says why there is nothing to score, and the run goes on
+        for reason in inputs.why_empty:
+            log(f"nothing evaluated: {reason}")
+        results = EvaluationResults(notes=list(inputs.why_empty))
+        return EvaluationOutcome(inputs, [], results, write_report(store.path("reports"), results))
     options = parse_predictor_options(settings.predictor_options)
     predictors = list(settings.predictors)
     limits = _llm_plan(settings, predictors, options, store, llm)

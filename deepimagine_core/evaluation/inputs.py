@@ -86,25 +86,41 @@ def ct_open_from_table(store: Store) -> tuple[dict[str, list[Question]], list[Qu
 
 def historical_split(store: Store) -> tuple[list[Question], list[Question], dict[str, int]]:
     """(train, test, counts per split) of `historical_questions` by its `split` column (other sides, e.g.
-    `benchmark`, are not used); `EvaluationInputError` when the table is absent or has no training questions."""
+    `benchmark`, are not used); `EvaluationInputError` when the table is absent (empty is fine: see `empty_reasons`)."""
     if not store.has_table(HISTORICAL_QUESTIONS_TABLE):
         raise EvaluationInputError(
             "no historical questions: table `historical_questions` has not been built "
             f"(expected {store.table_path(HISTORICAL_QUESTIONS_TABLE)}); materialise it first (job build_pairs)"
         )
     table = store.read_table(HISTORICAL_QUESTIONS_TABLE)
-    if table.num_rows == 0:
-        raise EvaluationInputError("no historical questions: table `historical_questions` is empty (the trial tables "
-                                   "hold no two-group analyses to ask about?)")
     split_of = table.column("split").to_pylist() if "split" in table.column_names else [None] * table.num_rows
     train, test = [], []
     for row, split in zip(table.to_pylist(), split_of):
         q = Question.from_row(row)
         split = split or q.extra.get("split")
         (train if split == "train" else test if split == "test" else []).append(q)
-    if not train:
-        raise EvaluationInputError(f"no historical questions in split 'train' ({dict(Counter(split_of))})")
     return train, test, dict(Counter(split_of))
+
+
+def empty_reasons(train: list[Question], benchmarks: dict[str, list[Question]], split_counts: dict[str, int],
+                  ct_open_files: int = 0) -> list[str]:
+    """Why there is nothing to evaluate (empty list: there is something). A small source (one condition, a handful of
+    trials) can leave nothing to fit or to score: a normal case, reported in words instead of failing the run.
+    `benchmarks` holds every benchmark that would be scored; `ct_open_files` counts the CT Open files loaded."""
+    reasons = []
+    total = sum(split_counts.values())
+    if total == 0:
+        reasons.append("no historical questions: the trial tables hold no two-group analysis with a p-value or CI to "
+                       "ask about (see the skip counts of `historical_questions`)")
+    elif not any(q.answer is not None for q in train):
+        reasons.append(f"no training questions: 0 of the {total} historical questions are on the train side "
+                       f"(questions per split: {split_counts}); the predictors have nothing to fit")
+    if not any(benchmarks.values()):
+        where = (f"the {ct_open_files} CT Open file(s) hold no question" if ct_open_files
+                 else "no CT Open file is configured")
+        reasons.append(f"nothing to score: {where} and the historical test split has 0 questions "
+                       f"(questions per split: {split_counts or '{}'})")
+    return reasons
 
 
 @dataclass
@@ -113,6 +129,7 @@ class EvaluationInputs:
     train: list[Question]  # historical training split
     ct_open_train: list[Question] = field(default_factory=list)  # CT Open files marked as training
     split_counts: dict[str, int] = field(default_factory=dict)
+    why_empty: list[str] = field(default_factory=list)  # why nothing can be evaluated (empty_reasons); [] = something
 
     @property
     def benchmark_nct_ids(self) -> set[str]:
@@ -124,9 +141,7 @@ def evaluation_inputs(store: Store) -> EvaluationInputs:
     """Benchmarks and training questions from the store (`ct_open_questions`, `historical_questions`)."""
     train, test, split_counts = historical_split(store)
     benchmarks, ct_train = ct_open_from_table(store)
+    why_empty = empty_reasons(train, {**benchmarks, HISTORICAL_TEST: test}, split_counts, len(benchmarks))
     if test:
         benchmarks[HISTORICAL_TEST] = test
-    if not benchmarks:
-        raise EvaluationInputError("nothing to evaluate: no CT Open benchmark configured and no historical test "
-                                   "questions")
-    return EvaluationInputs(benchmarks, train, ct_train, split_counts)
+    return EvaluationInputs(benchmarks, train, ct_train, split_counts, why_empty)

@@ -195,6 +195,11 @@ def report_blocks(results: EvaluationResults, figures: dict[str, dict[str, Path]
             "resampling trials. Majority scores 0.50 weighted accuracy by construction.",
         )
     )
+    if results.notes:
+        blocks.append(("h2", "Nothing evaluated" if not results.runs else "Notes"))
+        blocks.append(("ul", list(results.notes)))
+        if not results.runs:
+            return blocks
     train_rows = [[k, *(str(v[c]) for c in ("n_questions", "n_trials", "n_dropped_benchmark_trials"))] for k, v in results.training.items()]
     blocks.append(("h2", "Training data"))
     blocks.append(("table", ["setting", "questions", "trials", "dropped (trial in a benchmark)"], train_rows))

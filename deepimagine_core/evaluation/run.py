@@ -37,6 +37,7 @@ class BenchmarkRun:
 class EvaluationResults:
     runs: dict[str, dict[str, BenchmarkRun]] = field(default_factory=dict)  # benchmark -> predictor -> run
     training: dict[str, dict[str, Any]] = field(default_factory=dict)  # setting -> {n_questions, n_dropped, ...}
+    notes: list[str] = field(default_factory=list)  # why a part is empty (evaluation.inputs.empty_reasons)
 
     def as_json(self) -> dict[str, dict[str, dict[str, Any]]]:
         return {b: {p: run.scores for p, run in preds.items()} for b, preds in self.runs.items()}

@@ -67,6 +67,7 @@ def report_metadata(outcome: EvaluationOutcome) -> dict:
         "report_html": dg.MetadataValue.path(str(files.html)),
         "predictions": dg.MetadataValue.path(str(files.root / "predictions")),
         "training_questions": len(outcome.inputs.train),
+        **({"nothing_evaluated": dg.MetadataValue.json(outcome.inputs.why_empty)} if outcome.inputs.why_empty else {}),
     }
     for bench, scores in scores_by_bench.items():
         for label, s in scores.items():

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from deepimagine_core.llm.backends import SamplingParams, is_tiny
 from deepimagine_core.llm.prompts import template_id
 from deepimagine_core.llm.traces import TRACES_SCHEMA, acceptance_by_factor, merge_traces, select_pairs, trace_pairs
+from deepimagine_core.pairs.empty import why_no_traces
 from deepimagine_core.tables import NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE
 from deepimagine_dagster.metadata import table_metadata
 from deepimagine_dagster.resources import LLMBackendResource, StoreResource
@@ -118,6 +119,9 @@ def reasoning_traces(
         "acceptance_by_factor_json": dg.MetadataValue.json(stats),
         "sample_trace": dg.MetadataValue.md(_sample_markdown(new if new.num_rows else table)),
     }
+    if why_no_traces(counts, new.num_rows):
+        metadata["why_empty"] = why_no_traces(counts, new.num_rows)
+        context.log.info(metadata["why_empty"])
     if is_tiny(backend):
         metadata["note"] = TINY_NOTE
         context.log.warning(TINY_NOTE)

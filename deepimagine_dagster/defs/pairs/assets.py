@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from deepimagine_core.pairs.approximate import (APPROXIMATE_PAIRS, ApproxConfig, build_approximate_pairs,
                                                 build_trial_index, render_pair, trial_profiles)
 from deepimagine_core.pairs.datasets import export_datasets
+from deepimagine_core.pairs.empty import why_no_approximate_pairs, why_no_natural_pairs, why_no_questions
 from deepimagine_core.pairs.natural import NATURAL_PAIRS, NaturalConfig, build_natural_pairs
 from deepimagine_core.pairs.historical import (HISTORICAL_QUESTIONS, QUESTION_SKIPS, SKIP_REASONS,
                                                build_question_tables, build_questions, render_question)
@@ -84,6 +85,11 @@ def _md_counts(counts: dict) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
+def _why_empty(reasons) -> dict:
+    """Metadata `why_empty` (a sentence, or {factor: sentence}) when a table or part of it is empty."""
+    return {"why_empty": dg.MetadataValue.json(reasons) if isinstance(reasons, dict) else reasons} if reasons else {}
+
+
 @dg.asset(group_name=GROUP, deps=[TRIALS_TABLE], kinds={"parquet"})
 def trial_splits(context: dg.AssetExecutionContext, config: SplitConfig, store: StoreResource,
                  ct_open: CTOpenResource) -> dg.MaterializeResult:
@@ -131,7 +137,8 @@ def historical_questions(context: dg.AssetExecutionContext, config: QuestionsCon
         "alpha": config.alpha, "by_kind": _md_counts(by_kind), "by_split": _md_counts(counts_by_split(table)),
         "label_balance": dg.MetadataValue.json(_balance(rows)), "skip_counts": _md_counts(skips),
         "trials_with_questions": len(set(table.column("nct_id").to_pylist())),
-        "examples": dg.MetadataValue.md("\n\n".join(render_question(r) for r in examples) or "_(none)_")})
+        "examples": dg.MetadataValue.md("\n\n".join(render_question(r) for r in examples) or "_(none)_"),
+        **_why_empty(why_no_questions(table.num_rows, len(splits), skips))})
 
 
 @dg.asset(group_name=GROUP, deps=[*TRIAL_TABLES], kinds={"parquet"})
@@ -171,6 +178,7 @@ def natural_pairs(context: dg.AssetExecutionContext, config: NaturalPairsConfig,
         **table_metadata(st, NATURAL_PAIRS_TABLE), "path": dg.MetadataValue.path(str(path)),
         "counts": _md_counts(stats), "by_split": _md_counts(counts_by_split(table)),
         "change_directions": _md_counts(dict(Counter(table.column("change_direction").to_pylist()))),
+        **_why_empty(why_no_natural_pairs(stats, len(splits))),
         "examples": dg.MetadataValue.md(examples or "_(none)_")})
 
 
@@ -219,7 +227,8 @@ def approximate_pairs(context: dg.AssetExecutionContext, config: ApproximatePair
     return dg.MaterializeResult(metadata={
         **table_metadata(st, APPROXIMATE_PAIRS_TABLE), "path": dg.MetadataValue.path(str(path)),
         "counts": _md_counts(stats), "by_split": _md_counts(counts_by_split(table)),
-        "examples": dg.MetadataValue.md("\n".join(render_pair(r[0]) for r in examples if r) or "_(none)_")})
+        "examples": dg.MetadataValue.md("\n".join(render_pair(r[0]) for r in examples if r) or "_(none)_"),
+        **_why_empty(why_no_approximate_pairs(stats, len(profiles.ids)))})
 
 
 @dg.asset(group_name=GROUP, deps=[historical_questions, natural_pairs, approximate_pairs], kinds={"parquet"})

@@ -29,7 +29,7 @@ from deepimagine_core.training.distributed import (
 from deepimagine_core.training.grpo import train_grpo
 from deepimagine_core.training.recipes import load_recipe
 from deepimagine_core.training.run import TrainResult
-from deepimagine_core.training.sft import train_operators
+from deepimagine_core.training.sft import train_operators, untrained_operators
 from deepimagine_dagster.resources import StoreResource
 
 GROUP = "training"
@@ -105,12 +105,14 @@ def sft_operators(
         untraced=recipe.untraced_pairs,
     )
     context.log.info(f"SFT data ({recipe.name}): {built.summary()}")
+    skipped = untrained_operators(recipe, built.rows)
+    for name, why in skipped.items():
+        context.log.warning(f"{name} not trained: {why} (training-split natural pairs with an accepted trace, or "
+                            f"any with untraced_pairs: answer_only): {built.summary()}")
     if not built.rows:
-        raise dg.Failure(
-            description="no SFT examples: no training-split natural pair of the recipe's factors has an accepted "
-            "trace (set untraced_pairs: answer_only to train on observed answers)",
-            metadata=built.summary(),
-        )
+        return dg.MaterializeResult(metadata={"recipe": recipe.name, "operators": dg.MetadataValue.json([]),
+                                              "skipped": dg.MetadataValue.json(skipped), "dagster/row_count": 0,
+                                              "data": dg.MetadataValue.json(built.summary())})
     processes = resolve_num_processes(recipe)
     if processes > 1:
         log_launch(context, recipe, processes)
@@ -135,6 +137,7 @@ def sft_operators(
             "processes": processes,
             "operators": dg.MetadataValue.json(sorted(results)),
             "data": dg.MetadataValue.json(built.summary()),
+            "skipped": dg.MetadataValue.json(skipped),
             "dagster/row_count": len(built.rows),
             **result_metadata(results),
         }
@@ -162,11 +165,11 @@ def grpo_policy(
     )
     context.log.info(f"GRPO data ({recipe.name}): {built.summary()}")
     if not built.rows:
-        raise dg.Failure(
-            description="no GRPO prompts: no training-split historical question with a known answer and no "
-            "natural pair with an observed direction",
-            metadata=built.summary(),
-        )
+        why = "0 GRPO prompts: no training-split historical question with a known answer nor natural pair with an "\
+              "observed direction"
+        context.log.warning(f"grpo not trained: {why}")
+        return dg.MaterializeResult(metadata={"recipe": recipe.name, "skipped": dg.MetadataValue.json({"grpo": why}),
+                                              "data": dg.MetadataValue.json(built.summary()), "dagster/row_count": 0})
     init_adapter = resolve_init_adapter(st, config.init_from)
     processes = resolve_num_processes(recipe)
     if processes > 1:
