@@ -54,3 +54,15 @@ def test_a_weak_mapping_never_takes_an_arm_a_stronger_one_holds():
     m = matcher([("Active", "EXPERIMENTAL", "Genotropin 0.035 mg/kg"), ("Control", "NO_INTERVENTION", "untreated")],
                 [("Active", "Genotropin")])
     assert m.match_groups(groups("Active", "Genotropin")) == [("Active", "exact"), (None, None)]
+
+
+def test_elimination_and_numbers_a_label_states():
+    m = matcher([("Nicotine Nasal Spray", "EXPERIMENTAL", ""), ("Placebo nasal spray", "PLACEBO_COMPARATOR", "")])
+    assert m.match_groups(groups("NNS Active", "Placebo")) == [("Nicotine Nasal Spray", "elimination"),
+                                                                ("Placebo nasal spray", "contained")]
+    m = matcher([("Drug A", "EXPERIMENTAL", ""), ("Placebo", "PLACEBO_COMPARATOR", "")])
+    assert m.match_groups(groups("Drug A", "Drug B 5 mg")) == [("Drug A", "exact"), (None, None)]  # drug vs control
+    m = matcher([("Safety part: EMD 525797 250 mg + Standard of Care (SoC)", "EXPERIMENTAL", ""),
+                 ("Randomized Part: SoC", "OTHER", ""), ("Randomized Part: EMD 525797 500 mg + SoC", "EXPERIMENTAL", "")])
+    assert m.match_groups(groups("Standard of Care (SoC)"))[0][0] != "Safety part: EMD 525797 250 mg + Standard of " \
+                                                                      "Care (SoC)"

@@ -166,3 +166,9 @@ def test_every_scale_has_a_source_and_a_direction():
 def test_negation_scope_and_description_limits(title, description, expected):
     p = outcome_polarity(title, description)
     assert p.higher_is_better is expected, p.rule
+
+
+def test_sleep_latency_of_a_sleepiness_test_is_higher_better():
+    p = outcome_polarity("Mean Sleep Latency (Minutes) From the Multiple Sleep Latency Tests (MSLT) at Day 1")
+    assert p.higher_is_better is True and "MSLT" in p.rule
+    assert outcome_polarity("Change in Sleep Latency (Insomnia)").higher_is_better is False
