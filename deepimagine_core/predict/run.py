@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepimagine_core.predict.design import TrialDesign
-from deepimagine_core.predict.questions import design_questions
+from deepimagine_core.predict.questions import design_questions, option_names
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store
 from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE
@@ -126,7 +126,8 @@ def _known_result(row: dict[str, Any], score: float) -> dict[str, Any]:
     return {"nct_id": row["nct_id"], "url": f"https://clinicaltrials.gov/study/{row['nct_id']}",
             "brief_title": row.get("brief_title"), "similarity": round(float(score), 3),
             "endpoint": endpoint.get("measure"), "kind": row.get("kind"), "arm_x": row.get("arm_x"),
-            "arm_y": row.get("arm_y"), "known_result": row["options"][row["answer"]],
+            "arm_y": row.get("arm_y"), "known_result": option_names(Question.from_row(row))[row["answer"]],
+            "known_result_text": row["options"][row["answer"]],
             "p_value": row.get("p_value_raw"), "results_first_posted": str(row.get("results_first_posted") or "")}
 
 
