@@ -9,6 +9,7 @@ history or baseline). Everything else is recorded with one of the `SKIP_REASONS`
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
@@ -46,6 +47,7 @@ _SIGNIFICANCE_CODES = {
 }
 _COUNT_UNIT = re.compile(r"^\s*(?:participants|subjects|patients|people|persons|eyes)\s*$", re.IGNORECASE)
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+_HAZARD = re.compile(r"hazard|\bcox\b|\bhr\b", re.IGNORECASE)
 
 Skip = Callable[[dict, str, str], None]  # (analysis, reason code, detail)
 
@@ -197,4 +199,25 @@ def direction(trial: Trial, outcome: dict, c: dict, polarity: Polarity) -> tuple
     if vx["comparable"] == vy["comparable"]:
         return None, values, "equal group values"
     x_higher = vx["comparable"] > vy["comparable"]
-    return x_higher == polarity.higher_is_better, values, None
+    x_better = x_higher == polarity.higher_is_better
+    if _hazard_ratio_disagrees(c["analysis"], polarity, x_better):
+        return None, values, "hazard ratio and group values disagree"
+    return x_better, values, None
+
+
+def _hazard_ratio_disagrees(a: dict, polarity: Polarity, x_better: bool) -> bool:
+    """True when a hazard ratio, read as arm X over arm Y (experimental over control), favours the other arm than
+    the group values (medians of time-to-event outcomes can, when the curves cross): the direction is then unclear.
+    The hazard is of the outcome's event: a bad one for survival and time-to-bad-event measures, and for proportions
+    the event itself."""
+    timed = polarity.frame in ("time_to", "duration") or "surviv" in polarity.rule.lower()
+    if not _HAZARD.search(a.get("param_type") or "") or not (timed or polarity.frame in ("proportion", "count")):
+        return False
+    est, lo, hi = a.get("param_value"), a.get("ci_lower"), a.get("ci_upper")
+    if est is None and lo is not None and hi is not None and lo > 0 and hi > 0:
+        est = math.sqrt(lo * hi)
+    if est is None or est <= 0 or est == 1:
+        return False
+    event_good = polarity.higher_is_better if polarity.frame in ("proportion", "count") else \
+        not polarity.higher_is_better
+    return ((est > 1) == event_good) != x_better

@@ -127,8 +127,10 @@ def _hits(text: str) -> dict[str, list]:
         if any(taken[start:end]):
             continue
         taken[start:end] = [True] * (end - start)
-        found[kind].append((start, (words, *tag) if tag else words))
-    return {kind: [w for _, w in sorted(hits, key=lambda h: h[0])] for kind, hits in found.items()}
+        found[kind].append((start, end, (words, *tag) if tag else words))
+    out: dict[str, list] = {kind: [w for _, _, w in sorted(hits, key=lambda h: h[0])] for kind, hits in found.items()}
+    out["spans"] = sorted((start, end, kind, w) for kind, hits in found.items() for start, end, w in hits)
+    return out
 
 
 def _concept(h: dict[str, list]) -> tuple[int | None, str]:
@@ -149,27 +151,44 @@ def _concept(h: dict[str, list]) -> tuple[int | None, str]:
     return None, "no known concept"
 
 
+def _in_scope(h: dict[str, list], head_kinds: set[str]) -> tuple[list[str], list[str]]:
+    """The negators and decrements that bear on the head event (the first of ``head_kinds`` in the text): those
+    before it, and a "-free" / "free" right after it ("seizure-free"). A negator later in the text belongs to
+    another clause ("thrombi not resulting in complications" are still thrombi)."""
+    spans = h["spans"]
+    head = next(((start, end) for start, end, kind, _ in spans if kind in head_kinds), None)
+    if head is None:
+        return [], []
+    negators = [w for start, end, kind, w in spans
+                if kind == "negator" and (end <= head[0] or (0 <= start - head[1] <= 1 and "free" in w.lower()))]
+    decrements = [w for start, end, kind, w in spans if kind == "decrement" and end <= head[0]]
+    return negators, decrements
+
+
 def _event_value(text: str, *, allow_flip: bool, require_operator: bool) -> tuple[int | None, str]:
     """+1 if the described event or quantity is good (more is better), -1 if bad, None if undecided; and why."""
     h = _hits(text)
-    bad_op, good_op, negators, decrements = h["bad_op"], h["good_op"], h["negator"], h["decrement"]
-    if (negators or decrements) and not allow_flip:
-        return None, f"reported {(negators + decrements)[0]!r} may carry either sign"
+    bad_op, good_op = h["bad_op"], h["good_op"]
+    if (h["negator"] or h["decrement"]) and not allow_flip:
+        return None, f"reported {(h['negator'] + h['decrement'])[0]!r} may carry either sign"
     if bad_op and good_op:
         return None, f"conflicting operators {good_op[0]!r} and {bad_op[0]!r}"
     if good_op:  # a good event: decrements only define it ("response: >= 50% reduction in pain")
+        negators, _ = _in_scope(h, {"good_op"})
         value, why = 1, f"good event {good_op[0]!r}"
     else:
         if bad_op:
+            negators, decrements = _in_scope(h, {"bad_op"})
             value, why = -1, f"bad event {bad_op[0]!r}"
         else:
             value, why = _concept(h)
             if value is None:
-                if (negators or decrements) and why == "no known concept":
-                    return None, f"operator {(negators + decrements)[0]!r} without one known concept"
+                if (h["negator"] or h["decrement"]) and why == "no known concept":
+                    return None, f"operator {(h['negator'] + h['decrement'])[0]!r} without one known concept"
                 return None, why
-            if require_operator and not (negators or decrements):
+            if require_operator and not (h["negator"] or h["decrement"]):
                 return None, "threshold without an operator"
+            negators, decrements = _in_scope(h, {"scale", "good_concept", "bad_concept"})
         if decrements:
             value *= (-1) ** len(decrements)
             why = f"{decrements[0]!r} of {why}"
@@ -185,6 +204,9 @@ def names_concept(text: str) -> bool:
     return any(h[k] for k in ("bad_op", "scale", "good_concept", "bad_concept", "good_op"))
 
 
+# what a description may decide by: a plain concept or scale of a level, proportion or count measure; never a
+# negation, a decrement or an event (they describe the study's procedures as often as the measure)
+_PLAIN_CONCEPT = re.compile(r"^(?:level|proportion|count): (?:good concept|bad concept|scale) '[^']*'(?: \([^)]*\))?$")
 _LEVEL_OPERATOR = re.compile(r"improv|relief", re.IGNORECASE)  # in a level measure only these fix the sign
 _NOT_PK_AUC = re.compile(r"fev|glucose|pain|symptom|score|effect", re.IGNORECASE)
 
@@ -295,8 +317,7 @@ def outcome_polarity(
         from_description = _decide(f"{title}. {description}", unit, param_type)
         # descriptions decide through concepts only: their operators ("improvement", "normalized") describe
         # the study, not the sign of the measure
-        if from_description.higher_is_better is not None and "concept" in from_description.rule \
-                and "event" not in from_description.rule:
+        if from_description.higher_is_better is not None and _PLAIN_CONCEPT.match(from_description.rule):
             return Polarity(from_description.higher_is_better, f"{from_description.rule} [from description]",
                             from_description.frame)
         if from_description.frame == "excluded":

@@ -88,6 +88,10 @@ SCALES: list[tuple[str, bool, str, str]] = [
     (r"barthel", True, "Barthel Index", "Mahoney & Barthel, Md State Med J 1965;14:61 (higher = more independent)"),
     (r"\bkoos\b", True, "KOOS", "Roos et al., J Orthop Sports Phys Ther 1998;28:88 (higher = better)"),
     (r"asthma control test|\bact score\b", True, "ACT", "Nathan et al., J Allergy Clin Immunol 2004;113:59"),
+    (r"multiple sleep latency|\bmslt\b", True, "MSLT",
+     "Carskadon et al., Sleep 1986;9:519 (mean sleep latency: longer = less sleepy)"),
+    (r"maintenance of wakefulness|\bmwt\b", True, "MWT",
+     "Mitler et al., Electroencephalogr Clin Neurophysiol 1982;53:658 (longer latency = more able to stay awake)"),
     (r"berg balance", True, "Berg Balance Scale", "Berg et al., Physiother Can 1989;41:304 (higher = better)"),
     (r"transition(?:al)? dyspn(?:o)?ea index|\btdi\b", True, "TDI", "Mahler et al., Chest 1984;85:751"),
 ]
