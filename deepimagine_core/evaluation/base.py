@@ -36,8 +36,8 @@ class Prediction:
     @classmethod
     def from_text(cls, text: str | None, n_options: int, trajectory: list | None = None) -> "Prediction":
         """Read a model's `DECISION: (...)` answer; unreadable output becomes uniform with parsed=False."""
-        probabilities, parsed = parse_decision(text, n_options)
-        return cls(probabilities, parsed, text, trajectory)
+        decision = parse_decision(text, n_options)
+        return cls(decision.probabilities, decision.parsed, text, trajectory)
 
 
 @runtime_checkable

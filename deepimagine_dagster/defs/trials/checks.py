@@ -7,7 +7,7 @@ the downstream assets instead of letting them build on bad tables. A failure is 
 
 import dagster as dg
 
-from deepimagine_core.ctgov import table_checks
+from deepimagine_core.ctgov import contracts
 from deepimagine_core.ctgov.schemas import CHILD_TABLES, KEYS
 from deepimagine_core.tables import OUTCOME_ANALYSES_TABLE, QUARANTINE_TABLE, TRIALS_TABLE
 from deepimagine_dagster.resources import StoreResource, TrialSourceResource
@@ -26,7 +26,7 @@ def _unique_key_check(name: str) -> dg.AssetChecksDefinition:
         asset=name, name=f"{name}_unique_key", blocking=True, description=f"{name} is unique on {KEYS[name]}"
     )
     def _check(context: dg.AssetCheckExecutionContext, store: StoreResource) -> dg.AssetCheckResult:
-        dupes = table_checks.duplicate_keys(store.get().read_table(name, columns=list(KEYS[name])), KEYS[name])
+        dupes = contracts.duplicate_keys(store.get().read_table(name, columns=list(KEYS[name])), KEYS[name])
         what = f"{dupes} key values of {name} occur more than once"
         metadata = {"duplicate_keys": dupes, "key": ", ".join(KEYS[name])}
         return _result(context, f"{name}_unique_key", dupes == 0, what, metadata)
@@ -41,7 +41,7 @@ def _has_trial_check(name: str) -> dg.AssetChecksDefinition:
     )
     def _check(context: dg.AssetCheckExecutionContext, store: StoreResource) -> dg.AssetCheckResult:
         st = store.get()
-        orphans = table_checks.orphan_rows(
+        orphans = contracts.orphan_rows(
             st.read_table(name, columns=["nct_id"]), st.read_table(TRIALS_TABLE, ["nct_id"])
         )
         what = f"{orphans} rows of {name} have no trial"
@@ -57,7 +57,7 @@ has_trial_checks = [_has_trial_check(name) for name in CHILD_TABLES]
 @dg.asset_check(asset=OUTCOME_ANALYSES_TABLE, blocking=True, description="every parsed p-value lies in [0, 1]")
 def p_values_in_unit_interval(context: dg.AssetCheckExecutionContext, store: StoreResource) -> dg.AssetCheckResult:
     table = store.get().read_table(OUTCOME_ANALYSES_TABLE, columns=["p_value"])
-    bad = table_checks.p_values_out_of_range(table)
+    bad = contracts.p_values_out_of_range(table)
     with_p = table.num_rows - table.column("p_value").null_count
     metadata = {"out_of_range": bad, "with_p_value": with_p}
     return _result(context, "p_values_in_unit_interval", bad == 0, f"{bad} p-values outside [0, 1]", metadata)
@@ -73,7 +73,7 @@ def quarantine_rate_under_threshold(
 ) -> dg.AssetCheckResult:
     st = store.get()
     threshold = trial_source.max_quarantine_rate
-    rate, quarantined, read = table_checks.quarantine_rate(
+    rate, quarantined, read = contracts.quarantine_rate(
         st.read_table(QUARANTINE_TABLE, columns=["level"]), st.read_table(TRIALS_TABLE, columns=["nct_id"])
     )
     what = f"{quarantined} of {read} studies quarantined: rate {rate:.4f} against the threshold {threshold}"
