@@ -110,17 +110,18 @@ def evaluate_corpus(settings: CorpusSettings, log: Callable[[str], None] = print
     ref_name, ref_options = selection["reference_name"], selection["reference_options"]
     log(f"reference predictor: {reference}")
 
-    # the reported predictors: the reference, its plain base, and the baselines (with the selected options where
-    # the stage-1 winner is of that model)
-    plain_name = ref_name.removesuffix("_adapted")
-    plain_options = {k: v for k, v in ref_options.items() if k not in ("method",)}
+    # the reported predictors: the reference, the adapted variant of the best plain candidate (with the best
+    # stage-2 method) or the reference's plain base, and the baselines
+    best_adapted = best_candidate(selection["stage2"])
     labels = {f"reference ({reference})": (ref_name, ref_options)}
-    if ref_name != plain_name:
-        labels[f"{plain_name} (plain base of the reference)"] = (plain_name, plain_options)
+    if ref_name.endswith("_adapted"):
+        labels[f"{ref_name.removesuffix('_adapted')} (plain base of the reference)"] = (
+            ref_name.removesuffix("_adapted"), {k: v for k, v in ref_options.items() if k != "method"})
+    else:
+        labels[best_adapted["candidate"]] = (best_adapted["name"], best_adapted["options"])
+    models = {n.removesuffix("_adapted") for n, _ in labels.values()}
     for name in settings.baselines:
-        if name == plain_name:  # the reference's own model: reported with the selected options
-            labels.setdefault(f"{name} (plain base of the reference)", (name, plain_options))
-        else:
+        if name not in models:
             labels.setdefault(name, (name, QUICK_OPTIONS.get(name, {})))
     t = time.monotonic()
     benchmarks = ct_open.load_benchmarks(settings.ct_open) if settings.ct_open else {}
