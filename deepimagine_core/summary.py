@@ -37,12 +37,15 @@ class StoreSummary:
         out = [f"DeepImagine store {self.root}"]
         tables = ", ".join(f"{name} {rows:,}" for name, rows in self.tables.items())
         out += textwrap.wrap(f"tables ({len(self.tables)}, rows): {tables or 'none'}", 110, subsequent_indent="  ")
-        out.append(f"adapters: {', '.join(f'{n} ({p})' for n, p in self.adapters.items()) or 'none published'}")
+        folders = {str(Path(p).parent.parent) for p in self.adapters.values()}
+        where = f" in {folders.pop()}/<name>/adapter" if len(folders) == 1 else ""
+        out.append(f"adapters{where}: {', '.join(self.adapters) or 'none published'}")
         out.append(f"report: {self.report or 'not written'}")
         for bench, scores in self.headline.items():
             figures = "; ".join(f"{p} {s['weighted_accuracy']:.3f}{_interval(s)}" for p, s in scores.items())
             n = max((s["n_questions"] for s in scores.values()), default=0)
-            out.append(f"  {bench} ({n} questions), weighted accuracy: {figures}")
+            out += textwrap.wrap(f"{bench} ({n} questions), weighted accuracy: {figures}", 110, initial_indent="  ",
+                                 subsequent_indent="    ")
         out += [f"  note: {note}" for note in self.notes]
         return out
 

@@ -149,7 +149,9 @@ def _clip(text: Any, limit: int = TRAJECTORY_CHARS) -> str:
     """One line: whitespace collapsed (model output is often mostly blank lines), cut at `limit` characters (the
     trajectory JSONL, linked next to it, holds the full text)."""
     text = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False, default=str)
-    text = " ".join(text.split())
+    text, raw = " ".join(text.split()), text
+    if raw and not text:
+        return f"(whitespace only: {len(raw)} characters)"
     return text if len(text) <= limit else text[:limit].rstrip() + f" … (+{len(text) - limit} characters)"
 
 

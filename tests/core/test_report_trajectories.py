@@ -23,3 +23,10 @@ def test_raw_model_output_is_collapsed_and_linked(tmp_path):
     assert "[trajectories/historical_test/deepimagine.jsonl](trajectories/historical_test/deepimagine.jsonl)" in md
     assert len(md.splitlines()) < 30
     assert '<a href="trajectories/historical_test/deepimagine.jsonl">' in render_html(blocks, reports)
+
+
+def test_blank_model_output_says_so(tmp_path):
+    path = tmp_path / "trajectories" / "b" / "p.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"nct_id": "NCT1", "question_index": 0, "probabilities": [1, 0], "text": "\n\n \n"}))
+    assert "final output: (whitespace only: 4 characters)" in render_markdown(trajectory_blocks(path, tmp_path), tmp_path)

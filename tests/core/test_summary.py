@@ -29,7 +29,8 @@ def test_summary_lists_tables_adapters_report_and_headline(tmp_path):
     assert list(summary.headline["historical_test"]) == ["logreg", "ensemble", "random_forest", "majority",
                                                          "deepimagine"]
     text = summary.text()
-    assert "tables (2, rows): approximate_pairs 0, trials 2" in text and "sft_arm (" in text
+    assert "tables (2, rows): approximate_pairs 0, trials 2" in text
+    assert f"adapters in {tmp_path / 'models'}/<name>/adapter: sft_arm" in text
     assert f"report: {reports / 'report.md'}" in text
     assert "historical_test (40 questions), weighted accuracy: logreg 0.610 [0.51, 0.71]" in text
     assert "empty tables: approximate_pairs" in text and len(text.splitlines()) <= 8
