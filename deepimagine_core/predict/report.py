@@ -99,7 +99,9 @@ def report_blocks(result: PredictionResult) -> list[tuple]:
     ref = result.reference if result.reference in names else names[0]
     blocks = _design_blocks(result)
     t = result.training
-    blocks.append(("p", f"Reference predictor: {ref}. Predictors learnt from {t['n_questions']} historical questions "
+    method = (result.predictors.get(ref) or {}).get("method")
+    how = f" ({method} scores: one trial is not a benchmark to adapt to)" if method == "calibrated" else ""
+    blocks.append(("p", f"Reference predictor: {ref}{how}. Predictors learnt from {t['n_questions']} historical questions "
                         f"over {t['n_trials']} trials with known results ({t['n_target_questions_left_out']} questions "
                         "of this trial itself were left out). Nothing about this trial's own results was read."))
     for name, desc in result.predictors.items():
