@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from deepimagine_core.ctgov.ingest import ApiSettings
+from deepimagine_core.ctgov.api import ApiSettings
 from deepimagine_core.llm.backends import BackendSettings
 from deepimagine_core.store import DEFAULT_HOME, Store
 
