@@ -63,7 +63,7 @@ class Predictor(Protocol):
 _REGISTRY: dict[str, Callable[..., Predictor]] = {}
 #: Modules that register further predictors when imported (imported on the first lookup of an unknown name, so the
 #: baselines never pay for the LLM stack's imports).
-PLUGIN_MODULES = ("deepimagine_core.llm.predictors",)
+PLUGIN_MODULES = ("deepimagine_core.llm.llm_predictors",)
 
 
 def register_predictor(name: str, factory: Callable[..., Predictor], *, replace: bool = False) -> None:

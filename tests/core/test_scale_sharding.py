@@ -6,11 +6,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from deepimagine_core.llm import backends, tiny
-from deepimagine_core.llm.backends import SamplingParams, TransformersBackend, VLLMBackend, make_backend
+from deepimagine_core.llm import tiny
+from deepimagine_core.llm import backend_factory
+from deepimagine_core.llm.backend_factory import make_backend
+from deepimagine_core.llm.backends import SamplingParams, TransformersBackend, VLLMBackend
 from deepimagine_core.llm.sharding import ShardedBackend, device_groups, shard
 from deepimagine_core.llm.testing import ScriptedBackend
-from deepimagine_core.llm.traces import TRACES_SCHEMA, merge_traces, pair_view, trace_pairs
+from deepimagine_core.llm.pair_text import pair_view
+from deepimagine_core.llm.traces import TRACES_SCHEMA, merge_traces, trace_pairs
 from deepimagine_core.training.data import synthetic_pair
 
 
@@ -34,15 +37,15 @@ def test_each_replica_gets_its_own_consecutive_gpus():
 
 
 def test_vllm_sizes_come_from_config_or_the_environment(monkeypatch):
-    monkeypatch.setenv(backends.ENV_TENSOR_PARALLEL, "2")
+    monkeypatch.setenv(backend_factory.ENV_TENSOR_PARALLEL, "2")
     engine = make_backend("vllm", "org/model", device="cuda", batch_size=4)  # no engine is built until generate
     assert isinstance(engine, VLLMBackend) and engine.engine_kwargs["tensor_parallel_size"] == 2
     assert make_backend("vllm", "org/model", tensor_parallel_size=4).engine_kwargs["tensor_parallel_size"] == 4
-    monkeypatch.setenv(backends.ENV_DATA_PARALLEL, "4")
+    monkeypatch.setenv(backend_factory.ENV_DATA_PARALLEL, "4")
     replicas = make_backend("vllm", "org/model", gpus=[str(i) for i in range(8)])
     assert isinstance(replicas, ShardedBackend) and replicas.model_id == "org/model"
     assert replicas.devices == ["0,1", "2,3", "4,5", "6,7"] and replicas.backend_kwargs["tensor_parallel_size"] == 2
-    monkeypatch.setenv(backends.ENV_DATA_PARALLEL, "two")
+    monkeypatch.setenv(backend_factory.ENV_DATA_PARALLEL, "two")
     with pytest.raises(ValueError, match="DEEPIMAGINE_VLLM_DATA_PARALLEL_SIZE='two'"):
         make_backend("vllm", "org/model")
     with pytest.raises(ValueError, match="tensor_parallel_size needs the vllm backend"):

@@ -129,7 +129,7 @@ def ct_open_from_table(st: Store) -> tuple[dict[str, list[Question]], list[Quest
 @dg.asset(
     group_name=GROUP,
     # the trained operators are optional inputs: the report uses whatever adapters are published when it runs
-    deps=["historical_questions", ct_open_benchmark, "sft_operators", "grpo_policy"],
+    deps=["historical_questions", ct_open_benchmark, "sft_operators", "rl_operators", "grpo_policy"],
     kinds={"python"},
     op_tags={"deepimagine/gpu": "true"},
     pool="gpu",
@@ -154,9 +154,11 @@ def evaluation_report(
     load_plugins()
     predictors = list(config.predictors)
     if config.trained_predictors and any(p in LLM_PREDICTORS for p in predictors):
-        from deepimagine_core.llm.predictors import trained_predictors
+        from deepimagine_core.training.adapters import trained_predictor_options
 
-        predictors += [p for p in trained_predictors(st) if p not in predictors]
+        for name, kwargs in trained_predictor_options(st).items():
+            options.setdefault(name, {}).update(kwargs)
+            predictors += [name] if name not in predictors else []
     llm_names = [p for p in predictors if p in LLM_PREDICTORS or p in ("deepimagine_sft", "llm_direct_grpo")]
     limits = {}
     if llm_names:
