@@ -1,19 +1,46 @@
 """Resources shared by every domain: the artefact store, the trial source, the CT Open files, the LLM backend.
 
 Each is configurable in the UI (Launchpad) and defaults from the environment, so tests replace them with fakes and
-users point them elsewhere without code changes.
+users point them elsewhere without code changes. This module (with `executors.py` for the run worker) is the one
+place that reads the `DEEPIMAGINE_*` variables; fields default to core's settings (`store.DEFAULT_HOME`,
+`llm.backends.BackendSettings`), and core functions receive a `Store` and settings as arguments.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import dagster as dg
 
-from deepimagine_core.store import ENV_HOME, Store, default_home
+from deepimagine_core.llm.backends import BackendSettings
+from deepimagine_core.store import DEFAULT_HOME, Store
 
+ENV_HOME = "DEEPIMAGINE_HOME"
 ENV_TRIALS_SOURCE = "DEEPIMAGINE_TRIALS_SOURCE"
 ENV_CT_OPEN = "DEEPIMAGINE_CT_OPEN"
+ENV_LLM_BACKEND = "DEEPIMAGINE_LLM_BACKEND"  # transformers | vllm | auto
+ENV_LLM_MODEL = "DEEPIMAGINE_LLM_MODEL"  # hub id, local folder, or "tiny"
+ENV_LLM_DEVICE = "DEEPIMAGINE_LLM_DEVICE"
+ENV_VLLM_TENSOR_PARALLEL = "DEEPIMAGINE_VLLM_TENSOR_PARALLEL_SIZE"  # GPUs per vLLM engine (default 1)
+ENV_VLLM_DATA_PARALLEL = "DEEPIMAGINE_VLLM_DATA_PARALLEL_SIZE"  # vLLM engines, one process each (default 1)
+
+_LLM = BackendSettings()
+
+
+def home_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """$DEEPIMAGINE_HOME, else `store.DEFAULT_HOME` (~/.deepimagine), as an absolute path."""
+    env = os.environ if environ is None else environ
+    return os.path.abspath(os.path.expanduser(env.get(ENV_HOME) or DEFAULT_HOME))
+
+
+def _env_size(name: str) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name}={value!r}: expected a whole number >= 1")
+    return int(value)
 
 
 class StoreResource(dg.ConfigurableResource):
@@ -22,7 +49,7 @@ class StoreResource(dg.ConfigurableResource):
     home: str = ""
 
     def get(self) -> Store:
-        return Store(self.home or default_home())
+        return Store(self.home or home_from_env())
 
 
 class TrialSourceResource(dg.ConfigurableResource):
@@ -53,19 +80,23 @@ class LLMBackendResource(dg.ConfigurableResource):
     serves per-call LoRA adapters only with enable_lora. Defaults from $DEEPIMAGINE_LLM_BACKEND,
     $DEEPIMAGINE_LLM_MODEL, $DEEPIMAGINE_LLM_DEVICE."""
 
-    kind: str = "transformers"
-    model: str = "tiny"
-    device: str = "cpu"
-    batch_size: int = 8
+    kind: str = _LLM.kind
+    model: str = _LLM.model
+    device: str = _LLM.device
+    batch_size: int = _LLM.batch_size
     adapter_path: str = ""
     enable_lora: bool = False
+    vllm_tensor_parallel_size: int = _LLM.vllm_tensor_parallel_size  # $DEEPIMAGINE_VLLM_TENSOR_PARALLEL_SIZE
+    vllm_data_parallel_size: int = _LLM.vllm_data_parallel_size  # $DEEPIMAGINE_VLLM_DATA_PARALLEL_SIZE
 
     def get(self, store: Store | None = None):
         """A `deepimagine_core.llm.backends.Backend` (the model loads on first generation)."""
         from deepimagine_core.llm.backend_factory import make_backend
 
         return make_backend(self.kind, self.model, store=store, device=self.device, batch_size=self.batch_size,
-                            adapter_path=self.adapter_path or None, enable_lora=self.enable_lora or None)
+                            adapter_path=self.adapter_path or None, enable_lora=self.enable_lora or None,
+                            vllm_tensor_parallel_size=self.vllm_tensor_parallel_size,
+                            vllm_data_parallel_size=self.vllm_data_parallel_size)
 
 
 def default_resources() -> dict:
@@ -74,9 +105,11 @@ def default_resources() -> dict:
         "trial_source": TrialSourceResource(source=os.environ.get(ENV_TRIALS_SOURCE, "sample") or "sample"),
         "ct_open": CTOpenResource(paths=os.environ.get(ENV_CT_OPEN, "")),
         "llm": LLMBackendResource(
-            kind=os.environ.get("DEEPIMAGINE_LLM_BACKEND") or "transformers",
-            model=os.environ.get("DEEPIMAGINE_LLM_MODEL") or "tiny",
-            device=os.environ.get("DEEPIMAGINE_LLM_DEVICE") or "cpu",
+            kind=os.environ.get(ENV_LLM_BACKEND) or _LLM.kind,
+            model=os.environ.get(ENV_LLM_MODEL) or _LLM.model,
+            device=os.environ.get(ENV_LLM_DEVICE) or _LLM.device,
+            vllm_tensor_parallel_size=_env_size(ENV_VLLM_TENSOR_PARALLEL),
+            vllm_data_parallel_size=_env_size(ENV_VLLM_DATA_PARALLEL),
         ),
     }
     return resources

@@ -32,6 +32,7 @@ import pyarrow.dataset as ds
 from deepimagine_core.ctgov.records import RawStudy, RecordError
 from deepimagine_core.ctgov.schemas import TABLES
 from deepimagine_core.store import Store, TableWriter
+from deepimagine_core.tables import QUARANTINE_TABLE, TRIALS_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -195,12 +196,13 @@ def ingest(
                     raise RecordError(f"invalid nct_id {parsed.nct_id!r}", nct_id=parsed.nct_id, stage="validate")
             except RecordError as err:
                 reasons[_reason_key(err.stage, err.reason)] += 1
-                writers["quarantine"].add([_quarantine(raw, err.nct_id or raw.nct_id, err.stage, "record", err.reason, seq)])
+                writers[QUARANTINE_TABLE].add(
+                    [_quarantine(raw, err.nct_id or raw.nct_id, err.stage, "record", err.reason, seq)])
                 continue
             except Exception as err:  # a parser bug must not lose the record or crash the run
                 reason = f"unexpected {type(err).__name__}: {err}"
                 reasons[_reason_key("parse", reason)] += 1
-                writers["quarantine"].add([_quarantine(raw, raw.nct_id, "parse", "record", reason, seq)])
+                writers[QUARANTINE_TABLE].add([_quarantine(raw, raw.nct_id, "parse", "record", reason, seq)])
                 continue
             version = parsed.last_update or _parse_iso(raw.version) or dt.date.min
             previous = winners.get(parsed.nct_id)
@@ -213,18 +215,18 @@ def ingest(
                     writers[name].add({**row, SEQ: seq} for row in rows)
             for issue in parsed.field_issues:
                 summary.field_issues += 1
-                writers["quarantine"].add(
+                writers[QUARANTINE_TABLE].add(
                     [_quarantine(raw, parsed.nct_id, issue.get("stage", "value"), "field", issue["reason"], seq)]
                 )
         for name in TABLES:
-            if name != "quarantine":
+            if name != QUARANTINE_TABLE:
                 writers[name].close()
         for nct_id, (_, seq, ref) in list(winners.items()):  # a record whose rows did not fit is quarantined whole
             if seq in rejected:
                 del winners[nct_id]
                 reasons[_reason_key("validate", rejected[seq])] += 1
-                writers["quarantine"].add([_quarantine(ref, nct_id, "validate", "record", rejected[seq], seq)])
-        writers["quarantine"].close()
+                writers[QUARANTINE_TABLE].add([_quarantine(ref, nct_id, "validate", "record", rejected[seq], seq)])
+        writers[QUARANTINE_TABLE].close()
         summary.quarantined = sum(reasons.values())
         summary.quarantine_reasons = dict(reasons.most_common())
         keep = None
@@ -232,7 +234,7 @@ def ingest(
             keep = pa.array(sorted(seq for _, seq, _ in winners.values()), pa.int64())
         for name, schema in TABLES.items():
             summary.rows[name] = _publish(staging / f"{name}.parquet", store.table_path(name), schema, keep, name)
-        summary.trials = summary.rows["trials"]
+        summary.trials = summary.rows[TRIALS_TABLE]
     except BaseException:
         for writer in writers.values():
             writer.abort()
@@ -252,7 +254,7 @@ def _publish(staged: Path, final: Path, schema: pa.Schema, keep: pa.Array | None
     expr = None
     if keep is not None:
         expr = pc.field(SEQ).isin(keep)
-        if name == "quarantine":  # record-level rows of every read are kept; field issues only for winners
+        if name == QUARANTINE_TABLE:  # record-level rows of every read are kept; field issues only for winners
             expr = expr | (pc.field("level") == "record")
     writer = TableWriter(final, schema)
     try:

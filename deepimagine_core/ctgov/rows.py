@@ -17,6 +17,7 @@ from deepimagine_core.ctgov.enums import map_enum, map_phases
 from deepimagine_core.ctgov.records import ParsedStudy
 from deepimagine_core.ctgov.schemas import KEYS, empty_rows
 from deepimagine_core.ctgov.values import is_missing, parse_date, parse_number, parse_number_relation, parse_p_value
+from deepimagine_core.tables import INTERVENTIONS_TABLE, OUTCOME_GROUPS_TABLE
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _NO_DOSE = {"dose_values": None, "dose_unit": None, "dose_frequency": None, "dose_route": None, "dose_text": None,
@@ -109,14 +110,14 @@ class StudyRows:
         for label in labels or [None]:
             dose = intervention_dose(name, other_names, label, arm_description.get(label), description,
                                      per_arm.get(label, 0) == 1)
-            self.rows["interventions"].append({**base, "arm_label": label, **dose})
+            self.rows[INTERVENTIONS_TABLE].append({**base, "arm_label": label, **dose})
 
     def add_outcome_groups(
         self, outcome_index: int, groups: list[tuple], matcher: "ArmMatcher", participants: dict
     ) -> None:
         """`outcome_groups` rows of one outcome: groups are (group_id, title, description), mapped to arm labels."""
         for group_index, (group_id, title, description) in enumerate(groups):
-            self.rows["outcome_groups"].append({
+            self.rows[OUTCOME_GROUPS_TABLE].append({
                 "nct_id": self.nct_id,
                 "outcome_index": outcome_index,
                 "group_id": group_id,

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from deepimagine_core.tables import (
+    ARM_GROUPS_TABLE, INTERVENTIONS_TABLE, LOCATIONS_TABLE, OUTCOME_ANALYSES_TABLE, OUTCOME_GROUPS_TABLE,
+    OUTCOME_MEASURES_TABLE, OUTCOME_RESULTS_TABLE, QUARANTINE_TABLE, TRIALS_TABLE,
+)
+
 _str = pa.string()
 _f64 = pa.float64()
 _i64 = pa.int64()
@@ -188,30 +193,30 @@ QUARANTINE = _schema(
 )
 
 TABLES: dict[str, pa.Schema] = {
-    "trials": TRIALS,
-    "arm_groups": ARM_GROUPS,
-    "interventions": INTERVENTIONS,
-    "outcome_measures": OUTCOME_MEASURES,
-    "outcome_groups": OUTCOME_GROUPS,
-    "outcome_results": OUTCOME_RESULTS,
-    "outcome_analyses": OUTCOME_ANALYSES,
-    "locations": LOCATIONS,
-    "quarantine": QUARANTINE,
+    TRIALS_TABLE: TRIALS,
+    ARM_GROUPS_TABLE: ARM_GROUPS,
+    INTERVENTIONS_TABLE: INTERVENTIONS,
+    OUTCOME_MEASURES_TABLE: OUTCOME_MEASURES,
+    OUTCOME_GROUPS_TABLE: OUTCOME_GROUPS,
+    OUTCOME_RESULTS_TABLE: OUTCOME_RESULTS,
+    OUTCOME_ANALYSES_TABLE: OUTCOME_ANALYSES,
+    LOCATIONS_TABLE: LOCATIONS,
+    QUARANTINE_TABLE: QUARANTINE,
 }
 
 #: Unique key of each table (quarantine has none).
 KEYS: dict[str, tuple[str, ...]] = {
-    "trials": ("nct_id",),
-    "arm_groups": ("nct_id", "arm_index"),
-    "interventions": ("nct_id", "intervention_index", "arm_label"),
-    "outcome_measures": ("nct_id", "outcome_index"),
-    "outcome_groups": ("nct_id", "outcome_index", "group_id"),
-    "outcome_results": ("nct_id", "outcome_index", "group_id", "class_index", "category_index"),
-    "outcome_analyses": ("nct_id", "outcome_index", "analysis_index"),
-    "locations": ("nct_id", "location_index"),
+    TRIALS_TABLE: ("nct_id",),
+    ARM_GROUPS_TABLE: ("nct_id", "arm_index"),
+    INTERVENTIONS_TABLE: ("nct_id", "intervention_index", "arm_label"),
+    OUTCOME_MEASURES_TABLE: ("nct_id", "outcome_index"),
+    OUTCOME_GROUPS_TABLE: ("nct_id", "outcome_index", "group_id"),
+    OUTCOME_RESULTS_TABLE: ("nct_id", "outcome_index", "group_id", "class_index", "category_index"),
+    OUTCOME_ANALYSES_TABLE: ("nct_id", "outcome_index", "analysis_index"),
+    LOCATIONS_TABLE: ("nct_id", "location_index"),
 }
 
-CHILD_TABLES = tuple(name for name in TABLES if name not in ("trials", "quarantine"))
+CHILD_TABLES = tuple(name for name in TABLES if name not in (TRIALS_TABLE, QUARANTINE_TABLE))
 
 
 def empty_rows() -> dict[str, list[dict]]:

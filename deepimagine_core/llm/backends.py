@@ -69,7 +69,9 @@ def is_tiny_model(path: str) -> bool:
 def resolve_model(model: str, store: Store | None = None) -> str:
     """A hub id or folder as given; "tiny" becomes the store's tiny model folder (built if missing)."""
     if model == TINY_MODEL_SPEC:
-        return str(ensure_tiny_model(store or Store()))
+        if store is None:
+            raise ValueError('the "tiny" model lives in a store: pass store=Store(root)')
+        return str(ensure_tiny_model(store))
     return model
 
 
@@ -330,6 +332,18 @@ def vllm_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("vllm") is not None and cuda_available()
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """The default LLM backend; the Dagster `llm` resource takes its defaults from here."""
+
+    kind: str = "transformers"  # transformers | vllm | auto
+    model: str = TINY_MODEL_SPEC  # hub id, local folder, or "tiny"
+    device: str = "cpu"
+    batch_size: int = 8
+    vllm_tensor_parallel_size: int = 1  # GPUs per vLLM engine
+    vllm_data_parallel_size: int = 1  # vLLM engines, one process each
 
 
 def is_tiny(backend: Backend) -> bool:

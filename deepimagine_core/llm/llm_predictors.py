@@ -4,8 +4,8 @@
 - `llm_rag`: the question with k retrieved historical questions and their known results.
 - `deepimagine`: the stepwise imagination pathway from k anchors (trajectories in `Prediction.trajectory`).
 
-Each works with any backend and model (default from the environment: transformers + the tiny local model, see
-`backend_from_env`). `deepimagine` takes the operators' LoRA folders per family (`adapters={"arm": ".../adapter",
+Each works with any backend and model (default `BackendSettings`: transformers + the tiny local model of `store`, see
+`backend_factory.shared_backend`). `deepimagine` takes the operators' LoRA folders per family (`adapters={"arm": ".../adapter",
 "context": ...}`), so the trained operators become a predictor with its own name (`deepimagine_sft`); the caller passes
 them in (`training.adapters.trained_predictor_options`). With the tiny model the
 predictions are meaningless (random weights); `note` says so for the report.
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from deepimagine_core.evaluation.predictors import Prediction, register_predictor
-from deepimagine_core.llm.backend_factory import backend_from_env
+from deepimagine_core.llm.backend_factory import shared_backend
 from deepimagine_core.llm.backends import Backend, SamplingParams, is_tiny
 from deepimagine_core.llm.factors import DEFAULT_ORDER, FACTORS, OPERATOR_FAMILIES, factor_adapters, load_trials
 from deepimagine_core.llm.parsing import ParseCounter, parse_decision
@@ -50,7 +50,7 @@ class _LLMPredictor:
     ):
         if predictor_name:
             self.name = predictor_name
-        self.store = store or Store()
+        self.store = store
         self._backend = backend
         self.backend_kw = backend_kw
         self._params = params
@@ -60,7 +60,7 @@ class _LLMPredictor:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = backend_from_env(self.store, **self.backend_kw)
+            self._backend = shared_backend(self.store, **self.backend_kw)
         return self._backend
 
     @property

@@ -24,6 +24,7 @@ from deepimagine_core.llm.backends import Backend, SamplingParams
 from deepimagine_core.llm.parsing import parse_step
 from deepimagine_core.llm.pair_text import PairView, pair_view, trace_prompts, verdict
 from deepimagine_core.llm.prompts import template_id
+from deepimagine_core.tables import NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE
 
 TRACES_SCHEMA = pa.schema(
     [
@@ -254,8 +255,8 @@ def extend_traces(store, backend: Backend, params: SamplingParams, n_samples: in
     `reasoning_traces` (never duplicating a trace) and return what was done. A `tiny` teacher traces at most
     `TINY_MAX_PAIRS` pairs with at most `TINY_MAX_NEW_TOKENS` tokens (its text is noise)."""
     log = log or (lambda _line: None)
-    pairs = store.read_table("natural_pairs")
-    existing = (store.read_table("reasoning_traces") if store.has_table("reasoning_traces")
+    pairs = store.read_table(NATURAL_PAIRS_TABLE)
+    existing = (store.read_table(REASONING_TRACES_TABLE) if store.has_table(REASONING_TRACES_TABLE)
                 else TRACES_SCHEMA.empty_table()).select(TRACES_SCHEMA.names).cast(TRACES_SCHEMA)
     notes = []
     if tiny and not 0 < (max_pairs or 0) <= TINY_MAX_PAIRS:
@@ -273,5 +274,5 @@ def extend_traces(store, backend: Backend, params: SamplingParams, n_samples: in
     new = trace_pairs(selection.todo, backend, n_samples, params)
     log(f"{new.num_rows} new traces for {len(selection.todo)} pairs with {backend.model_id}")
     table, duplicates = merge_traces(existing, new)  # a re-run or overlapping workers never duplicate a trace
-    store.write_table("reasoning_traces", table, TRACES_SCHEMA)
+    store.write_table(REASONING_TRACES_TABLE, table, TRACES_SCHEMA)
     return TracesRun(table, new, counts, SamplingParams(**{**params.to_dict(), "n": n_samples}), duplicates, notes)

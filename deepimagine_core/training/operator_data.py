@@ -26,6 +26,7 @@ from deepimagine_core.llm.factors import FAMILIES, same_value
 from deepimagine_core.llm.prompts import template_id
 from deepimagine_core.llm.steps import STEP_TEMPLATE, question_step, result_sentence, significance_change, step_messages
 from deepimagine_core.questions import Question
+from deepimagine_core.tables import APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE
 from deepimagine_core.training.data import (
     QUESTION_COLUMNS, TRAIN_SPLIT, BuiltData, approximate_pair_questions, as_rows, balance_classes,
 )
@@ -34,7 +35,7 @@ from deepimagine_core.training.data import (
 def _answered_by_trial(questions: pa.Table | Iterable[dict[str, Any]]) -> tuple[dict[str, list[Question]], Counter]:
     by_trial: dict[str, list[Question]] = defaultdict(list)
     skipped: Counter[str] = Counter()
-    for row in as_rows(questions, "historical_questions", QUESTION_COLUMNS):
+    for row in as_rows(questions, HISTORICAL_QUESTIONS_TABLE, QUESTION_COLUMNS):
         if row["split"] != TRAIN_SPLIT or row["answer"] is None:
             skipped["question_not_train_or_unanswered"] += 1
             continue
@@ -71,7 +72,7 @@ def rl_operator_examples(
             continue
         direction = significance_change(source, target)
         rows.append({
-            "id": f"approximate:{pair['pair_id']}", "source": "approximate_pairs", "factor": factor, "family": family,
+            "id": f"approximate:{pair['pair_id']}", "source": APPROXIMATE_PAIRS_TABLE, "factor": factor, "family": family,
             "template": template_id(STEP_TEMPLATE), "step": step.fields(), "prompt": step_messages(step),
             "task": "step", "answer": None, "n_options": None, "category": target.category, "direction": direction,
             "observed_result": result_sentence(target),

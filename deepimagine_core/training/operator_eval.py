@@ -11,6 +11,7 @@ from typing import Any
 
 from deepimagine_core.llm.backends import SamplingParams, TransformersBackend, cuda_available
 from deepimagine_core.llm.parsing import parse_step
+from deepimagine_core.tables import NATURAL_PAIRS_TABLE
 
 
 def direction_accuracy(
@@ -56,7 +57,7 @@ def published_operators_vs_base(store, *, max_pairs_per_factor: int = 32, max_ne
     from deepimagine_core.training import adapters
     from deepimagine_core.training.data import eval_examples
 
-    pairs = store.read_table("natural_pairs")
+    pairs = store.read_table(NATURAL_PAIRS_TABLE)
     published = {n: p for n, p in adapters.published_adapters(store).items() if n.startswith("sft_")}
     if not published:
         return {"passed": False, "description": "no published SFT operator to evaluate", "metadata": {}}

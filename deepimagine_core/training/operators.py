@@ -20,6 +20,9 @@ from typing import Any
 
 from deepimagine_core.llm.factors import FAMILIES, RL_FAMILIES, SFT_FAMILIES, load_trials
 from deepimagine_core.store import Store
+from deepimagine_core.tables import (
+    APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE,
+)
 from deepimagine_core.training import adapters
 from deepimagine_core.training.recipes import Recipe, load_recipe
 from deepimagine_core.training.run import Progress, TrainResult
@@ -95,7 +98,7 @@ def train_sft_operators(
     unknown = sorted(set(recipe.factors) - set(SFT_FAMILIES))
     if unknown:
         raise ValueError(f"SFT operators are the natural-pair families {SFT_FAMILIES}; got {unknown}")
-    built = sft_examples(store.read_table("natural_pairs"), store.read_table("reasoning_traces"), recipe.factors,
+    built = sft_examples(store.read_table(NATURAL_PAIRS_TABLE), store.read_table(REASONING_TRACES_TABLE), recipe.factors,
                          untraced=recipe.untraced_pairs)
     if log:
         log(f"SFT data ({recipe.name}): {built.summary()}")
@@ -123,7 +126,7 @@ def train_rl_operators(
 
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
     trials = load_trials(store)
-    approximate, questions = store.read_table("approximate_pairs"), store.read_table("historical_questions")
+    approximate, questions = store.read_table(APPROXIMATE_PAIRS_TABLE), store.read_table(HISTORICAL_QUESTIONS_TABLE)
     results, data, notes = {}, {}, []
     for family in families:
         built = rl_operator_examples(approximate, questions, trials, family, max_prompts=max_prompts, seed=recipe.seed)
@@ -169,8 +172,8 @@ def train_policy(
     from deepimagine_core.training.data import grpo_examples
 
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
-    built = grpo_examples(store.read_table("approximate_pairs"), store.read_table("historical_questions"),
-                          store.read_table("natural_pairs") if natural_steps else None,
+    built = grpo_examples(store.read_table(APPROXIMATE_PAIRS_TABLE), store.read_table(HISTORICAL_QUESTIONS_TABLE),
+                          store.read_table(NATURAL_PAIRS_TABLE) if natural_steps else None,
                           max_prompts=max_prompts, seed=recipe.seed)
     if log:
         log(f"GRPO data ({recipe.name}): {built.summary()}")

@@ -14,7 +14,7 @@ import pytest
 from deepimagine_core.llm import tiny
 from deepimagine_core.pairs.approximate import APPROXIMATE_PAIRS
 from deepimagine_core.pairs.natural import NATURAL_PAIRS
-from deepimagine_core.pairs.questions import HISTORICAL_QUESTIONS
+from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS
 from deepimagine_core.questions import Question
 from deepimagine_core.training.adapters import operator_adapters, published_adapters
 from deepimagine_core.training.data import synthetic_pair

@@ -7,15 +7,15 @@ from collections import Counter, defaultdict
 import dagster as dg
 import pyarrow as pa
 
-from deepimagine_core.evaluation.ct_open import ENV_CT_OPEN, load_benchmarks
+from deepimagine_core.evaluation.ct_open import load_benchmarks
 from deepimagine_core.evaluation.predictors import available_predictors, load_plugins
 from deepimagine_core.evaluation.report import markdown_table, run_predictors, summary_table, write_report
 from deepimagine_core.questions import CATEGORIES, Question
 from deepimagine_core.store import Store
-from deepimagine_dagster.resources import CTOpenResource, LLMBackendResource, StoreResource
+from deepimagine_core.tables import CT_OPEN_TABLE, HISTORICAL_QUESTIONS_TABLE
+from deepimagine_dagster.resources import ENV_CT_OPEN, CTOpenResource, LLMBackendResource, StoreResource
 
 GROUP = "evaluation"
-CT_OPEN_TABLE = "ct_open_questions"
 HISTORICAL_TEST = "historical_test"
 
 #: One row per CT Open question (Question.to_row() plus the file's benchmark name and its role).
@@ -94,12 +94,12 @@ class EvaluationConfig(dg.Config):
 def historical_split(st: Store) -> tuple[list[Question], list[Question], dict[str, int]]:
     """(train, test, counts per split) of `historical_questions` by its `split` column (other sides, e.g.
     `benchmark`, are not used); a clear Failure when the table is absent or has no training questions."""
-    if not st.has_table("historical_questions"):
+    if not st.has_table(HISTORICAL_QUESTIONS_TABLE):
         raise dg.Failure(
             "no historical questions: table `historical_questions` has not been built "
-            f"(expected {st.table_path('historical_questions')}); materialise it first (job build_pairs)"
+            f"(expected {st.table_path(HISTORICAL_QUESTIONS_TABLE)}); materialise it first (job build_pairs)"
         )
-    table = st.read_table("historical_questions")
+    table = st.read_table(HISTORICAL_QUESTIONS_TABLE)
     if table.num_rows == 0:
         raise dg.Failure("no historical questions: table `historical_questions` is empty (the trial tables hold no "
                          "two-group analyses to ask about?)")
@@ -129,7 +129,7 @@ def ct_open_from_table(st: Store) -> tuple[dict[str, list[Question]], list[Quest
 @dg.asset(
     group_name=GROUP,
     # the trained operators are optional inputs: the report uses whatever adapters are published when it runs
-    deps=["historical_questions", ct_open_benchmark, "sft_operators", "rl_operators", "grpo_policy"],
+    deps=[HISTORICAL_QUESTIONS_TABLE, ct_open_benchmark, "sft_operators", "rl_operators", "grpo_policy"],
     kinds={"python"},
     op_tags={"deepimagine/gpu": "true"},
     pool="gpu",

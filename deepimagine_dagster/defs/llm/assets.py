@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from deepimagine_core.llm.backends import SamplingParams, is_tiny
 from deepimagine_core.llm.prompts import template_id
 from deepimagine_core.llm.traces import TracesRun, acceptance_by_factor, extend_traces
+from deepimagine_core.tables import NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE
 from deepimagine_dagster.metadata import table_metadata
 from deepimagine_dagster.resources import LLMBackendResource, StoreResource
 
@@ -59,7 +60,7 @@ def traces_metadata(st, run: TracesRun, model_id: str, tiny: bool) -> dict:
     new_accepted = int(pc.sum(new["accepted"]).as_py() or 0) if new.num_rows else 0
     stats = acceptance_by_factor(table)
     metadata = {
-        **table_metadata(st, "reasoning_traces"),
+        **table_metadata(st, REASONING_TRACES_TABLE),
         "model_id": model_id,
         "template": template_id("trace"),
         "step_template": template_id("step"),
@@ -77,7 +78,7 @@ def traces_metadata(st, run: TracesRun, model_id: str, tiny: bool) -> dict:
 
 
 @dg.asset(
-    deps=["natural_pairs"],
+    deps=[NATURAL_PAIRS_TABLE],
     group_name=GROUP,
     kinds={"parquet", "pytorch"},
     op_tags=GPU_TAGS,

@@ -20,6 +20,9 @@ from typing import Any
 
 import dagster as dg
 
+from deepimagine_core.tables import (
+    APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE, TRIALS_TABLE,
+)
 from deepimagine_core.training.operators import TrainingRun, train_policy, train_rl_operators, train_sft_operators
 from deepimagine_core.training.run import TrainResult
 from deepimagine_dagster.resources import StoreResource
@@ -112,7 +115,7 @@ def result_metadata(results: dict[str, TrainResult]) -> dict[str, Any]:
 
 @dg.asset(
     group_name=GROUP,
-    deps=["natural_pairs", "reasoning_traces"],
+    deps=[NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE],
     op_tags=GPU_TAGS,
     kinds={"pytorch"},
 )
@@ -130,7 +133,7 @@ def sft_operators(
 
 @dg.asset(
     group_name=GROUP,
-    deps=["approximate_pairs", "historical_questions", "trials"],
+    deps=[APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, TRIALS_TABLE],
     op_tags=GPU_TAGS,
     kinds={"pytorch"},
 )
@@ -150,7 +153,7 @@ def rl_operators(
 
 @dg.asset(
     group_name=GROUP,
-    deps=["approximate_pairs", "historical_questions", "natural_pairs", sft_operators],
+    deps=[APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, sft_operators],
     op_tags=GPU_TAGS,
     kinds={"pytorch"},
 )

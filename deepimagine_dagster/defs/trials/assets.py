@@ -5,6 +5,7 @@ import dagster as dg
 
 from deepimagine_core.ctgov.ingest import ApiSettings, fetch_raw, ingest_source
 from deepimagine_core.ctgov.schemas import TABLES
+from deepimagine_core.tables import QUARANTINE_TABLE, TRIALS_TABLE
 from deepimagine_dagster.metadata import table_metadata
 from deepimagine_dagster.resources import StoreResource, TrialSourceResource
 
@@ -67,14 +68,14 @@ def trial_tables(context: dg.AssetExecutionContext, store: StoreResource, trial_
         raise dg.Failure(f"ingest counts do not reconcile: {stats}")
     for name in TABLES:
         extra = {}
-        if name == "trials":
+        if name == TRIALS_TABLE:
             extra = {
                 "studies_read": summary.studies_read,
                 "quarantined": summary.quarantined,
                 "duplicates_dropped": summary.duplicates_dropped,
                 "studies_per_second": stats["studies_per_second"],
             }
-        if name == "quarantine":
+        if name == QUARANTINE_TABLE:
             extra = {
                 "quarantine_rate": summary.quarantine_rate,
                 "record_level": summary.quarantined,

@@ -7,6 +7,7 @@ import dagster as dg
 
 from deepimagine_core.ctgov import table_checks
 from deepimagine_core.ctgov.schemas import CHILD_TABLES, KEYS
+from deepimagine_core.tables import OUTCOME_ANALYSES_TABLE, QUARANTINE_TABLE, TRIALS_TABLE
 from deepimagine_dagster.resources import StoreResource
 
 ENV_MAX_QUARANTINE_RATE = "DEEPIMAGINE_MAX_QUARANTINE_RATE"
@@ -26,12 +27,13 @@ def _unique_key_check(name: str) -> dg.AssetChecksDefinition:
 
 def _has_trial_check(name: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=name, name=f"{name}_has_trial", additional_deps=["trials"],
+        asset=name, name=f"{name}_has_trial", additional_deps=[TRIALS_TABLE],
         description=f"every row of {name} belongs to a study in trials",
     )
     def _check(store: StoreResource) -> dg.AssetCheckResult:
         st = store.get()
-        orphans = table_checks.orphan_rows(st.read_table(name, columns=["nct_id"]), st.read_table("trials", ["nct_id"]))
+        orphans = table_checks.orphan_rows(st.read_table(name, columns=["nct_id"]),
+                                           st.read_table(TRIALS_TABLE, ["nct_id"]))
         return dg.AssetCheckResult(passed=orphans == 0, metadata={"orphan_rows": orphans})
 
     return _check
@@ -41,9 +43,9 @@ unique_key_checks = [_unique_key_check(name) for name in KEYS]
 has_trial_checks = [_has_trial_check(name) for name in CHILD_TABLES]
 
 
-@dg.asset_check(asset="outcome_analyses", description="every parsed p-value lies in [0, 1]")
+@dg.asset_check(asset=OUTCOME_ANALYSES_TABLE, description="every parsed p-value lies in [0, 1]")
 def p_values_in_unit_interval(store: StoreResource) -> dg.AssetCheckResult:
-    table = store.get().read_table("outcome_analyses", columns=["p_value"])
+    table = store.get().read_table(OUTCOME_ANALYSES_TABLE, columns=["p_value"])
     bad = table_checks.p_values_out_of_range(table)
     return dg.AssetCheckResult(
         passed=bad == 0,
@@ -52,7 +54,7 @@ def p_values_in_unit_interval(store: StoreResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
-    asset="quarantine", additional_deps=["trials"],
+    asset=QUARANTINE_TABLE, additional_deps=[TRIALS_TABLE],
     description=f"share of studies quarantined stays under ${ENV_MAX_QUARANTINE_RATE} "
     f"(default {DEFAULT_MAX_QUARANTINE_RATE})",
 )
@@ -60,7 +62,7 @@ def quarantine_rate_under_threshold(store: StoreResource) -> dg.AssetCheckResult
     st = store.get()
     threshold = float(os.environ.get(ENV_MAX_QUARANTINE_RATE, DEFAULT_MAX_QUARANTINE_RATE))
     rate, quarantined, read = table_checks.quarantine_rate(
-        st.read_table("quarantine", columns=["level"]), st.read_table("trials", columns=["nct_id"])
+        st.read_table(QUARANTINE_TABLE, columns=["level"]), st.read_table(TRIALS_TABLE, columns=["nct_id"])
     )
     return dg.AssetCheckResult(
         passed=rate <= threshold,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from deepimagine_core.pairs.questions import build_questions, questions_from_table, significance
+from deepimagine_core.pairs.historical import build_questions, questions_from_table, significance
 from deepimagine_core.questions import Question
 from tests.core.test_pairs_fixtures import TrialTables, analysis, two_arm_trial
 

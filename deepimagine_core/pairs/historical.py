@@ -43,6 +43,7 @@ import pyarrow as pa
 from deepimagine_core.pairs.polarity import Polarity, outcome_polarity
 from deepimagine_core.pairs.trialdata import CONTROL_TYPES, Trial, arm_rank, endpoint_json, iter_trials
 from deepimagine_core.questions import Question, category_of
+from deepimagine_core.tables import TRIALS_TABLE
 
 __all__ = ["HISTORICAL_QUESTIONS", "build_questions", "questions_from_table", "significance", "superiority_options",
            "comparative_options", "ENDPOINT_MET_OPTIONS", "ANY_ARM_MET_OPTIONS"]
@@ -170,7 +171,7 @@ HISTORICAL_QUESTIONS = pa.schema(
         ("polarity", pa.bool_()),  # higher is better?
         ("polarity_rule", pa.string()),
     ],
-    metadata={"doc": "One row per historical question (see deepimagine_core.pairs.questions)."},
+    metadata={"doc": "One row per historical question (see deepimagine_core.pairs.historical)."},
 )
 
 
@@ -367,7 +368,7 @@ def build_questions(
     from tqdm.auto import tqdm
 
     builder = _Builder(alpha, splits or {})
-    n = tables["trials"].num_rows
+    n = tables[TRIALS_TABLE].num_rows
     trials = tqdm(iter_trials(tables), total=n, desc="questions", unit="trial", disable=not progress, mininterval=2)
     for trial in trials:
         builder.add_trial(trial)

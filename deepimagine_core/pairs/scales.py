@@ -1,0 +1,93 @@
+"""Rating scales and instruments whose direction is fixed by their published scoring: a small curated table.
+
+Each entry is (pattern, higher_is_better, name, source). A scale named in an outcome's title decides the polarity of
+a level measure before any generic concept of the lexicon (`polarity_lexicon`): "SF-36 Bodily Pain" is scored so that
+a higher value means *less* pain, and "FACIT-Fatigue" so that a higher value means *less* fatigue. The source is the
+instrument's defining publication or its scoring manual, where the direction is stated. Add an instrument only with
+its source; an instrument scored both ways in practice (EORTC QLQ-C30 has functional and symptom scales, CGI-I is
+"1 = very much improved") does not belong here.
+"""
+
+from __future__ import annotations
+
+SCALES: list[tuple[str, bool, str, str]] = [
+    # --- higher = worse (symptom burden, disability, disease activity) ---
+    (r"\bodi\b|oswestry", False, "ODI", "Fairbank & Pynsent, Spine 2000;25:2940 (0-100, higher = more disability)"),
+    (r"\bhaq(?:[- ]?di)?\b|health assessment questionnaire", False, "HAQ-DI",
+     "Fries et al., Arthritis Rheum 1980;23:137 (0-3, higher = more disability)"),
+    (r"\bpanss\b|positive and negative syndrome scale", False, "PANSS",
+     "Kay et al., Schizophr Bull 1987;13:261 (30-210, higher = more severe)"),
+    (r"\bmadrs\b|montgomery[- ]?(?:and |& )?[aå]sberg", False, "MADRS",
+     "Montgomery & Åsberg, Br J Psychiatry 1979;134:382 (0-60, higher = more depressed)"),
+    (r"glycated h(?:a)?emoglobin|glycosylated h(?:a)?emoglobin|h(?:a)?emoglobin a1c|\bhba1c\b|\ba1c\b", False, "HbA1c",
+     "ADA Standards of Care in Diabetes, Glycemic Goals (lower = better glycaemic control, above normal range)"),
+    (r"\bham[- ]?d(?:-?17|-?21)?\b|hamilton (?:rating scale for |depression)", False, "HAM-D",
+     "Hamilton, J Neurol Neurosurg Psychiatry 1960;23:56 (higher = more depressed)"),
+    (r"\bham[- ]?a\b|hamilton anxiety", False, "HAM-A", "Hamilton, Br J Med Psychol 1959;32:50 (higher = more anxious)"),
+    (r"\bbdi(?:[- ]?ii)?\b|beck depression", False, "BDI-II", "Beck et al., BDI-II manual 1996 (0-63, higher = worse)"),
+    (r"\bphq[- ]?(?:9|8|15)\b", False, "PHQ-9", "Kroenke et al., J Gen Intern Med 2001;16:606 (higher = worse)"),
+    (r"\bgad[- ]?7\b", False, "GAD-7", "Spitzer et al., Arch Intern Med 2006;166:1092 (higher = worse)"),
+    (r"\bymrs\b|young mania", False, "YMRS", "Young et al., Br J Psychiatry 1978;133:429 (higher = more manic)"),
+    (r"\bbprs\b|brief psychiatric rating", False, "BPRS", "Overall & Gorham, Psychol Rep 1962;10:799 (higher = worse)"),
+    (r"\badas[- ]?cog\b", False, "ADAS-Cog", "Rosen et al., Am J Psychiatry 1984;141:1356 (higher = more impaired)"),
+    (r"\bedss\b|expanded disability status", False, "EDSS", "Kurtzke, Neurology 1983;33:1444 (0-10, higher = worse)"),
+    (r"\bipss\b|international prostate symptom", False, "IPSS", "Barry et al., J Urol 1992;148:1549 (higher = worse)"),
+    (r"\bwomac\b", False, "WOMAC", "Bellamy et al., J Rheumatol 1988;15:1833 (higher = worse)"),
+    (r"\bdas[- ]?28\b", False, "DAS28", "Prevoo et al., Arthritis Rheum 1995;38:44 (higher = more active)"),
+    (r"\bpasi\b|psoriasis area and severity", False, "PASI", "Fredriksson & Pettersson, Dermatologica 1978;157:238"),
+    (r"\beasi\b|eczema area and severity", False, "EASI", "Hanifin et al., Exp Dermatol 2001;10:11 (higher = worse)"),
+    (r"\bscorad\b", False, "SCORAD", "European Task Force on Atopic Dermatitis, Dermatology 1993;186:23"),
+    (r"dermatology life quality index|\bdlqi\b", False, "DLQI", "Finlay & Khan, Clin Exp Dermatol 1994;19:210"),
+    (r"\bsgrq\b|st\.? george'?s? respiratory", False, "SGRQ", "Jones et al., Am Rev Respir Dis 1992;145:1321"),
+    (r"\bacq(?:[- ]?[567])?\b|asthma control questionnaire", False, "ACQ", "Juniper et al., Eur Respir J 1999;14:902"),
+    (r"\bcat score\b|copd assessment test", False, "CAT", "Jones et al., Eur Respir J 2009;34:648 (higher = worse)"),
+    (r"\bnihss\b|nih stroke scale", False, "NIHSS", "Brott et al., Stroke 1989;20:864 (higher = more severe)"),
+    (r"modified rankin|\bmrs\b(?! ?spectroscop)", False, "mRS", "van Swieten et al., Stroke 1988;19:604 (0-6, higher = worse)"),
+    (r"\by[- ]?bocs\b", False, "Y-BOCS", "Goodman et al., Arch Gen Psychiatry 1989;46:1006 (higher = worse)"),
+    (r"\bcaps(?:[- ]?5)?\b", False, "CAPS", "Blake et al., J Trauma Stress 1995;8:75 (higher = more PTSD symptoms)"),
+    (r"\bpsqi\b|pittsburgh sleep quality", False, "PSQI", "Buysse et al., Psychiatry Res 1989;28:193 (higher = worse)"),
+    (r"epworth|\bess\b", False, "ESS", "Johns, Sleep 1991;14:540 (0-24, higher = sleepier)"),
+    (r"insomnia severity index|\bisi\b", False, "ISI", "Bastien et al., Sleep Med 2001;2:297 (higher = worse)"),
+    (r"\bbasdai\b", False, "BASDAI", "Garrett et al., J Rheumatol 1994;21:2286 (higher = more active)"),
+    (r"\bbasfi\b", False, "BASFI", "Calin et al., J Rheumatol 1994;21:2281 (higher = worse function)"),
+    (r"\bcdai\b", False, "CDAI", "Best et al., Gastroenterology 1976;70:439; Aletaha, Arthritis Res Ther 2005 (both "
+                                 "instruments of that name: higher = more active)"),
+    (r"\bsdai\b", False, "SDAI", "Smolen et al., Rheumatology 2003;42:244 (higher = more active)"),
+    (r"\bmayo (?:clinic )?score\b", False, "Mayo score", "Schroeder et al., N Engl J Med 1987;317:1625"),
+    (r"\bm?ds[- ]?updrs\b|\bupdrs\b", False, "UPDRS", "Goetz et al., Mov Disord 2008;23:2129 (higher = worse)"),
+    (r"\bhit[- ]?6\b", False, "HIT-6", "Kosinski et al., Qual Life Res 2003;12:963 (higher = more impact)"),
+    (r"\bmidas\b", False, "MIDAS", "Stewart et al., Neurology 2001;56:S20 (higher = more disability)"),
+    (r"\bbpi\b|brief pain inventory", False, "BPI", "Cleeland & Ryan, Ann Acad Med Singapore 1994;23:129"),
+    (r"\bfiq(?:r)?\b|fibromyalgia impact questionnaire", False, "FIQ", "Burckhardt et al., J Rheumatol 1991;18:728"),
+    (r"neck disability index|\bndi\b", False, "NDI", "Vernon & Mior, J Manipulative Physiol Ther 1991;14:409"),
+    (r"roland[- ]morris|\brmdq\b", False, "RMDQ", "Roland & Morris, Spine 1983;8:141 (higher = more disability)"),
+    (r"disabilities of the arm|\b(?:quick ?)?dash (?:score|questionnaire)", False, "DASH", "Hudak et al., Am J Ind Med 1996;29:602 (higher = worse)"),
+    (r"\bsnot[- ]?2[02]\b", False, "SNOT-22", "Hopkins et al., Clin Otolaryngol 2009;34:447 (higher = worse)"),
+    (r"\bosdi\b|ocular surface disease index", False, "OSDI", "Schiffman et al., Arch Ophthalmol 2000;118:615"),
+    (r"\becog\b", False, "ECOG PS", "Oken et al., Am J Clin Oncol 1982;5:649 (0-5, higher = worse)"),
+    (r"\brqlq\b|rhinoconjunctivitis quality of life", False, "RQLQ", "Juniper & Guyatt, Clin Exp Allergy 1991;21:77"),
+    (r"minnesota living with heart failure|\bmlhfq?\b", False, "MLHFQ", "Rector et al., Heart Fail 1987;3:198"),
+    (r"norfolk qol[- ]dn|\bqol[- ]dn\b", False, "Norfolk QOL-DN", "Vinik et al., Diabetes Technol Ther 2005;7:497"),
+    (r"sharp(?:[- ]genant)? score|\bmtss\b", False, "modified total Sharp score",
+     "van der Heijde, J Rheumatol 2000;27:261 (higher = more joint damage)"),
+    (r"adhd[- ]rs", False, "ADHD-RS", "DuPaul et al., ADHD Rating Scale-IV manual 1998 (higher = more symptoms)"),
+    # --- higher = better (function, quality of life, cognition) ---
+    (r"\bsf[- ]?36\b|short[- ]form[- ]36", True, "SF-36", "Ware & Sherbourne, Med Care 1992;30:473 (higher = better)"),
+    (r"\bsf[- ]?12\b", True, "SF-12", "Ware et al., Med Care 1996;34:220 (higher = better)"),
+    (r"\beq[- ]?5d\b", True, "EQ-5D", "EuroQol Group, Health Policy 1990;16:199 (index and VAS: higher = better)"),
+    (r"\bfact[- ]\w+|\bfacit\b", True, "FACT/FACIT", "Cella et al., J Clin Oncol 1993;11:570 (higher = better)"),
+    (r"\baqlq\b|asthma quality of life", True, "AQLQ", "Juniper et al., Thorax 1992;47:76 (1-7, higher = better)"),
+    (r"\bibdq\b", True, "IBDQ", "Guyatt et al., Gastroenterology 1989;96:804 (higher = better)"),
+    (r"\bpedsql\b", True, "PedsQL", "Varni et al., Med Care 1999;37:126 (higher = better)"),
+    (r"\bkccq\b|kansas city cardiomyopathy", True, "KCCQ", "Green et al., J Am Coll Cardiol 2000;35:1245"),
+    (r"\biief\b|international index of erectile", True, "IIEF", "Rosen et al., Urology 1997;49:822 (higher = better)"),
+    (r"\bmmse\b|mini[- ]mental", True, "MMSE", "Folstein et al., J Psychiatr Res 1975;12:189 (0-30, higher = better)"),
+    (r"\bmoca\b|montreal cognitive", True, "MoCA", "Nasreddine et al., J Am Geriatr Soc 2005;53:695"),
+    (r"\balsfrs(?:[- ]?r)?\b", True, "ALSFRS-R", "Cedarbaum et al., J Neurol Sci 1999;169:13 (higher = better)"),
+    (r"karnofsky|\bkps\b", True, "KPS", "Karnofsky & Burchenal 1949 (0-100, higher = better)"),
+    (r"barthel", True, "Barthel Index", "Mahoney & Barthel, Md State Med J 1965;14:61 (higher = more independent)"),
+    (r"\bkoos\b", True, "KOOS", "Roos et al., J Orthop Sports Phys Ther 1998;28:88 (higher = better)"),
+    (r"asthma control test|\bact score\b", True, "ACT", "Nathan et al., J Allergy Clin Immunol 2004;113:59"),
+    (r"berg balance", True, "Berg Balance Scale", "Berg et al., Physiother Can 1989;41:304 (higher = better)"),
+    (r"transition(?:al)? dyspn(?:o)?ea index|\btdi\b", True, "TDI", "Mahler et al., Chest 1984;85:751"),
+]
