@@ -5,9 +5,9 @@
 - `deepimagine`: the stepwise imagination pathway from k anchors (trajectories in `Prediction.trajectory`).
 
 Each works with any backend and model (default `BackendSettings`: transformers + the tiny local model of `store`, see
-`backend_factory.shared_backend`). `deepimagine` takes the operators' LoRA folders per family (`adapters={"arm": ".../adapter",
-"context": ...}`), so the trained operators become a predictor with its own name (`deepimagine_sft`); the caller passes
-them in (`training.adapters.trained_predictor_options`). With the tiny model the
+`backend_factory.shared_backend`). `deepimagine` takes the operators' LoRA folders per family
+(`adapters={"arm": ".../adapter", "context": ...}`), so the trained operators become a predictor with its own name
+(`deepimagine_sft`); the caller passes them in (`training.adapters.trained_predictor_options`). With the tiny model the
 predictions are meaningless (random weights); `note` says so for the report.
 
 Importing this module registers the three names in `deepimagine_core.evaluation.predictors`.

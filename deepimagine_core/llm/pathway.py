@@ -70,23 +70,35 @@ class IndexAnchorRetriever:
     def retrieve_many(self, questions: Sequence[Question], k: int) -> list[list[Question]]:
         if not questions:
             return []
+        texts = [anchor_text(q) for q in questions]
         fetch = min(len(self.anchors), k * 4 + self.overfetch)
-        hits = self.index.search([anchor_text(q) for q in questions], fetch)
-        out = []
-        for q, row in zip(questions, hits):
-            chosen, sims, trials = [], [], {q.nct_id}
-            for item in row:
-                i, sim = (item[0], item[1]) if isinstance(item, (tuple, list)) else (getattr(item, "id", item), 1.0)
-                anchor = self.anchors[int(i)]
-                if anchor.nct_id not in trials:
-                    trials.add(anchor.nct_id)
-                    chosen.append(anchor)
-                    sims.append(float(sim))
-                if len(chosen) == k:
-                    break
+        found: list[tuple[list[Question], list[float]]] = [([], [])] * len(questions)
+        todo = list(range(len(questions)))
+        while todo:  # many questions share a trial: search deeper until k distinct trials (or every anchor) are seen
+            hits = self.index.search([texts[i] for i in todo], fetch)
+            found_now = {i: self._distinct(questions[i], row, k) for i, row in zip(todo, hits)}
+            found = [found_now.get(i, f) for i, f in enumerate(found)]
+            if fetch >= len(self.anchors):
+                break
+            todo = [i for i in todo if len(found[i][0]) < k]
+            fetch = min(len(self.anchors), fetch * 4)
+        for q, (_, sims) in zip(questions, found):
             self.similarities[q.key] = sims
-            out.append(chosen)
-        return out
+        return [chosen for chosen, _ in found]
+
+    def _distinct(self, q: Question, row, k: int) -> tuple[list[Question], list[float]]:
+        """The first k hits from k different trials, none the target's own, with their similarities."""
+        chosen, sims, trials = [], [], {q.nct_id}
+        for item in row:
+            i, sim = (item[0], item[1]) if isinstance(item, (tuple, list)) else (getattr(item, "id", item), 1.0)
+            anchor = self.anchors[int(i)]
+            if anchor.nct_id not in trials:
+                trials.add(anchor.nct_id)
+                chosen.append(anchor)
+                sims.append(float(sim))
+            if len(chosen) == k:
+                break
+        return chosen, sims
 
 
 def mean_probabilities(probs: list[list[float]], weights: list[float] | None = None) -> list[float]:
@@ -141,8 +153,8 @@ def _ref(q: Question) -> dict[str, Any]:
 def _unknown_reason(factor: str, config: dict, q: Question, trials) -> str | None:
     if config.get(factor) is not None:
         return None
-    where = "in the trials table" if q.nct_id in trials else "not in the trials table"
-    return f"{factor} of {q.nct_id} unknown ({where}; its question does not give it)"
+    where = "its trials row lacks it" if q.nct_id in trials else "not in the trials table"
+    return f"{factor} of {q.nct_id} unknown ({where}, and its question does not give it)"
 
 
 def _start_trajectory(target: Question, anchor: Question, order, trials, similarity: float | None) -> dict[str, Any]:

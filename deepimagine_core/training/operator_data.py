@@ -72,7 +72,8 @@ def rl_operator_examples(
             continue
         direction = significance_change(source, target)
         rows.append({
-            "id": f"approximate:{pair['pair_id']}", "source": APPROXIMATE_PAIRS_TABLE, "factor": factor, "family": family,
+            "id": f"approximate:{pair['pair_id']}", "source": APPROXIMATE_PAIRS_TABLE, "factor": factor,
+            "family": family,
             "template": template_id(STEP_TEMPLATE), "step": step.fields(), "prompt": step_messages(step),
             "task": "step", "answer": None, "n_options": None, "category": target.category, "direction": direction,
             "observed_result": result_sentence(target),

@@ -66,7 +66,8 @@ def published_operators_vs_base(store, *, max_pairs_per_factor: int = 32, max_ne
         base_models.add(adapters.adapter_result(folder)["base_model"])
         factor = name.removeprefix("sft_")
         factors = ("arm", "outcome") if factor == "multi" else (factor,)
-        operators[name] = (str(folder), [e for f in factors for e in eval_examples(pairs, f, limit=max_pairs_per_factor)])
+        examples = [e for f in factors for e in eval_examples(pairs, f, limit=max_pairs_per_factor)]
+        operators[name] = (str(folder), examples)
     if len(base_models) != 1:
         return {"passed": False, "metadata": {},
                 "description": f"operators were trained on different base models {sorted(base_models)}; retrain them"}

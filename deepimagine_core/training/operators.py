@@ -98,8 +98,8 @@ def train_sft_operators(
     unknown = sorted(set(recipe.factors) - set(SFT_FAMILIES))
     if unknown:
         raise ValueError(f"SFT operators are the natural-pair families {SFT_FAMILIES}; got {unknown}")
-    built = sft_examples(store.read_table(NATURAL_PAIRS_TABLE), store.read_table(REASONING_TRACES_TABLE), recipe.factors,
-                         untraced=recipe.untraced_pairs)
+    built = sft_examples(store.read_table(NATURAL_PAIRS_TABLE), store.read_table(REASONING_TRACES_TABLE),
+                         recipe.factors, untraced=recipe.untraced_pairs)
     if log:
         log(f"SFT data ({recipe.name}): {built.summary()}")
     if not built.rows:

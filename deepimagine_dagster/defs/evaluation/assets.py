@@ -79,6 +79,7 @@ def ct_open_benchmark(context: dg.AssetExecutionContext, store: StoreResource, c
 BASELINES = ["majority", "logreg", "random_forest", "knn_history", "ensemble"]
 LLM_PREDICTORS = ["llm_direct", "llm_rag", "deepimagine"]
 TINY_LLM_MAX_QUESTIONS = 48  # the tiny model's answers are noise: score it on a sample, so the default run stays quick
+TINY_PATHWAY_MAX_QUESTIONS = 16  # the pathway asks 7 anchors x up to 7 steps per question: a smaller sample still
 
 
 class EvaluationConfig(dg.Config):
@@ -169,6 +170,8 @@ def evaluation_report(
 
         cap = config.llm_max_questions or (TINY_LLM_MAX_QUESTIONS if is_tiny(backend) else 0)
         limits = {name: cap for name in llm_names} if cap else {}
+        if is_tiny(backend) and not config.llm_max_questions:
+            limits.update({n: TINY_PATHWAY_MAX_QUESTIONS for n in llm_names if n.startswith("deepimagine")})
     unknown = [p for p in predictors if p not in available_predictors()]
     if unknown:
         raise dg.Failure(f"unknown predictors {unknown}; registered: {available_predictors()}")

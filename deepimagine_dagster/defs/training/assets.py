@@ -167,4 +167,5 @@ def grpo_policy(
                        natural_steps=config.natural_steps, max_prompts=config.max_prompts or None,
                        resume=config.resume, progress=progress_logger(context, "grpo"), log=context.log.info)
     log_results(context, run)
-    return dg.MaterializeResult(metadata={"init_from": str(run.data["init_from"]), **run_metadata(run, config.overrides)})
+    metadata = {"init_from": str(run.data["init_from"]), **run_metadata(run, config.overrides)}
+    return dg.MaterializeResult(metadata=metadata)
