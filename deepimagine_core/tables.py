@@ -14,6 +14,7 @@ QUARANTINE_TABLE = "quarantine"
 # Derived tables.
 TRIAL_SPLITS_TABLE = "trial_splits"
 HISTORICAL_QUESTIONS_TABLE = "historical_questions"
+QUESTION_SKIPS_TABLE = "question_skips"
 NATURAL_PAIRS_TABLE = "natural_pairs"
 APPROXIMATE_PAIRS_TABLE = "approximate_pairs"
 REASONING_TRACES_TABLE = "reasoning_traces"

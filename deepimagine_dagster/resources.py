@@ -19,6 +19,8 @@ from deepimagine_core.store import DEFAULT_HOME, Store
 ENV_HOME = "DEEPIMAGINE_HOME"
 ENV_TRIALS_SOURCE = "DEEPIMAGINE_TRIALS_SOURCE"
 ENV_CT_OPEN = "DEEPIMAGINE_CT_OPEN"
+ENV_MAX_QUARANTINE_RATE = "DEEPIMAGINE_MAX_QUARANTINE_RATE"
+DEFAULT_MAX_QUARANTINE_RATE = 0.05
 ENV_LLM_BACKEND = "DEEPIMAGINE_LLM_BACKEND"  # transformers | vllm | auto
 ENV_LLM_MODEL = "DEEPIMAGINE_LLM_MODEL"  # hub id, local folder, or "tiny"
 ENV_LLM_DEVICE = "DEEPIMAGINE_LLM_DEVICE"
@@ -54,9 +56,15 @@ class StoreResource(dg.ConfigurableResource):
 
 class TrialSourceResource(dg.ConfigurableResource):
     """Where studies come from: `sample` (embedded, offline), `api` (ClinicalTrials.gov API v2) or a path to an archive
-    (folder, .tar/.tar.gz/.zip of NCT*.xml or *.json, JSON array, JSON Lines, optionally .gz)."""
+    (folder, .tar/.tar.gz/.zip of NCT*.xml or *.json, JSON array, JSON Lines, optionally .gz).
+
+    A source that yields no study fails the refresh and publishes nothing. So does one whose stream stopped early
+    (truncated archive, cut JSON array / JSON Lines) unless `allow_partial` is set: then the studies read before the
+    stop are published (the stop is logged as a warning and kept in `quarantine`)."""
 
     source: str = "sample"
+    allow_partial: bool = False
+    max_quarantine_rate: float = DEFAULT_MAX_QUARANTINE_RATE  # above it the (blocking) quarantine check fails
     api_base_url: str = "https://clinicaltrials.gov/api/v2"
     page_size: int = 1000
     requests_per_second: float = 2.0
@@ -102,7 +110,10 @@ class LLMBackendResource(dg.ConfigurableResource):
 def default_resources() -> dict:
     resources = {
         "store": StoreResource(home=os.environ.get(ENV_HOME, "")),
-        "trial_source": TrialSourceResource(source=os.environ.get(ENV_TRIALS_SOURCE, "sample") or "sample"),
+        "trial_source": TrialSourceResource(
+            source=os.environ.get(ENV_TRIALS_SOURCE, "sample") or "sample",
+            max_quarantine_rate=float(os.environ.get(ENV_MAX_QUARANTINE_RATE) or DEFAULT_MAX_QUARANTINE_RATE),
+        ),
         "ct_open": CTOpenResource(paths=os.environ.get(ENV_CT_OPEN, "")),
         "llm": LLMBackendResource(
             kind=os.environ.get(ENV_LLM_BACKEND) or _LLM.kind,

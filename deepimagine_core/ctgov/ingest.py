@@ -9,6 +9,10 @@ sequence number; memory stays flat in the number of studies. When the same NCT i
 inputs or refreshes), the newest version (last-update date, then the later record) wins: the publish step keeps only
 the winners' rows. Every record read ends up either in `trials` or as a record-level `quarantine` row (or among the
 counted duplicates), so `studies_read == trials + quarantined + duplicates_dropped` always holds.
+
+Nothing is published (the tables of an earlier refresh stay as they were) and `SourceError` is raised, in one line
+naming the source, when the source yields no study at all, or when a stream stopped early (truncated archive, cut
+JSON array or JSON Lines file) unless `allow_partial` is set; then the studies read before the stop are published.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from deepimagine_core.ctgov.records import RawStudy, RecordError
+from deepimagine_core.ctgov.records import RawStudy, RecordError, SourceError, SourceNotFound
 from deepimagine_core.ctgov.schemas import TABLES
 from deepimagine_core.store import Store, TableWriter
 from deepimagine_core.tables import QUARANTINE_TABLE, TRIALS_TABLE
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 SAMPLE_DIR = Path(__file__).parent / "sample"
 NCT_ID = re.compile(r"^NCT\d{8}$")
 SEQ = "_seq"
+NOTHING_PUBLISHED = "nothing published, the existing trial tables are unchanged"
 
 
 @dataclass
@@ -66,6 +71,7 @@ class IngestSummary:
     field_issues: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    stopped_early: list[str] = field(default_factory=list)  # where a stream stopped (published with allow_partial)
     seconds: float = 0.0
 
     @property
@@ -88,6 +94,7 @@ class IngestSummary:
             "reconciles": self.reconciles,
             "rows": dict(self.rows),
             "quarantine_reasons": dict(self.quarantine_reasons),
+            "stopped_early": list(self.stopped_early),
             "seconds": round(self.seconds, 3),
             "studies_per_second": round(self.studies_read / self.seconds, 1) if self.seconds else None,
         }
@@ -99,7 +106,7 @@ def describe_source(source: str) -> str:
         return source
     path = Path(source).expanduser()
     if not path.exists():
-        raise FileNotFoundError(
+        raise SourceNotFound(
             f"trial source path does not exist: {path} "
             "(DEEPIMAGINE_TRIALS_SOURCE must be 'sample', 'api', or a path to an archive or folder)"
         )
@@ -133,6 +140,9 @@ def fetch_raw(source: str, store: Store, api: ApiSettings | None = None, progres
         return {"source": "sample", "files": [str(f) for f in files], "bytes": sum(f.stat().st_size for f in files)}
     path = Path(name)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    if size == 0:
+        what = "an empty folder" if path.is_dir() else "an empty file"
+        raise SourceError(f"trial source {name} is {what}: no studies; {NOTHING_PUBLISHED}")
     return {"source": "path", "path": name, "bytes": size}
 
 
@@ -150,9 +160,12 @@ def iter_raw(source: str, store: Store) -> Iterator[RawStudy]:
     return archives.iter_source(Path(name))
 
 
-def ingest_source(source: str, store: Store, *, progress: bool | None = None) -> IngestSummary:
+def ingest_source(
+    source: str, store: Store, *, progress: bool | None = None, allow_partial: bool = False
+) -> IngestSummary:
     """Build every trial table from a source's raw layer (call `fetch_raw` first for `api`)."""
-    return ingest(iter_raw(source, store), store, source=describe_source(source), progress=progress)
+    name = describe_source(source)
+    return ingest(iter_raw(source, store), store, source=name, progress=progress, allow_partial=allow_partial)
 
 
 def ingest(
@@ -163,8 +176,12 @@ def ingest(
     progress: bool | None = None,
     log_every: int = 1000,
     on_progress: Callable[[int], None] | None = None,
+    allow_partial: bool = False,
 ) -> IngestSummary:
-    """Parse raw records into all tables under `store` and publish them atomically (table by table)."""
+    """Parse raw records into all tables under `store` and publish them atomically (table by table).
+
+    Raises `SourceError` before publishing anything when no record read is a study, or when a stream stopped early
+    and `allow_partial` is False."""
     from tqdm.auto import tqdm
 
     from deepimagine_core.ctgov.parse import parse_study
@@ -180,6 +197,9 @@ def ingest(
     }
     winners: dict[str, tuple[dt.date, int, RawStudy]] = {}
     reasons: Counter[str] = Counter()
+    readable = 0  # records a reader could read (the others are reader errors)
+    first_error = ""
+    stops: list[str] = []
     # the pending row dicts are many small objects without cycles: full GC passes over them cost ~10% of the run
     gc_threshold = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
@@ -188,6 +208,11 @@ def ingest(
             summary.studies_read += 1
             if on_progress and summary.studies_read % log_every == 0:
                 on_progress(summary.studies_read)
+            readable += raw.error is None
+            first_error = first_error or (f"{raw.source_ref}: {raw.error}" if raw.error else "")
+            if raw.stopped:
+                before = summary.studies_read - 1
+                stops.append(f"{raw.source_ref}: {raw.error} ({before} studies read before it stopped)")
             try:
                 if raw.error:
                     raise RecordError(raw.error, nct_id=raw.nct_id, stage="read")
@@ -218,6 +243,8 @@ def ingest(
                 writers[QUARANTINE_TABLE].add(
                     [_quarantine(raw, parsed.nct_id, issue.get("stage", "value"), "field", issue["reason"], seq)]
                 )
+        summary.stopped_early = stops
+        _refuse_to_publish(source, summary.studies_read, readable, first_error, stops, allow_partial)
         for name in TABLES:
             if name != QUARANTINE_TABLE:
                 writers[name].close()
@@ -245,7 +272,31 @@ def ingest(
     summary.seconds = time.perf_counter() - start
     if summary.duplicates_dropped:
         log.info("ingest: %d duplicate NCT ids dropped (newest version kept)", summary.duplicates_dropped)
+    for stop in stops:
+        log.warning("ingest: published a partial read (allow_partial): %s", stop)
     return summary
+
+
+def _refuse_to_publish(
+    source: str, read: int, readable: int, first_error: str, stops: list[str], allow_partial: bool
+) -> None:
+    """Raise `SourceError` (one line) when the source yielded no study, or stopped early without `allow_partial`."""
+    if readable == 0:
+        got = "no NCT*.xml, *.json or JSON Lines records in it"
+        if read:
+            got = f"{read} unreadable record(s), first: {_one_line(first_error)}"
+        raise SourceError(f"trial source {source} yielded no studies ({got}); {NOTHING_PUBLISHED}")
+    if stops and not allow_partial:
+        more = f" (and {len(stops) - 1} more stops)" if len(stops) > 1 else ""
+        raise SourceError(
+            f"trial source {source} stopped early at {_one_line(stops[0])}{more}; {NOTHING_PUBLISHED} "
+            "(set allow_partial to publish the studies read before the stop)"
+        )
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _publish(staged: Path, final: Path, schema: pa.Schema, keep: pa.Array | None, name: str) -> int:

@@ -137,7 +137,7 @@ def _concept(h: dict[str, list]) -> tuple[int | None, str]:
         valences = {higher for _, higher, _, _ in h["scale"]}
         if len(valences) > 1:
             return None, f"conflicting scales {h['scale'][0][2]!r} and {h['scale'][1][2]!r}"
-        words, higher, name, source = h["scale"][0]
+        _, higher, name, source = h["scale"][0]
         return (1 if higher else -1), f"scale {name!r} ({source})"
     good_c, bad_c = h["good_concept"], h["bad_concept"]
     if good_c and bad_c:

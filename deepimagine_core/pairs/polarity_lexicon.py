@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+
 def _rx(*patterns: str) -> re.Pattern:
     return re.compile(r"(?:" + "|".join(patterns) + r")", re.IGNORECASE)
 

@@ -1,9 +1,9 @@
 """`python -m deepimagine_core.predict NCT01234567 | registration.json | draft.yaml`: print the predictions as a
 compact table and write the report under the store's reports/ask/<nct_id>/.
 
-The store is `--home` (default: $DEEPIMAGINE_HOME, else ~/.deepimagine); it must hold `historical_questions` (job
-`build_pairs`) and, for an NCT id, the trial tables (job `refresh_trials`) unless `--api` fetches the registration
-from ClinicalTrials.gov. Exit status 2 on input that is not a usable trial (the message names the field).
+The store is `--home` (default: ~/.deepimagine; e.g. `--home $DEEPIMAGINE_HOME`); it must hold
+`historical_questions` (job `build_pairs`) and, for an NCT id, the trial tables (job `refresh_trials`) unless `--api`
+fetches the registration from ClinicalTrials.gov. Exit status 2 on input that is not a usable trial (the message names the field).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import sys
 from deepimagine_core.predict.design import DesignError
 from deepimagine_core.predict.report import ask, compact_table
 from deepimagine_core.predict.run import LLM_MODES, PredictSettings, reference_predictor
-from deepimagine_core.store import Store
+from deepimagine_core.store import DEFAULT_HOME, Store
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m deepimagine_core.predict", description=__doc__.split("\n\n")[0])
     p.add_argument("trial", help="an NCT id, a ClinicalTrials.gov API v2 JSON file, or a YAML draft (.yaml/.yml)")
-    p.add_argument("--home", default=None, help="the artefact store (default $DEEPIMAGINE_HOME or ~/.deepimagine)")
+    p.add_argument("--home", default=DEFAULT_HOME, help=f"the artefact store (default {DEFAULT_HOME})")
     p.add_argument("--api", action="store_true", help="fetch an NCT id from the ClinicalTrials.gov API v2")
     p.add_argument("--api-url", default="https://clinicaltrials.gov/api/v2", help="API v2 base URL (with --api)")
     p.add_argument("--secondary", action="store_true", help="also ask about secondary outcomes")
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    store = Store(args.home) if args.home else Store()
+    store = Store(args.home)
     api = None
     if args.api:
         from deepimagine_core.ctgov.ingest import ApiSettings

@@ -85,9 +85,8 @@ def predictor_names(store: Store, settings: PredictSettings) -> list[str]:
 
 
 def _llm_kwargs(name: str, design: TrialDesign, store: Store, backend: Any) -> dict[str, Any]:
-    from deepimagine_core.evaluation.predictors import load_plugins
+    import deepimagine_core.llm.llm_predictors  # noqa: F401  (registers the LLM predictors)
 
-    load_plugins()
     if not name.startswith(("deepimagine", "llm_")):
         return {}
     kwargs: dict[str, Any] = {"store": store}

@@ -36,7 +36,7 @@ class TrainingRun:
     results: dict[str, TrainResult]
     data: dict[str, Any]
     processes: int
-    notes: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # adapter name -> why it was not trained (no examples)
 
 
 def train_adapter(
@@ -92,7 +92,7 @@ def train_sft_operators(
 ) -> TrainingRun:
     """The arm and outcome operators (`models/sft_<family>`, or one `sft_multi` with `per_factor: false`)."""
     from deepimagine_core.training.data import sft_examples
-    from deepimagine_core.training.sft import operator_groups
+    from deepimagine_core.training.sft import operator_groups, untrained_operators
 
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
     unknown = sorted(set(recipe.factors) - set(SFT_FAMILIES))
@@ -102,9 +102,8 @@ def train_sft_operators(
                          recipe.factors, untraced=recipe.untraced_pairs)
     if log:
         log(f"SFT data ({recipe.name}): {built.summary()}")
-    if not built.rows:
-        raise ValueError(f"no SFT examples: no training-split natural pair of {list(recipe.factors)} has an accepted "
-                         f"trace (set untraced_pairs: answer_only to train on observed answers); {built.summary()}")
+    skipped = {name: f"{why} (training-split natural pairs with an accepted trace, or any with untraced_pairs: "
+                     "answer_only)" for name, why in untrained_operators(recipe, built.rows).items()}
     results = {}
     for name, (rows, counts) in operator_groups(recipe, built.rows).items():
         results[name] = train_adapter(recipe, rows, adapters.run_dir(store, name), name=name, store=store,
@@ -112,7 +111,7 @@ def train_sft_operators(
         _describe(results[name], name.removeprefix("sft_"), sorted({r["factor"] for r in rows}), "SFT (LoRA) on "
                   "natural pairs, the completions being accepted reasoning traces or, where a pair has none and the "
                   "recipe allows it, the observed step answer")
-    return TrainingRun(recipe, results, built.summary(), _processes(recipe))
+    return TrainingRun(recipe, results, built.summary(), _processes(recipe), skipped)
 
 
 def train_rl_operators(
@@ -127,26 +126,24 @@ def train_rl_operators(
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
     trials = load_trials(store)
     approximate, questions = store.read_table(APPROXIMATE_PAIRS_TABLE), store.read_table(HISTORICAL_QUESTIONS_TABLE)
-    results, data, notes = {}, {}, []
+    results, data, skipped = {}, {}, {}
     for family in families:
         built = rl_operator_examples(approximate, questions, trials, family, max_prompts=max_prompts, seed=recipe.seed)
         data[family] = built.summary()
         if log:
             log(f"{family} operator data ({recipe.name}): {built.summary()}")
-        if not built.rows:
-            notes.append(f"{family}: no training prompt (no training-split approximate pair whose two trials have "
-                         f"answered questions and a known, differing value) — not trained")
-            continue
         name = adapters.rl_operator_name(family)
+        if not built.rows:
+            skipped[name] = ("0 prompts: no training-split approximate pair whose two trials have answered questions "
+                             "of one category and a known, differing value of the factor")
+            continue
         results[name] = train_adapter(recipe, built.rows, adapters.run_dir(store, name), name=name, store=store,
                                       resume=resume, progress=progress, log=log, data_counts=built.counts)
         _describe(results[name], family, sorted(f for f, fam in FAMILIES.items() if fam == family),
                   "GRPO (LoRA) on approximate pairs retrieved across trials, rewarded by the pair's observed change of "
                   "significance after CT Open's 3-way collapse, prompts resampled so every observed change counts "
                   "equally")
-    if not results:
-        raise ValueError(f"no GRPO operator could be trained: {notes}")
-    return TrainingRun(recipe, results, data, _processes(recipe), notes)
+    return TrainingRun(recipe, results, data, _processes(recipe), skipped)
 
 
 def resolve_init_adapter(store: Store, init_from: str) -> str | None:
@@ -177,11 +174,12 @@ def train_policy(
                           max_prompts=max_prompts, seed=recipe.seed)
     if log:
         log(f"GRPO data ({recipe.name}): {built.summary()}")
-    if not built.rows:
-        raise ValueError("no GRPO prompts: no training-split historical question with a known answer and no natural "
-                         f"pair with an observed direction; {built.summary()}")
-    init = resolve_init_adapter(store, init_from)
     name = adapters.GRPO_NAME
+    if not built.rows:
+        why = "0 GRPO prompts: no training-split historical question with a known answer nor natural pair with an " \
+              "observed direction"
+        return TrainingRun(recipe, {}, built.summary(), _processes(recipe), {name: why})
+    init = resolve_init_adapter(store, init_from)
     result = train_adapter(recipe, built.rows, adapters.run_dir(store, name), name=name, store=store, resume=resume,
                            progress=progress, log=log, init_adapter=init, data_counts=built.counts)
     return TrainingRun(recipe, {name: result}, {**built.summary(), "init_from": init or "base"}, _processes(recipe))

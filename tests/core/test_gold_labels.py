@@ -132,6 +132,9 @@ def _compare(gold: list[dict], questions: list[dict]) -> dict:
                     mine = next(x["arm_label"] for x in g["groups"] if x["group_id"] == gid)
                     figures["arm_compared"] += 1
                     figures["arm_agree"] += mine == arm
+                    if mine != arm:
+                        disagreements.append(f"{g['gold_id']} {g['nct_id']}: group {gid} mapped to arm {arm!r}, "
+                                             f"gold {mine!r} (not asserted)")
     return {"figures": figures, "disagreements": disagreements, "per_stratum": per_stratum, "n": len(gold)}
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from deepimagine_core.pairs.approximate import build_approximate_pairs, build_trial_index, trial_profiles
-from deepimagine_core.pairs.checks_core import (approximate_factor_problems, natural_evidence_problems,
+from deepimagine_core.pairs.contracts import (approximate_factor_problems, natural_evidence_problems,
                                                 question_evidence_problems)
 from deepimagine_core.pairs.natural import NaturalConfig, build_natural_pairs
 from deepimagine_core.pairs.historical import build_questions

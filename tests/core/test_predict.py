@@ -279,7 +279,7 @@ def test_an_nct_id_is_fetched_through_the_api_client_without_its_results():
 
 
 def test_deepimagine_trajectories_are_reported_as_tables(history_store, tmp_path):
-    from deepimagine_core.llm.testing import ScriptedBackend
+    from tests.scripted_backend import ScriptedBackend
 
     backend = ScriptedBackend(lambda messages, i: "The effect grows. DECISION: (0.7, 0.3)")
     design = draft_from_text(TWO_ARM)

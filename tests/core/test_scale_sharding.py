@@ -10,7 +10,7 @@ from deepimagine_core.llm import tiny
 from deepimagine_core.llm.backend_factory import make_backend
 from deepimagine_core.llm.backends import SamplingParams, TransformersBackend, VLLMBackend
 from deepimagine_core.llm.sharding import ShardedBackend, device_groups, shard
-from deepimagine_core.llm.testing import ScriptedBackend
+from tests.scripted_backend import ScriptedBackend
 from deepimagine_core.llm.pair_text import pair_view
 from deepimagine_core.llm.traces import TRACES_SCHEMA, merge_traces, trace_pairs
 from deepimagine_core.training.data import synthetic_pair

@@ -16,7 +16,7 @@ from deepimagine_core.pairs.natural import NATURAL_PAIRS
 from deepimagine_core.questions import Question
 from deepimagine_core.training.data import sft_examples, synthetic_pair
 from deepimagine_core.training.operator_data import rl_operator_examples
-from deepimagine_core.llm.testing import ScriptedBackend
+from tests.scripted_backend import ScriptedBackend
 from tests.core.test_llm_pathway import FixedRetriever
 from tests.core.test_training_data import approximate_pair
 

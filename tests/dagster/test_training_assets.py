@@ -71,7 +71,7 @@ def test_assets_called_directly(store_res):
     quick = {"max_steps": 2, "save_steps": 2}
     sft = sft_operators(dg.build_asset_context(), SFTOperatorsConfig(overrides=quick), store_res)
     meta = sft.metadata
-    assert meta["adapters"].value == ["sft_arm", "sft_outcome"] and meta["recipe"] == "sft_cpu_tiny"
+    assert meta["operators"].value == ["sft_arm", "sft_outcome"] and meta["recipe"] == "sft_cpu_tiny"
     assert meta["sft_arm/global_step"] == 2 and meta["sft_arm/resumed_from"] == "(fresh run)"
     assert meta["data"].value["examples_arm"] == 3 and meta["data"].value["examples_answer_only"] == 5
     assert meta["curves"].value.count("data:image/png;base64,") == 2
@@ -94,7 +94,7 @@ def test_assets_called_directly(store_res):
     assert "grpo" in published_adapters(store)
 
     rl = rl_operators(dg.build_asset_context(), RLOperatorsConfig(overrides=quick), store_res)
-    assert rl.metadata["adapters"].value == ["grpo_context", "grpo_intervention"]
+    assert rl.metadata["operators"].value == ["grpo_context", "grpo_intervention"]
     assert rl.metadata["grpo_context/global_step"] == 2
     assert rl.metadata["data"].value["context"]["prompts_geography"] == 2
     assert set(operator_adapters(store)) == {"arm", "outcome", "intervention", "context"}
@@ -103,10 +103,13 @@ def test_assets_called_directly(store_res):
     assert "step template `step.v2`" in card and "| prompts_geography | 2 |" in card
 
 
-def test_clear_failures(store_res):
-    with pytest.raises(ValueError, match="no SFT examples"):
-        sft_operators(dg.build_asset_context(),
-                      SFTOperatorsConfig(overrides={"untraced_pairs": "skip", "factors": ["outcome"]}), store_res)
+def test_no_examples_skips_with_the_reason_and_misconfiguration_fails_clearly(store_res):
+    # no accepted trace for factor outcome: the operator is skipped and says why, no adapter is published
+    skipped = sft_operators(dg.build_asset_context(),
+                            SFTOperatorsConfig(overrides={"untraced_pairs": "skip", "factors": ["outcome"]}), store_res)
+    assert skipped.metadata["skipped"].value == {"sft_outcome": "0 examples of factor outcome"}
+    assert skipped.metadata["operators"].value == [] and skipped.metadata["dagster/row_count"] == 0
+    assert "sft_outcome" not in published_adapters(store_res.get())
     with pytest.raises(ValueError, match="init_from='sft_nope'"):
         grpo_policy(dg.build_asset_context(), GRPOPolicyConfig(init_from="sft_nope"), store_res)
 

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from deepimagine_core.llm.backends import SamplingParams, is_tiny
 from deepimagine_core.llm.prompts import template_id
 from deepimagine_core.llm.traces import TracesRun, acceptance_by_factor, extend_traces
+from deepimagine_core.pairs.empty import why_no_traces
 from deepimagine_core.tables import NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE
 from deepimagine_dagster.metadata import table_metadata
 from deepimagine_dagster.resources import LLMBackendResource, StoreResource
@@ -74,6 +75,8 @@ def traces_metadata(st, run: TracesRun, model_id: str, tiny: bool) -> dict:
         "acceptance_by_factor_json": dg.MetadataValue.json(stats),
         "sample_trace": dg.MetadataValue.md(_sample_markdown(new if new.num_rows else table)),
     }
+    if why := why_no_traces(counts, new.num_rows):
+        metadata["why_empty"] = why
     return {**metadata, "note": TINY_NOTE} if tiny else metadata
 
 
@@ -99,6 +102,8 @@ def reasoning_traces(
         context.log.warning(f"{run.duplicates} traces already present were not added again")
     if run.counts["pairs_invalid"]:
         context.log.warning(f"unreadable pairs skipped: {run.counts['pairs_invalid_reasons']}")
-    if is_tiny(backend):
-        context.log.warning(TINY_NOTE)
-    return dg.MaterializeResult(metadata=traces_metadata(st, run, backend.model_id, is_tiny(backend)))
+    metadata = traces_metadata(st, run, backend.model_id, is_tiny(backend))
+    for line in [metadata.get("why_empty"), metadata.get("note")]:
+        if line:
+            context.log.warning(line)
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,6 +1,7 @@
 """Questions, pairs, retrieval index and their dataset export. Thin: the work is in deepimagine_core.pairs.
 
 trial tables → trial_splits → historical_questions, natural_pairs
+trial tables → question_skips (every analysis that yields no question, with its reason)
 trial tables → retrieval_index → approximate_pairs (+ trial_splits)
 historical_questions, natural_pairs, approximate_pairs → pair_datasets
 """
@@ -17,8 +18,10 @@ import pyarrow.compute as pc
 from deepimagine_core.pairs.approximate import (APPROXIMATE_PAIRS, ApproxConfig, build_approximate_pairs,
                                                 build_trial_index, render_pair, trial_profiles)
 from deepimagine_core.pairs.datasets import export_datasets
+from deepimagine_core.pairs.empty import why_no_approximate_pairs, why_no_natural_pairs, why_no_questions
 from deepimagine_core.pairs.natural import NATURAL_PAIRS, NaturalConfig, build_natural_pairs
-from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS, build_questions, render_question
+from deepimagine_core.pairs.historical import (HISTORICAL_QUESTIONS, QUESTION_SKIPS, SKIP_REASONS,
+                                               build_question_tables, build_questions, render_question)
 from deepimagine_core.pairs.retrieval import TextIndex
 from deepimagine_core.evaluation.ct_open import benchmark_nct_ids
 from deepimagine_core.pairs.split import TRIAL_SPLITS, assign_splits, counts_by_split, split_map
@@ -26,7 +29,7 @@ from deepimagine_core.pairs.trialdata import TRIAL_TABLES
 from deepimagine_core.store import Store
 from deepimagine_core.tables import (
     APPROXIMATE_PAIRS_TABLE, ARM_GROUPS_TABLE, HISTORICAL_QUESTIONS_TABLE, INTERVENTIONS_TABLE, NATURAL_PAIRS_TABLE,
-    TRIALS_TABLE, TRIAL_SPLITS_TABLE,
+    QUESTION_SKIPS_TABLE, TRIALS_TABLE, TRIAL_SPLITS_TABLE,
 )
 from deepimagine_dagster.metadata import table_metadata
 from deepimagine_dagster.resources import CTOpenResource, StoreResource
@@ -82,6 +85,11 @@ def _md_counts(counts: dict) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
+def _why_empty(reasons) -> dict:
+    """Metadata `why_empty` (a sentence, or {factor: sentence}) when a table or part of it is empty."""
+    return {"why_empty": dg.MetadataValue.json(reasons) if isinstance(reasons, dict) else reasons} if reasons else {}
+
+
 @dg.asset(group_name=GROUP, deps=[TRIALS_TABLE], kinds={"parquet"})
 def trial_splits(context: dg.AssetExecutionContext, config: SplitConfig, store: StoreResource,
                  ct_open: CTOpenResource) -> dg.MaterializeResult:
@@ -113,7 +121,8 @@ def _balance(rows: list[dict]) -> dict[str, dict[str, int]]:
 def historical_questions(context: dg.AssetExecutionContext, config: QuestionsConfig,
                          store: StoreResource) -> dg.MaterializeResult:
     """CT Open-style questions answered by posted analyses: superiority and comparative (label_kind direction) and
-    endpoint met (label_kind significance), each with its evidence (see deepimagine_core.pairs.historical)."""
+    endpoint met (label_kind benefit, or significance where no arm is a control), each with its evidence; every label
+    is defined in deepimagine_core.pairs.historical and the README's "Labels" table."""
     st = store.get()
     splits = split_map(st.read_table(TRIAL_SPLITS_TABLE))
     table, skips = build_questions(read_tables(st), alpha=config.alpha, splits=splits, progress=True)
@@ -128,7 +137,25 @@ def historical_questions(context: dg.AssetExecutionContext, config: QuestionsCon
         "alpha": config.alpha, "by_kind": _md_counts(by_kind), "by_split": _md_counts(counts_by_split(table)),
         "label_balance": dg.MetadataValue.json(_balance(rows)), "skip_counts": _md_counts(skips),
         "trials_with_questions": len(set(table.column("nct_id").to_pylist())),
-        "examples": dg.MetadataValue.md("\n\n".join(render_question(r) for r in examples) or "_(none)_")})
+        "examples": dg.MetadataValue.md("\n\n".join(render_question(r) for r in examples) or "_(none)_"),
+        **_why_empty(why_no_questions(table.num_rows, len(splits), skips))})
+
+
+@dg.asset(group_name=GROUP, deps=[*TRIAL_TABLES], kinds={"parquet"})
+def question_skips(context: dg.AssetExecutionContext, config: QuestionsConfig,
+                   store: StoreResource) -> dg.MaterializeResult:
+    """Every posted analysis that yields no historical question, with a reason code (deepimagine_core.pairs.comparisons
+    SKIP_REASONS) and detail, so coverage is auditable; the counts per reason are in the metadata."""
+    st = store.get()
+    questions, table, _ = build_question_tables(read_tables(st), alpha=config.alpha, progress=True)
+    path = st.write_table(QUESTION_SKIPS_TABLE, table, QUESTION_SKIPS)
+    counts = dict(Counter(table.column("reason").to_pylist()).most_common())
+    used = len(set(zip(*(questions.column(c).to_pylist() for c in ("nct_id", "outcome_index")))))
+    context.log.info(f"question skips: {table.num_rows} analyses yield no question, by reason {counts}")
+    return dg.MaterializeResult(metadata={
+        **table_metadata(st, QUESTION_SKIPS_TABLE), "path": dg.MetadataValue.path(str(path)),
+        "counts_by_reason": _md_counts(counts), "outcomes_with_questions": used,
+        "reasons": dg.MetadataValue.md("\n".join(f"- `{k}`: {v}" for k, v in SKIP_REASONS.items()))})
 
 
 @dg.asset(group_name=GROUP, deps=[*TRIAL_TABLES, trial_splits], kinds={"parquet"})
@@ -151,6 +178,7 @@ def natural_pairs(context: dg.AssetExecutionContext, config: NaturalPairsConfig,
         **table_metadata(st, NATURAL_PAIRS_TABLE), "path": dg.MetadataValue.path(str(path)),
         "counts": _md_counts(stats), "by_split": _md_counts(counts_by_split(table)),
         "change_directions": _md_counts(dict(Counter(table.column("change_direction").to_pylist()))),
+        **_why_empty(why_no_natural_pairs(stats, len(splits))),
         "examples": dg.MetadataValue.md(examples or "_(none)_")})
 
 
@@ -199,7 +227,8 @@ def approximate_pairs(context: dg.AssetExecutionContext, config: ApproximatePair
     return dg.MaterializeResult(metadata={
         **table_metadata(st, APPROXIMATE_PAIRS_TABLE), "path": dg.MetadataValue.path(str(path)),
         "counts": _md_counts(stats), "by_split": _md_counts(counts_by_split(table)),
-        "examples": dg.MetadataValue.md("\n".join(render_pair(r[0]) for r in examples if r) or "_(none)_")})
+        "examples": dg.MetadataValue.md("\n".join(render_pair(r[0]) for r in examples if r) or "_(none)_"),
+        **_why_empty(why_no_approximate_pairs(stats, len(profiles.ids)))})
 
 
 @dg.asset(group_name=GROUP, deps=[historical_questions, natural_pairs, approximate_pairs], kinds={"parquet"})

@@ -1,13 +1,13 @@
 """Checks on the pairs domain: evidence present, no leak across sides, exactly one differing factor, label balance.
 
-The logic lives in core (`split.find_leaks`, `checks_core`); these wrappers read the tables and report.
+The logic lives in core (`split.find_leaks`, `contracts`); these wrappers read the tables and report.
 """
 
 import dagster as dg
 import pyarrow.parquet as pq
 
 from deepimagine_core.pairs.approximate import trial_profiles
-from deepimagine_core.pairs.checks_core import (approximate_factor_problems, config_from_schema, label_balance,
+from deepimagine_core.pairs.contracts import (approximate_factor_problems, config_from_schema, label_balance,
                                                 natural_evidence_problems, question_evidence_problems)
 from deepimagine_core.evaluation.ct_open import benchmark_nct_ids
 from deepimagine_core.pairs.split import find_leaks

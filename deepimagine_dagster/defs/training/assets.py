@@ -82,9 +82,9 @@ def run_metadata(run: TrainingRun, overrides: dict[str, Any]) -> dict[str, Any]:
         "recipe": run.recipe.name,
         "overrides": dg.MetadataValue.json(dict(overrides)),
         "processes": run.processes,
-        "adapters": dg.MetadataValue.json(sorted(run.results)),
+        "operators": dg.MetadataValue.json(sorted(run.results)),
+        "skipped": dg.MetadataValue.json(run.skipped),
         "data": dg.MetadataValue.json(run.data),
-        "notes": dg.MetadataValue.json(run.notes),
         "dagster/row_count": int(rows),
         **result_metadata(run.results),
     }
@@ -94,8 +94,8 @@ def log_results(context: dg.AssetExecutionContext, run: TrainingRun) -> None:
     for name, result in run.results.items():
         context.log.info(f"{name}: step {result.global_step}, resumed from {result.resumed_from}, "
                          f"reused={result.reused}, adapter {result.adapter_path}, card {result.adapter_path}/README.md")
-    for note in run.notes:
-        context.log.warning(note)
+    for name, why in run.skipped.items():
+        context.log.warning(f"{name} not trained: {why}")
 
 
 def result_metadata(results: dict[str, TrainResult]) -> dict[str, Any]:
@@ -167,5 +167,5 @@ def grpo_policy(
                        natural_steps=config.natural_steps, max_prompts=config.max_prompts or None,
                        resume=config.resume, progress=progress_logger(context, "grpo"), log=context.log.info)
     log_results(context, run)
-    metadata = {"init_from": str(run.data["init_from"]), **run_metadata(run, config.overrides)}
+    metadata = {"init_from": str(run.data.get("init_from", "base")), **run_metadata(run, config.overrides)}
     return dg.MaterializeResult(metadata=metadata)
