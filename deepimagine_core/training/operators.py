@@ -102,8 +102,8 @@ def train_sft_operators(
                          recipe.factors, untraced=recipe.untraced_pairs)
     if log:
         log(f"SFT data ({recipe.name}): {built.summary()}")
-    skipped = {name: f"{why} (training-split natural pairs with an accepted trace, or any with untraced_pairs: "
-                     "answer_only)" for name, why in untrained_operators(recipe, built.rows).items()}
+    skipped = untrained_operators(recipe, built.rows)  # trained on training-split pairs with an accepted trace, or
+    # on any with untraced_pairs: answer_only
     results = {}
     for name, (rows, counts) in operator_groups(recipe, built.rows).items():
         results[name] = train_adapter(recipe, rows, adapters.run_dir(store, name), name=name, store=store,
