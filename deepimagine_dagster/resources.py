@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from deepimagine_core.ctgov.api import ApiSettings
 from deepimagine_core.llm.backends import BackendSettings
 from deepimagine_core.store import DEFAULT_HOME, Store
 
@@ -27,13 +28,32 @@ ENV_LLM_DEVICE = "DEEPIMAGINE_LLM_DEVICE"
 ENV_VLLM_TENSOR_PARALLEL = "DEEPIMAGINE_VLLM_TENSOR_PARALLEL_SIZE"  # GPUs per vLLM engine (default 1)
 ENV_VLLM_DATA_PARALLEL = "DEEPIMAGINE_VLLM_DATA_PARALLEL_SIZE"  # vLLM engines, one process each (default 1)
 
-_LLM = BackendSettings()
+ENV_AUTOMATION = "DEEPIMAGINE_AUTOMATION"  # on (default) | off: the automation sensor starts stopped
+ENV_AUTOMATE_GPU = "DEEPIMAGINE_AUTOMATE_GPU"  # 1 | true | on: GPU assets (traces, training, LLM report) automated too
+
+_LLM, _API = BackendSettings(), ApiSettings()  # core's defaults
 
 
 def home_from_env(environ: Mapping[str, str] | None = None) -> str:
     """$DEEPIMAGINE_HOME, else `store.DEFAULT_HOME` (~/.deepimagine), as an absolute path."""
     env = os.environ if environ is None else environ
     return os.path.abspath(os.path.expanduser(env.get(ENV_HOME) or DEFAULT_HOME))
+
+
+def automation_from_env(environ: Mapping[str, str] | None = None) -> dict[str, bool]:
+    """{running, automate_gpu} for `automation.with_automation`: $DEEPIMAGINE_AUTOMATION (default on) and
+    $DEEPIMAGINE_AUTOMATE_GPU (default off)."""
+    env = os.environ if environ is None else environ
+
+    def flag(name: str, default: bool) -> bool:
+        value = env.get(name, "").strip().lower()
+        if not value:
+            return default
+        if value not in ("1", "true", "on", "yes", "0", "false", "off", "no"):
+            raise ValueError(f"{name}={value!r}: expected on or off")
+        return value in ("1", "true", "on", "yes")
+
+    return {"running": flag(ENV_AUTOMATION, True), "automate_gpu": flag(ENV_AUTOMATE_GPU, False)}
 
 
 def _env_size(name: str) -> int:
@@ -65,14 +85,14 @@ class TrialSourceResource(dg.ConfigurableResource):
     source: str = "sample"
     allow_partial: bool = False
     max_quarantine_rate: float = DEFAULT_MAX_QUARANTINE_RATE  # above it the (blocking) quarantine check fails
-    api_base_url: str = "https://clinicaltrials.gov/api/v2"
-    page_size: int = 1000
-    requests_per_second: float = 2.0
-    condition: str = ""
-    intervention: str = ""
-    timeout_seconds: float = 60.0
-    max_retries: int = 8
-    max_studies: int = 0  # 0 = no limit
+    api_base_url: str = _API.base_url
+    page_size: int = _API.page_size
+    requests_per_second: float = _API.requests_per_second
+    condition: str = _API.condition
+    intervention: str = _API.intervention
+    timeout_seconds: float = _API.timeout_seconds
+    max_retries: int = _API.max_retries
+    max_studies: int = _API.max_studies  # 0 = no limit
 
 
 class CTOpenResource(dg.ConfigurableResource):

@@ -11,7 +11,11 @@ A result group of an outcome (``outcome_groups``) names the arm it reports in it
 - ``evidence``: the title's distinctive words (drug names, doses, "placebo", "sham", "control") found in one arm's
   *profile* — its label, description and intervention names (with other names and doses) — more than in any other,
   covering at least half of the title's words, with no title word that only another arm's profile has; then the same
-  with the group's description added, when the title alone decides nothing;
+  with the group's description added (two distinctive words needed), when the title alone decides nothing. Never for
+  a pooled group ("All participants", "Combined", "Total") or in a crossover (arms that are sequences);
+- ``elimination``: as many groups as arms and every other group mapped to a distinct arm: the last group is the
+  last arm, unless it pools arms, says "placebo" / "control" where the arm is none (or the reverse), or shares half
+  its words with another group's title (two visits of one arm);
 - ``position``: the titles are opaque ("1", "Group A", "Arm 2" with no letter an arm label shares) and the outcome
   has exactly as many groups as the study has arms: group *i* ↔ arm *i*, and only when no group title says "placebo"
   / "sham" / "control" against a non-control arm.
@@ -32,17 +36,26 @@ from deepimagine_core.ctgov.doses import parse_dose
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _DIGIT_LETTER = re.compile(r"(?<=\d)(?=[a-z])|(?<=[a-z])(?=\d)")
 # Words that say nothing about which arm a result group is (ignored by the token rules).
-_GENERIC = frozenset(
-    ["group", "groups", "arm", "arms", "treatment", "treatments", "treated", "cohort", "participants", "subjects", "patients", "the", "of", "and", "with", "plus", "then", "all"]
-)
-_STOP = _GENERIC | frozenset(
-    ["a", "an", "in", "on", "or", "to", "for", "by", "at", "as", "from", "per", "was", "were", "is", "be", "are", "who", "received", "receive", "receiving", "given", "administered", "dose", "doses", "dosing", "daily", "once", "twice", "day", "days", "week", "weeks", "month", "months", "once", "period", "phase", "part", "study", "drug", "randomized", "randomised", "assigned", "population", "analysis", "set", "itt", "mitt", "pp", "total", "overall"])
+_GENERIC = frozenset((
+    "group groups arm arms treatment treatments treated cohort participants subjects patients the of and with plus "
+    "then all").split())
+_STOP = _GENERIC | frozenset((
+    "a an in on or to for by at as from per was were is be are who received receive receiving given administered "
+    "dose doses dosing day days week weeks month months period phase part study drug "
+    "randomized randomised assigned population analysis set itt mitt pp total overall").split())
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _CONTROL = re.compile(r"\b(placebo|sham|vehicle|control|usual care|standard care|no treatment|no intervention)\b")
 _CONTROL_TYPES = frozenset({"PLACEBO_COMPARATOR", "SHAM_COMPARATOR", "NO_INTERVENTION"})
 _OPAQUE = re.compile(r"^(?:(?:arm|group|cohort|part|panel|regimen|treatment|sequence|population)\s*)?"
                      r"(?:[a-z]|\d{1,2}|[ivx]{1,4})$")
-WEAK = frozenset({"evidence", "position"})
-_STRENGTH = {"exact": 0, "normalised": 1, "contained": 2, "tokens": 3, "single_arm": 4, "evidence": 5, "position": 6}
+# a pooled group is no single arm; the arms of a crossover are sequences, its groups treatments
+_POOLED = re.compile(r"\b(?:pooled|combined|all (?:participants|patients|subjects|treated|randomi[sz]ed|arms|groups)|"
+                     r"total|overall)\b", re.IGNORECASE)
+_SEQUENCE = re.compile(r"\bsequence\b|\bthen\b|→|->|\bfollowed by\b|\bcross[- ]?over\b|\bperiod\b",
+                       re.IGNORECASE)
+WEAK = frozenset({"evidence", "elimination", "position"})
+_STRENGTH = {"exact": 0, "normalised": 1, "contained": 2, "tokens": 3, "single_arm": 4, "evidence": 5,
+             "elimination": 6, "position": 7}
 
 
 def _norm(s: str) -> str:
@@ -53,6 +66,11 @@ def _norm(s: str) -> str:
 def _dose_key(text: str) -> tuple | None:
     dose = parse_dose(text)
     return None if dose is None else (dose.values, dose.unit)
+
+
+def _numbers(text: str | None) -> set[str]:
+    """The numbers of a text that can name a dose or a regimen (not a single digit, which numbers groups)."""
+    return {n.replace(",", ".") for n in _NUMBER.findall(text or "") if len(n) > 1}
 
 
 def _words(text: str | None) -> set[str]:
@@ -76,6 +94,7 @@ class ArmMatcher:
         self.profiles: dict[str, set[str]] | None = None
         self.types: dict[str, str | None] = {}
         self.spread: Counter[str] = Counter()
+        self.crossover = False
 
     def bind(self, arm_rows: list[dict[str, Any]], intervention_rows: list[dict[str, Any]]) -> None:
         """Arm profiles (label, description, intervention names, other names, doses) for the evidence rule."""
@@ -95,6 +114,7 @@ class ArmMatcher:
                 profiles[label] |= _words(iv.get("name")) | _words(" ".join(iv.get("other_names") or []))
                 profiles[label] |= _words(iv.get("dose_text"))
         self.profiles = profiles
+        self.crossover = any(_SEQUENCE.search(label) for label in self.labels)
         self.spread = Counter(w for profile in profiles.values() for w in profile)  # word -> arms whose profile has it
 
     def match(self, title: str | None, n_groups: int) -> str | None:
@@ -110,6 +130,7 @@ class ArmMatcher:
                 if found[i][0] is None:
                     found[i] = self._by_evidence(title, description)
             found = self._by_position(groups, found)
+            found = self._by_elimination(groups, found)
         return _one_arm_per_group(found)
 
     def _by_label(self, title: str | None, n_groups: int) -> tuple[str | None, str | None]:
@@ -133,13 +154,19 @@ class ArmMatcher:
         allowed = [lb for lb in self.labels if dose is None or self.doses[lb] is None or self.doses[lb] == dose]
         padded = f" {nt} "
         contained = []
+        numbers = _numbers(title)
         for label in allowed:
+            if _numbers(label) - numbers:
+                continue  # "Standard of Care" is not "EMD 525797 250 mg + Standard of Care"
             nl = _norm(label)
             if nl and (f" {nl} " in padded or padded in f" {nl} "):
                 contained.append(label)
         tokens = set(nt.split()) - _GENERIC
-        if contained:
-            return self._unless_other_named(_most_specific(contained), tokens), "contained"
+        in_title = [label for label in contained if f" {_norm(label)} " in padded]
+        if in_title:  # labels the title names: the most specific ("Drug A 10 mg plus B" over "Drug A")
+            return self._unless_other_named(_most_specific(in_title), tokens), "contained"
+        if contained:  # labels that name the title: the closest ("Naproxen" is "naproxen sodium", not the combination)
+            return self._unless_other_named(_closest(contained), tokens), "contained"
         if not tokens:
             return None, None
         scored = sorted(
@@ -168,28 +195,53 @@ class ArmMatcher:
         return self.evidence_cache[key]
 
     def _evidence(self, title: str | None, description: str | None) -> tuple[str | None, str | None]:
-        for text in (title, f"{title or ''} {description or ''}" if description else None):
-            label = self._best_profile(_words(text)) if text else None
+        if not title or _POOLED.search(title) or self.crossover:
+            return None, None
+        for text, need in ((title, 1), (f"{title} {description}" if description else None, 2)):
+            label = self._best_profile(_words(text), need, _numbers(title)) if text else None
             if label is not None:
                 return label, "evidence"
         return None, None
 
-    def _best_profile(self, words: set[str]) -> str | None:
+    def _best_profile(self, words: set[str], need: int, numbers: set[str]) -> str | None:
         if not words or not self.profiles or len(self.profiles) < 2:
             return None
         scored = []
         for label, profile in self.profiles.items():
+            if _numbers(label) - numbers:
+                continue  # the label states a dose or regimen number the title does not
             mine = words & profile
-            if len(mine) < len(words) and any(self.spread.get(w, 0) for w in words - profile):
-                continue  # a word only other arms have: not this arm
+            if len(mine) < len(words) and any(self.spread.get(w, 0) or w.isdigit() for w in words - profile):
+                continue  # a word only other arms have, or a number (dose) this arm does not state: not this arm
             own = sum(self.spread[w] == 1 for w in mine)  # distinctive of this arm
             scored.append((own, len(mine) / len(words), label))
         scored.sort(reverse=True)
-        if not scored or scored[0][0] < 1 or scored[0][1] < 0.5:
+        if not scored or scored[0][0] < need or scored[0][1] < 0.5:
             return None
         if len(scored) > 1 and scored[1][:2] == scored[0][:2]:
             return None
         return scored[0][2]
+
+    def _by_elimination(self, groups: list[tuple], found: list) -> list:
+        """As many groups as arms, every group but one mapped to distinct arms: the last group is the last arm,
+        unless its title says placebo / sham / control against a non-control arm (or the reverse) or pools arms."""
+        missing = [i for i, f in enumerate(found) if f[0] is None]
+        taken = {f[0] for f in found if f[0] is not None}
+        free = [label for label in self.labels if label not in taken]
+        if len(groups) != len(self.labels) or len(missing) != 1 or len(free) != 1 or len(taken) != len(groups) - 1:
+            return found
+        i, label = missing[0], free[0]
+        title = groups[i][1]
+        is_control = self.types.get(label) in _CONTROL_TYPES or _says_control(label)
+        if not title or _POOLED.search(title) or self.crossover or _says_control(title) != is_control:
+            return found
+        words = _words(title)
+        for j, (_, other, _) in enumerate(groups):  # "Drug A, visit 4" beside "Drug A, visit 3": one arm, two visits
+            if j != i and words and len(words & _words(other)) * 2 >= len(words):
+                return found
+        out = list(found)
+        out[i] = (label, "elimination")
+        return out
 
     def _by_position(self, groups: list[tuple], found: list) -> list:
         n = len(groups)
@@ -200,14 +252,17 @@ class ArmMatcher:
         out = list(found)
         for i, (_, title, _) in enumerate(groups):
             label = self.labels[i]
-            says_control = bool(_CONTROL.search((title or "").lower()))
-            if says_control and self.types.get(label) not in _CONTROL_TYPES:
+            if _says_control(title) and self.types.get(label) not in _CONTROL_TYPES:
                 return found
             if out[i][0] is None:
                 out[i] = (label, "position")
             elif out[i][0] != label:
                 return found  # a title that names an arm out of order: the order is not the arms' order
         return out
+
+
+def _says_control(title: str | None) -> bool:
+    return bool(_CONTROL.search((title or "").lower()))
 
 
 def _one_arm_per_group(found: list[tuple[str | None, str | None]]) -> list[tuple[str | None, str | None]]:
@@ -226,6 +281,15 @@ def _one_arm_per_group(found: list[tuple[str | None, str | None]]) -> list[tuple
                                         sum(found[j][1] == found[i][1] for j in indices) > 1):
                 out[i] = (None, None)
     return out
+
+
+def _closest(candidates: list[str]) -> str | None:
+    """The one shortest candidate when every other contains it; else None (ambiguous)."""
+    shortest = min(candidates, key=len)
+    ns = f" {_norm(shortest)} "
+    if sum(len(c) == len(shortest) for c in candidates) == 1 and all(ns in f" {_norm(c)} " for c in candidates):
+        return shortest
+    return None
 
 
 def _most_specific(candidates: list[str]) -> str | None:

@@ -9,10 +9,11 @@ history or baseline). Everything else is recorded with one of the `SKIP_REASONS`
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
-from deepimagine_core.pairs.polarity import Polarity
+from deepimagine_core.pairs.polarity import Polarity, outcome_polarity
 from deepimagine_core.pairs.significance import is_superiority_test, significance
 from deepimagine_core.pairs.trialdata import CONTROL_TYPES, Trial, arm_rank
 
@@ -46,18 +47,46 @@ _SIGNIFICANCE_CODES = {
 }
 _COUNT_UNIT = re.compile(r"^\s*(?:participants|subjects|patients|people|persons|eyes)\s*$", re.IGNORECASE)
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+_HAZARD = re.compile(r"hazard|\bcox\b|\bhr\b", re.IGNORECASE)
 
 Skip = Callable[[dict, str, str], None]  # (analysis, reason code, detail)
 
 
-def group_value(trial: Trial, outcome: dict, group: dict) -> tuple[dict | None, str | None]:
-    """The comparable value of one result group: the mean/median/..., or the share of participants for counts."""
+def _row_label(row: dict) -> str:
+    return " ".join(filter(None, (row.get("class_title"), row.get("category_title"))))
+
+
+def named_row(rows: list[dict], analysis: dict | None) -> dict | None:
+    """The one row (class / category) of a group that the analysis' description names by its whole title ("0.5
+    hours: treatment difference ...", "... of favorable response rates"), longest titles first, each place in the
+    text used once; None when it names none or several."""
+    if not analysis:
+        return None
+    text = _norm(" ".join(filter(None, (analysis.get("groups_description"), analysis.get("estimate_comment")))))
+    by_label: dict[str, list[dict]] = {}
+    for row in rows:
+        by_label.setdefault(_norm(_row_label(row)), []).append(row)
+    found = []
+    for label in sorted(by_label, key=len, reverse=True):
+        at = text.find(label) if len(label) > 3 else -1
+        if at >= 0:
+            found.append(label)
+            text = text[:at] + " | " + text[at + len(label):]
+    if len(found) != 1 or len(by_label[found[0]]) != 1:
+        return None
+    return by_label[found[0]][0]
+
+
+def group_value(trial: Trial, outcome: dict, group: dict,
+                analysis: dict | None = None) -> tuple[dict | None, str | None]:
+    """The comparable value of one result group: the mean/median/..., or the share of participants for counts; of
+    the class or category the analysis names when the group has several."""
     rows = trial.results_by_group.get((outcome["outcome_index"], group["group_id"]), [])
     if not rows:
         return None, "no result value for a group"
-    if len(rows) > 1:
+    row = rows[0] if len(rows) == 1 else named_row(rows, analysis)
+    if row is None:
         return None, "several values per group (classes or categories)"
-    row = rows[0]
     if row.get("value") is None:
         return None, "non-numeric group value"
     n = row.get("participants_analyzed") or group.get("participants_analyzed")
@@ -72,7 +101,7 @@ def group_value(trial: Trial, outcome: dict, group: dict) -> tuple[dict | None, 
     return {"label": group.get("arm_label"), "group_id": group["group_id"], "title": group.get("title"),
             "value": value, "spread": row.get("spread"), "n": n, "comparable": comparable,
             "comparable_kind": "share" if is_count else "value",
-            "arm_match_method": group.get("arm_match_method")}, None
+            "arm_match_method": group.get("arm_match_method"), "row": _row_label(row) if len(rows) > 1 else None}, None
 
 
 def _norm(text: str | None) -> str:
@@ -187,14 +216,41 @@ def one_arm_tests(trial: Trial, outcome: dict, alpha: float, skip: Skip) -> list
 
 def direction(trial: Trial, outcome: dict, c: dict, polarity: Polarity) -> tuple[bool | None, dict, str | None]:
     """Whether arm X did better (from both group values and the polarity), the values, and why not when None."""
-    vx, why_x = group_value(trial, outcome, c["gx"])
-    vy, why_y = group_value(trial, outcome, c["gy"])
+    vx, why_x = group_value(trial, outcome, c["gx"], c["analysis"])
+    vy, why_y = group_value(trial, outcome, c["gy"], c["analysis"])
     values = {"x": vx, "y": vy}
     if vx is None or vy is None:
         return None, values, why_x or why_y
     if polarity.higher_is_better is None:
         return None, values, "unknown polarity"
+    if vx["row"] != vy["row"]:
+        return None, values, "the groups' named rows differ"
+    if vx["row"] and outcome_polarity(f"{outcome.get('title')} - {vx['row']}", outcome.get("description"),
+                                      outcome.get("unit"), outcome.get("param_type")).higher_is_better \
+            is not polarity.higher_is_better:
+        return None, values, "the named category changes the polarity"  # "Clinical failure" under "Response"
     if vx["comparable"] == vy["comparable"]:
         return None, values, "equal group values"
     x_higher = vx["comparable"] > vy["comparable"]
-    return x_higher == polarity.higher_is_better, values, None
+    x_better = x_higher == polarity.higher_is_better
+    if _hazard_ratio_disagrees(c["analysis"], polarity, x_better):
+        return None, values, "hazard ratio and group values disagree"
+    return x_better, values, None
+
+
+def _hazard_ratio_disagrees(a: dict, polarity: Polarity, x_better: bool) -> bool:
+    """True when a hazard ratio, read as arm X over arm Y (experimental over control), favours the other arm than
+    the group values (medians of time-to-event outcomes can, when the curves cross): the direction is then unclear.
+    The hazard is of the outcome's event: a bad one for survival and time-to-bad-event measures, and for proportions
+    the event itself."""
+    timed = polarity.frame in ("time_to", "duration") or "surviv" in polarity.rule.lower()
+    if not _HAZARD.search(a.get("param_type") or "") or not (timed or polarity.frame in ("proportion", "count")):
+        return False
+    est, lo, hi = a.get("param_value"), a.get("ci_lower"), a.get("ci_upper")
+    if est is None and lo is not None and hi is not None and lo > 0 and hi > 0:
+        est = math.sqrt(lo * hi)
+    if est is None or est <= 0 or est == 1:
+        return False
+    event_good = polarity.higher_is_better if polarity.frame in ("proportion", "count") else \
+        not polarity.higher_is_better
+    return ((est > 1) == event_good) != x_better

@@ -38,7 +38,8 @@ DESCRIPTIONS = {
     HISTORICAL_QUESTIONS_TABLE: (
         "Questions in the option sentences of the CT Open benchmark, answered by the statistical analyses posted on "
         "ClinicalTrials.gov: `superiority` and `comparative` questions (label_kind `direction`: significance and the "
-        "better arm, from the outcome's polarity) and `endpoint_met` questions (label_kind `significance`). Each row "
+        "better arm, from the outcome's polarity) and `endpoint_met` questions (label_kind `benefit`: a significant "
+        "benefit of an experimental arm over its comparator; `significance` where no arm is a control). Each row "
         "keeps its evidence (analysis index, p-value as posted, CI, group values, polarity rule) for audit. Built by "
         "`deepimagine_core.pairs.historical`."),
     NATURAL_PAIRS_TABLE: (
@@ -66,7 +67,9 @@ FIELD_DOCS = {
     "category": "CT Open category {2,3}-way_{explicit,implicit}",
     "split": "train | test | benchmark (temporal split; benchmark trials never train)",
     "kind": "superiority | comparative | endpoint_met",
-    "label_kind": "direction (needs polarity and values) | significance (needs the test only)",
+    "label_kind": "direction (needs polarity and values) | benefit (endpoint met: significant and better) | "
+                  "significance (needs the test only)",
+    "arm_match_methods": "how the compared result groups were mapped to arms (exact ... evidence, position)",
     "results_first_posted": "date the trial's results were first posted",
     "significant": "the deciding analysis is significant at alpha",
     "significance_source": "p-value | CI",

@@ -28,7 +28,8 @@ How a decision is made (``outcome_polarity``); the word lists are in `polarity_l
    reduction in seizures" are bad events (lower is better); "not pain-free" is bad.
 4. **Guards.** In the ``level`` frame a decrement or negator gives ``None`` ("reduction in HbA1c" is reported with
    either sign) and only improvement-type events ("improvement in", "relief") decide. In the ``proportion`` frame a
-   threshold without any operator ("participants with HbA1c < 7 %") gives ``None``. Conflicting concepts, or a good
+   threshold right after the one quantity named decides by its side: "HbA1c < 7 %" is good, "ALT > 3 x ULN" bad,
+   "CD4 < 200" bad; any other threshold without an operator gives ``None``. Conflicting concepts, or a good
    and a bad event together, give ``None``.
 5. **The description** is read in two ways only. A stated sign convention of a level measure comes first and wins:
    a statement about the reported value ("negative values indicate improvement", "a decrease indicates
@@ -127,8 +128,10 @@ def _hits(text: str) -> dict[str, list]:
         if any(taken[start:end]):
             continue
         taken[start:end] = [True] * (end - start)
-        found[kind].append((start, (words, *tag) if tag else words))
-    return {kind: [w for _, w in sorted(hits, key=lambda h: h[0])] for kind, hits in found.items()}
+        found[kind].append((start, end, (words, *tag) if tag else words))
+    out: dict[str, list] = {kind: [w for _, _, w in sorted(hits, key=lambda h: h[0])] for kind, hits in found.items()}
+    out["spans"] = sorted((start, end, kind, w) for kind, hits in found.items() for start, end, w in hits)
+    return out
 
 
 def _concept(h: dict[str, list]) -> tuple[int | None, str]:
@@ -149,27 +152,47 @@ def _concept(h: dict[str, list]) -> tuple[int | None, str]:
     return None, "no known concept"
 
 
+def _in_scope(h: dict[str, list], head_kinds: set[str]) -> tuple[list[str], list[str]]:
+    """The negators and decrements that bear on the head event (the first of ``head_kinds`` in the text): those
+    before it, and a "-free" / "free" right after it ("seizure-free"). A negator later in the text belongs to
+    another clause ("thrombi not resulting in complications" are still thrombi)."""
+    spans = h["spans"]
+    head = next(((start, end) for start, end, kind, _ in spans if kind in head_kinds), None)
+    if head is None:
+        return [], []
+    negators = [w for start, end, kind, w in spans
+                if kind == "negator" and (end <= head[0] or (0 <= start - head[1] <= 1 and "free" in w.lower()))]
+    decrements = [w for start, end, kind, w in spans if kind == "decrement" and end <= head[0]]
+    return negators, decrements
+
+
 def _event_value(text: str, *, allow_flip: bool, require_operator: bool) -> tuple[int | None, str]:
     """+1 if the described event or quantity is good (more is better), -1 if bad, None if undecided; and why."""
     h = _hits(text)
-    bad_op, good_op, negators, decrements = h["bad_op"], h["good_op"], h["negator"], h["decrement"]
-    if (negators or decrements) and not allow_flip:
-        return None, f"reported {(negators + decrements)[0]!r} may carry either sign"
+    bad_op, good_op = h["bad_op"], h["good_op"]
+    if (h["negator"] or h["decrement"]) and not allow_flip:
+        return None, f"reported {(h['negator'] + h['decrement'])[0]!r} may carry either sign"
     if bad_op and good_op:
         return None, f"conflicting operators {good_op[0]!r} and {bad_op[0]!r}"
+    quantities = [sp for sp in h["spans"] if sp[2] in ("scale", "good_concept", "bad_concept")]
+    if require_operator and len(quantities) > 1:  # "HbA1c < 7% and no hypoglycaemia": a composite
+        return None, f"threshold with several quantities ({quantities[0][3]!r}, {quantities[1][3]!r})"
     if good_op:  # a good event: decrements only define it ("response: >= 50% reduction in pain")
+        negators, _ = _in_scope(h, {"good_op"})
         value, why = 1, f"good event {good_op[0]!r}"
     else:
         if bad_op:
+            negators, decrements = _in_scope(h, {"bad_op"})
             value, why = -1, f"bad event {bad_op[0]!r}"
         else:
             value, why = _concept(h)
             if value is None:
-                if (negators or decrements) and why == "no known concept":
-                    return None, f"operator {(negators + decrements)[0]!r} without one known concept"
+                if (h["negator"] or h["decrement"]) and why == "no known concept":
+                    return None, f"operator {(h['negator'] + h['decrement'])[0]!r} without one known concept"
                 return None, why
-            if require_operator and not (negators or decrements):
-                return None, "threshold without an operator"
+            if require_operator and not (h["negator"] or h["decrement"]):
+                return _below_or_above(text, h, value, why)
+            negators, decrements = _in_scope(h, {"scale", "good_concept", "bad_concept"})
         if decrements:
             value *= (-1) ** len(decrements)
             why = f"{decrements[0]!r} of {why}"
@@ -179,12 +202,33 @@ def _event_value(text: str, *, allow_flip: bool, require_operator: bool) -> tupl
     return value, why
 
 
+_BOUND = re.compile(r"^\W{0,3}(?:[\w.%-]+\W+){0,3}?(?P<op><=|=<|>=|<|>|≤|≥|less than|lower than|below|under|"
+                    r"greater than|higher than|more than|above|over|at least)", re.IGNORECASE)
+_BELOW = ("<", "≤", "less", "lower", "below", "under")
+
+
+def _below_or_above(text: str, h: dict[str, list], value: int, why: str) -> tuple[int | None, str]:
+    """A share of participants whose one named quantity is below or above a threshold ("HbA1c < 7 %" is good,
+    "ALT > 3 x ULN" is bad, "CD4 < 200" is bad), when the threshold follows the quantity closely; else None."""
+    spans = [sp for sp in h["spans"] if sp[2] in ("scale", "good_concept", "bad_concept")]
+    if len(spans) != 1:
+        return None, "threshold without an operator"
+    m = _BOUND.match(text[spans[0][1]:spans[0][1] + 40])
+    if not m:
+        return None, "threshold without an operator"
+    below = m.group("op").lower().startswith(_BELOW)
+    return (-value if below else value), f"{why} {m.group('op')} a threshold"
+
+
 def names_concept(text: str) -> bool:
     """Whether the text names any known concept, scale or event (then its description is not read for concepts)."""
     h = _hits(text)
     return any(h[k] for k in ("bad_op", "scale", "good_concept", "bad_concept", "good_op"))
 
 
+# what a description may decide by: a plain concept or scale of a level, proportion or count measure; never a
+# negation, a decrement or an event (they describe the study's procedures as often as the measure)
+_PLAIN_CONCEPT = re.compile(r"^(?:level|proportion|count): (?:good concept|bad concept|scale) '[^']*'(?: \([^)]*\))?$")
 _LEVEL_OPERATOR = re.compile(r"improv|relief", re.IGNORECASE)  # in a level measure only these fix the sign
 _NOT_PK_AUC = re.compile(r"fev|glucose|pain|symptom|score|effect", re.IGNORECASE)
 
@@ -295,8 +339,7 @@ def outcome_polarity(
         from_description = _decide(f"{title}. {description}", unit, param_type)
         # descriptions decide through concepts only: their operators ("improvement", "normalized") describe
         # the study, not the sign of the measure
-        if from_description.higher_is_better is not None and "concept" in from_description.rule \
-                and "event" not in from_description.rule:
+        if from_description.higher_is_better is not None and _PLAIN_CONCEPT.match(from_description.rule):
             return Polarity(from_description.higher_is_better, f"{from_description.rule} [from description]",
                             from_description.frame)
         if from_description.frame == "excluded":

@@ -66,6 +66,7 @@ GOOD_OPERATORS = [
     r"first (?:flatus|bowel movement|defecation|stool)", r"onset of (?:action|analgesia|effect|pain relief)",
     r"(?:mrd|minimal residual disease)[- ]negativ\w*", r"negativ\w* (?:for )?(?:mrd|minimal residual disease)",
     r"complete (?:wound )?closure", r"\bepithelializ\w*", r"\bunion\b",
+    r"\b(?:became|become|becoming|completely|remain(?:ed|ing)?|were|was) dry\b", r"\bdry (?:nights?|days?)\b",
 ]
 NEGATORS = [  # each negates the event it stands in
     r"[- ]free\b", r"free (?:of|from)", r"freedom from", r"\bfreedom\b", r"\bwithout\b", r"absence of",
@@ -105,6 +106,7 @@ GOOD_CONCEPTS = [
     r"hemoglobin(?! a1c)", r"haemoglobin(?! a1c)", r"egfr\b", r"glomerular filtration", r"creatinine clearance",
     r"pain intensity difference", r"\bspid\b", r"\btotpar\b",
     r"pain relief", r"volume voided(?: per (?:micturition|void))?",
+    r"\bretain(?:ed)? in (?:treatment|care|the study)\b", r"\btreatment retention\b",
     r"\bdays? alive", r"engraftment", r"patency", r"fertiliz", r"pregnan(?:cy|cies) rate", r"live birth",
 ]
 BAD_CONCEPTS = [
@@ -164,7 +166,9 @@ BAD_CONCEPTS = [
     r"cognitive impairment",
     r"\bpain intensity", r"\bvas\b(?=.{0,30}\bpain)", r"colonization", r"bacteri(?:a|al) (?:count|load)",
     r"parasit(?:a)?emia", r"fever",
-    r"minimal residual disease", r"\bmrd\b", r"\brisk\b", r"\bevents?\b(?=.{0,3}$)",
+    r"(?:tooth|teeth|dentin(?:e|al)?) (?:hyper)?sensitivity", r"\bhypersensitivity\b(?! reaction)",
+    r"minimal residual disease", r"\bmrd\b", r"graft[- ]versus[- ]host", r"\bgvhd\b", r"thromb(?:i|us)\b",
+    r"\brisk\b", r"\bevents?\b(?=.{0,3}$)",
     r"major adverse cardiovascular", r"\bmace\b", r"morbidity",
 ]
 

@@ -27,6 +27,8 @@ SCALES: list[tuple[str, bool, str, str]] = [
     (r"\bbdi(?:[- ]?ii)?\b|beck depression", False, "BDI-II", "Beck et al., BDI-II manual 1996 (0-63, higher = worse)"),
     (r"\bphq[- ]?(?:9|8|15)\b", False, "PHQ-9", "Kroenke et al., J Gen Intern Med 2001;16:606 (higher = worse)"),
     (r"\bgad[- ]?7\b", False, "GAD-7", "Spitzer et al., Arch Intern Med 2006;166:1092 (higher = worse)"),
+    (r"clinical dementia rating|\bcdr(?:[- ]?sb)?\b", False, "CDR", "Morris, Neurology 1993;43:2412 (higher = more "
+                                                                   "impaired)"),
     (r"\bymrs\b|young mania", False, "YMRS", "Young et al., Br J Psychiatry 1978;133:429 (higher = more manic)"),
     (r"\bbprs\b|brief psychiatric rating", False, "BPRS", "Overall & Gorham, Psychol Rep 1962;10:799 (higher = worse)"),
     (r"\badas[- ]?cog\b", False, "ADAS-Cog", "Rosen et al., Am J Psychiatry 1984;141:1356 (higher = more impaired)"),
@@ -88,6 +90,10 @@ SCALES: list[tuple[str, bool, str, str]] = [
     (r"barthel", True, "Barthel Index", "Mahoney & Barthel, Md State Med J 1965;14:61 (higher = more independent)"),
     (r"\bkoos\b", True, "KOOS", "Roos et al., J Orthop Sports Phys Ther 1998;28:88 (higher = better)"),
     (r"asthma control test|\bact score\b", True, "ACT", "Nathan et al., J Allergy Clin Immunol 2004;113:59"),
+    (r"multiple sleep latency|\bmslt\b", True, "MSLT",
+     "Carskadon et al., Sleep 1986;9:519 (mean sleep latency: longer = less sleepy)"),
+    (r"maintenance of wakefulness|\bmwt\b", True, "MWT",
+     "Mitler et al., Electroencephalogr Clin Neurophysiol 1982;53:658 (longer latency = more able to stay awake)"),
     (r"berg balance", True, "Berg Balance Scale", "Berg et al., Physiother Can 1989;41:304 (higher = better)"),
     (r"transition(?:al)? dyspn(?:o)?ea index|\btdi\b", True, "TDI", "Mahler et al., Chest 1984;85:751"),
 ]

@@ -2,7 +2,9 @@
 
 Significance (`significance`): from the p-value, relation-aware at level ``alpha`` — "<0.05" is significant, "=0.05"
 and ">0.05" are not, "<0.1" or "<=0.05" decide nothing; without a p-value, from a two-sided CI of level >= 1 − α that
-excludes the null (1 for ratios, 0 for differences), or one of level <= 1 − α that contains it.
+excludes the null (1 for ratios, 0 for differences), or one of level <= 1 − α that contains it. When the parameter
+type does not tell the null (or a "ratio" interval reaches below zero), the CI still decides when it says the same for
+a null of 0 and of 1 (both inside, or both outside), unless the parameter is a percentage.
 
 Non-inferiority and equivalence analyses answer another question than superiority: every spelling of both formats
 (``NON_INFERIORITY``, ``EQUIVALENCE``, ``NON_INFERIORITY_OR_EQUIVALENCE``, ``NON_INFERIORITY_OR_EQUIVALENCE_LEGACY``,
@@ -19,7 +21,10 @@ __all__ = ["is_superiority_test", "significance"]
 
 _RATIO = re.compile(r"ratio|\bhr\b|\bor\b|\brr\b|\bgmr\b|fold", re.IGNORECASE)
 _LOG = re.compile(r"\blog\b", re.IGNORECASE)
-_DIFFERENCE = re.compile(r"differ|\bmean\b|median|slope|change|effect size|\brd\b|\bmd\b|\bdelta\b", re.IGNORECASE)
+_DIFFERENCE = re.compile(r"differ|\bdiff\b|\bmean\b|median|slope|change|effect size|\brd\b|\bmd\b|\bdelta\b|"
+                         r"risk reduction", re.IGNORECASE)
+_HAZARD = re.compile(r"hazard|\bcox\b", re.IGNORECASE)
+_PERCENT = re.compile(r"%|percent", re.IGNORECASE)
 _NOT_SUPERIORITY = re.compile(r"NON[\s_-]*INFERIORITY|EQUIVALEN", re.IGNORECASE)
 
 
@@ -45,8 +50,8 @@ def _null_value(param_type: str | None) -> float | None:
     text = (param_type or "").replace("_", " ")
     if _LOG.search(text):
         return 0.0
-    if _RATIO.search(text):
-        return 1.0
+    if _RATIO.search(text) or _HAZARD.search(text):
+        return 100.0 if _PERCENT.search(text) else 1.0  # a ratio in percent (e.g. a GMR of 85-110 %) has null 100
     if _DIFFERENCE.search(text):
         return 0.0
     return None
@@ -66,13 +71,20 @@ def significance(analysis: Mapping[str, Any], alpha: float = 0.05) -> tuple[bool
         return None, "no p-value and no two-sided CI"
     if (analysis.get("ci_n_sides") or "TWO_SIDED") != "TWO_SIDED":
         return None, "one-sided CI without p-value"
-    null = _null_value(analysis.get("param_type"))
+    param_type = analysis.get("param_type") or ""
+    null = _null_value(param_type)
+    if null == 1.0 and lo <= 0:
+        null = None  # a "ratio" whose interval reaches below zero is no ratio: its null is not known
     if null is None:
-        return None, "CI without a known null value (parameter type)"
+        excludes0, excludes1 = lo > 0 or hi < 0, lo > 1 or hi < 1
+        if excludes0 != excludes1 or _PERCENT.search(param_type):
+            return None, "CI without a known null value (parameter type)"
+        excludes = excludes0  # the same whether the null is 0 (difference) or 1 (ratio)
+    else:
+        excludes = lo > null or hi < null
     pct = analysis.get("ci_pct")
     if pct is None:
         return None, "CI level not stated"
-    excludes = lo > null or hi < null
     level = 100.0 * (1.0 - alpha)
     if excludes and pct >= level - 1e-9:
         return True, "CI"

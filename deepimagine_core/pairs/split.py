@@ -32,7 +32,10 @@ TRIAL_SPLITS = pa.schema(
 )
 
 
-def default_cutoff(dates: Sequence[dt.date | None], test_fraction: float = 0.15) -> dt.date | None:
+DEFAULT_TEST_FRACTION = 0.15  # the latest ~15% of dated trials go to the test side
+
+
+def default_cutoff(dates: Sequence[dt.date | None], test_fraction: float = DEFAULT_TEST_FRACTION) -> dt.date | None:
     """The date putting the latest ``test_fraction`` of dated trials on the test side (dates >= cutoff); None if no
     trial is dated."""
     known = np.array(sorted(d.toordinal() for d in dates if d is not None), dtype=np.int64)
@@ -45,7 +48,7 @@ def default_cutoff(dates: Sequence[dt.date | None], test_fraction: float = 0.15)
 def assign_splits(
     trials: pa.Table,
     cutoff: dt.date | None = None,
-    test_fraction: float = 0.15,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
     benchmark_ids: Iterable[str] = (),
 ) -> tuple[pa.Table, dt.date | None]:
     """A ``trial_splits`` table (one row per trial) and the cutoff used."""

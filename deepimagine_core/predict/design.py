@@ -100,7 +100,7 @@ class TrialDesign(_Strict):
     phase: list[str] = Field(default_factory=list)  # API v2 values: PHASE2, PHASE3 ... ("Phase 2/Phase 3" accepted)
     enrollment: int | None = Field(default=None, ge=1)
     countries: list[str] = Field(default_factory=list)
-    arms: list[ArmDraft] = Field(min_length=2)
+    arms: list[ArmDraft] = Field(min_length=1)
     outcomes: list[OutcomeDraft] = Field(min_length=1)
     # optional context the imagination pathway uses (population, design)
     sex: str | None = None

@@ -9,7 +9,8 @@ For each primary outcome (and, optionally, each secondary one):
 - for arms of the same rank where Y is not a placebo/sham/no-intervention arm (dose against dose, two active drugs):
   the 3-way `comparative` question, as historical questions ask it;
 - "This endpoint is met." / "At least one arm listed here met this endpoint." (2-way implicit, `endpoint_met`) over the
-  singled-out arms; not asked for pharmacokinetic, ECG or dose-finding outcomes (as historical questions).
+  singled-out arms, or, for a one-arm trial or arms all of one rank, over every arm (`implicit_arms`); not asked for
+  pharmacokinetic, ECG or dose-finding outcomes (as historical questions).
 
 Every question has `answer=None`: nothing here knows a result.
 """
@@ -49,15 +50,24 @@ def endpoint_of(outcome) -> dict[str, Any]:
             "outcome_type": f"{outcome.type}Outcomes"}
 
 
+def implicit_arms(arms: list[dict[str, Any]], pairs: list[tuple[dict, dict, bool]]) -> tuple[list[str], bool, str]:
+    """(arms an endpoint-met question lists, whether it lists several, label kind), as historical questions decide:
+    the singled-out arms (several when more than one; "met" = a significant benefit over a comparator); else, for
+    a one-arm trial or arms all of one rank, every arm (several when more than two; "met" = a significant test)."""
+    singled = sorted({x["label"] for x, _, s in pairs if s})
+    if singled:
+        return singled, len(singled) > 1, "benefit"
+    listed = sorted({a["label"] for a in arms})
+    return listed, len(listed) > 2, "significance"
+
+
 def design_questions(design: TrialDesign, secondary: bool = False) -> list[Question]:
     """Every standard question about `design` (primary outcomes; secondary ones too when `secondary`)."""
     arms = design.arms_json()
     pairs = arm_pairs(arms)
-    if not pairs:
-        raise DesignError(f"{design.source}: arms: no two arms can be compared (types: "
-                          f"{[a['type'] for a in arms]}); a question needs e.g. an EXPERIMENTAL and a comparator arm")
     singled = [(x, y) for x, y, s in pairs if s]
     meta = "single_arm" if len({x["label"] for x, _ in singled}) <= 1 else "distinguishable_arm"
+    listed, several, label_kind = implicit_arms(arms, pairs)
     outcomes = [(i, o) for i, o in enumerate(design.outcomes) if o.type == "primary" or secondary]
     if not outcomes:
         raise DesignError(f"{design.source}: outcomes: no primary outcome (set type: primary, or ask for secondary "
@@ -81,13 +91,11 @@ def design_questions(design: TrialDesign, secondary: bool = False) -> list[Quest
                     arm_x=x["label"], arm_y=y["label"])
             add("comparative", meta, comparative_options(x["label"], y["label"]), arm_x=x["label"], arm_y=y["label"])
         polarity = outcome_polarity(outcome.measure, outcome.description)
-        pk_like = polarity.frame == "excluded" and not polarity.rule.startswith("excluded: ambiguous_quantity")
-        if singled and not pk_like:
-            listed = sorted({x["label"] for x, _ in singled})
-            several = len(listed) > 1
-            add("endpoint_met", "no_distinguishable_arm" if several else "no_arm",
-                list(ANY_ARM_MET_OPTIONS if several else ENDPOINT_MET_OPTIONS), listed_arms=listed,
-                arm_x=singled[0][0]["label"], arm_y=singled[0][1]["label"])
+        if polarity.frame == "excluded" and not polarity.rule.startswith("excluded: ambiguous_quantity"):
+            continue  # pharmacokinetic, ECG or dose-finding outcome: no implicit question
+        add("endpoint_met", "no_distinguishable_arm" if several else "no_arm",
+            list(ANY_ARM_MET_OPTIONS if several else ENDPOINT_MET_OPTIONS), listed_arms=listed,
+            label_kind=label_kind)
     return questions
 
 
@@ -98,3 +106,21 @@ def question_label(q: Question) -> str:
         return f"endpoint met: {', '.join(q.extra.get('listed_arms') or [])}"
     ways = "2-way" if kind == "superiority" else "3-way"
     return f"{ways}: {q.extra.get('arm_x')} vs {q.extra.get('arm_y')}"
+
+
+def _short(label: Any, limit: int = 24) -> str:
+    label = " ".join(str(label).split())
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def option_names(q: Question) -> list[str]:
+    """Short names of a question's options, in option order (also for historical questions, by their `kind`)."""
+    kind = q.extra.get("kind")
+    if kind == "superiority":
+        return ["significantly better", "not significantly better"]
+    if kind == "comparative":
+        return [f"{_short(q.extra.get('arm_x'))} better", f"{_short(q.extra.get('arm_y'))} better",
+                "no significant difference"]
+    if len(q.options) == 2 and q.category == "2-way_implicit":
+        return ["met", "not met"]
+    return [f"option {i + 1}" for i in range(len(q.options))]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deepimagine_core.evaluation.report import render_html, render_markdown
-from deepimagine_core.predict.questions import question_label
+from deepimagine_core.predict.questions import option_names, question_label
 from deepimagine_core.predict.run import PredictionResult, PredictSettings
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store, atomic_path
@@ -33,17 +33,11 @@ class PredictionFiles:
     markdown_text: str
 
 
-def option_names(q: Question) -> list[str]:
-    """Short names of a question's options, in option order."""
-    kind = q.extra.get("kind")
-    if kind == "superiority":
-        return ["significantly better", "not significantly better"]
-    if kind == "comparative":
-        return [f"{q.extra.get('arm_x')} better", f"{q.extra.get('arm_y')} better", "no significant difference"]
-    return ["met", "not met"] if len(q.options) == 2 else [f"option {i}" for i in range(len(q.options))]
-
-
-def _decision(q: Question, probabilities: list[float]) -> str:
+def _decision(q: Question, prediction: Any) -> str:
+    """The most probable option's short name and probability; "unparsed" when the model's answer was unreadable."""
+    probabilities = prediction.probabilities
+    if not getattr(prediction, "parsed", True):
+        return "unparsed (uniform)"
     best = max(range(len(probabilities)), key=lambda i: probabilities[i])
     return f"{option_names(q)[best]} ({probabilities[best]:.2f})"
 
@@ -62,20 +56,22 @@ def _clip(text: Any, limit: int = 140) -> str:
 
 
 def trajectory_rows(steps: list[dict[str, Any]], anchors: int = TRAJECTORY_ANCHORS) -> list[list[str]]:
-    """An LLM trajectory (`Prediction.trajectory`: flat steps naming their anchor) as table rows."""
-    rows, seen = [], []
+    """An LLM trajectory (`Prediction.trajectory`: the flat steps of every anchor path) as table rows, the first
+    `anchors` paths only; each path starts at its anchor's observed result."""
+    rows, path = [], 0
     for s in steps or []:
         if not isinstance(s, dict):
             rows.append(["", "", _clip(s), ""])
             continue
-        anchor = s.get("anchor") or "(none)"
-        if anchor not in seen:
-            seen.append(anchor)
-        if len(seen) > anchors:
-            break
         factor = s.get("factor", "")
+        if factor in ("start", "direct"):
+            path += 1
+            if path > anchors:
+                break
+        anchor = f"{path}: {s.get('anchor') or '(no anchor)'}"
         if factor == "answer":
-            rows.append([anchor, "answer", "", _probs(s.get("probabilities") or [])])
+            rows.append([anchor, "answer", "" if s.get("parsed", True) else "(unparsed)",
+                         _probs(s.get("probabilities") or [])])
         elif "skipped" in s:
             rows.append([anchor, factor, f"skipped: {_clip(s['skipped'], 80)}", ""])
         elif factor == "start":
@@ -103,7 +99,9 @@ def report_blocks(result: PredictionResult) -> list[tuple]:
     ref = result.reference if result.reference in names else names[0]
     blocks = _design_blocks(result)
     t = result.training
-    blocks.append(("p", f"Reference predictor: {ref}. Predictors learnt from {t['n_questions']} historical questions "
+    method = (result.predictors.get(ref) or {}).get("method")
+    how = f" ({method} scores: one trial is not a benchmark to adapt to)" if method == "calibrated" else ""
+    blocks.append(("p", f"Reference predictor: {ref}{how}. Predictors learnt from {t['n_questions']} historical questions "
                         f"over {t['n_trials']} trials with known results ({t['n_target_questions_left_out']} questions "
                         "of this trial itself were left out). Nothing about this trial's own results was read."))
     for name, desc in result.predictors.items():
@@ -113,7 +111,7 @@ def report_blocks(result: PredictionResult) -> list[tuple]:
     rows = []
     for i, q in enumerate(result.questions):
         rows.append([str(i + 1), _clip(q.endpoint.get("measure"), 60), question_label(q),
-                     *[_decision(q, result.predictions[n][i].probabilities) for n in names],
+                     *[_decision(q, result.predictions[n][i]) for n in names],
                      _probs(result.predictions[ref][i].probabilities)])
     blocks += [("h2", "Summary"), ("table", header, rows)]
     for i, q in enumerate(result.questions):
@@ -129,7 +127,7 @@ def report_blocks(result: PredictionResult) -> list[tuple]:
             blocks.append(("h3", f"Nearest historical trials ({len(near)})"))
             blocks.append(("table", ["trial", "similarity", "endpoint", "arms", "known result", "p"],
                            [[_link(n["nct_id"]), f"{n['similarity']:.2f}", _clip(n["endpoint"], 70),
-                             f"{n['arm_x']} vs {n['arm_y']}", _clip(n["known_result"], 160), str(n["p_value"] or "")]
+                             f"{n['arm_x']} vs {n['arm_y']}", f"{n['kind']}: {n['known_result']}", str(n["p_value"] or "")]
                             for n in near]))
         for n in names:
             steps = result.predictions[n][i].trajectory
@@ -150,7 +148,7 @@ def report_json(result: PredictionResult) -> dict[str, Any]:
              "meta_label": q.meta_label, "options": q.options, "option_names": option_names(q),
              "predictions": {n: {"probabilities": result.predictions[n][i].probabilities,
                                  "parsed": result.predictions[n][i].parsed,
-                                 "decision": _decision(q, result.predictions[n][i].probabilities),
+                                 "decision": _decision(q, result.predictions[n][i]),
                                  "trajectory": result.predictions[n][i].trajectory} for n in names},
              "nearest_trials": result.neighbours[i] if i < len(result.neighbours) else []}
             for i, q in enumerate(result.questions)],
@@ -188,7 +186,7 @@ def compact_table(result: PredictionResult) -> str:
     names = list(result.predictions)
     header = ["#", "endpoint", "question", *names]
     rows = [[str(i + 1), _clip(q.endpoint.get("measure"), 38), _clip(question_label(q), 44),
-             *[_decision(q, result.predictions[n][i].probabilities) for n in names]]
+             *[_clip(_decision(q, result.predictions[n][i]), 40) for n in names]]
             for i, q in enumerate(result.questions)]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     line = lambda r: "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()  # noqa: E731

@@ -74,7 +74,7 @@ def test_significance_decides_labels(ana, significant):
     (analysis(p=0.1, raw="<0.1", rel="<"), "p_inconclusive"),
     (analysis(p=0.05, raw="<=0.05", rel="<="), "p_inconclusive"),
     (analysis(), "no_p_no_ci"),
-    (analysis(param_type="Other", ci_pct=95.0, ci_lower=0.1, ci_upper=0.4), "ci_null_unknown"),
+    (analysis(param_type="Other", ci_pct=95.0, ci_lower=-0.1, ci_upper=0.4), "ci_null_unknown"),  # 0 in, 1 out
     (analysis(param_type="Odds Ratio (OR)", ci_pct=90.0, ci_lower=1.1, ci_upper=2.0), "ci_inconclusive"),
     (analysis(p=0.001, non_inferiority_type="NON_INFERIORITY"), "not_superiority"),
     (analysis(p=0.001, non_inferiority_type="EQUIVALENCE"), "not_superiority"),
@@ -103,6 +103,14 @@ def test_significance_relations():
     assert significance({"ci_lower": 0.1, "ci_upper": 0.3, "ci_pct": 95, "ci_n_sides": "ONE_SIDED",
                          "param_type": "Mean Difference"})[0] is None
     log_hr = {"ci_lower": -0.1, "ci_upper": 0.3, "ci_pct": 99, "param_type": "Log hazard ratio"}  # null 0
+    cox = {"ci_lower": 0.63, "ci_upper": 0.97, "ci_pct": 95, "param_type": "Cox Proportional Hazard"}  # an HR
+    assert significance(cox) == (True, "CI")
+    # a "hazard" interval below zero is no ratio; it contains both 0 and 1, so it is not significant either way
+    assert significance({**cox, "ci_lower": -7.2, "ci_upper": 4.6}) == (False, "CI")
+    assert significance({"ci_lower": 85.0, "ci_upper": 110.0, "ci_pct": 95, "param_type": "Ratio in %"}) == \
+        (False, "CI")  # null 100
+    assert significance({"ci_lower": 0.88, "ci_upper": 13.7, "ci_pct": 95, "param_type": "Diff of rates"}) == \
+        (True, "CI")
     assert significance(log_hr) == (None, "CI level inconclusive at alpha")
 
 
@@ -263,3 +271,31 @@ def test_named_pair_consumes_longer_names_first():
     assert named_pair({"group_ids": ["O1", "O2", "O3"], "groups_description": "Drug plus Placebo vs Placebo"},
                       groups) == ["O2", "O3"]
     assert named_pair({"group_ids": ["O1", "O2", "O3"], "groups_description": "all groups"}, groups) is None
+
+
+def test_a_hazard_ratio_against_the_medians_leaves_the_direction_unclear():
+    arms = (("New drug", "EXPERIMENTAL"), ("Old drug", "ACTIVE_COMPARATOR"))
+    agree = analysis(param_type="Hazard Ratio (HR)", ci_pct=95.0, ci_lower=0.5, ci_upper=0.9)  # favours X
+    rows, _ = build(two_arm_trial(TrialTables(), "NCT00000019", title="Overall Survival", values=(9.0, 7.0),
+                                  arms=arms, ana=agree))
+    assert by_kind(rows, "superiority")[0]["answer"] == 0
+    against = analysis(param_type="Hazard Ratio (HR)", ci_pct=95.0, ci_lower=1.1, ci_upper=1.9)  # favours Y
+    rows, skips = build(two_arm_trial(TrialTables(), "NCT00000020", title="Overall Survival", values=(9.0, 7.0),
+                                      arms=arms, ana=against))
+    assert rows == [] and skips["superiority: hazard ratio and group values disagree"] == 1
+
+
+def test_the_category_an_analysis_names_gives_the_values():
+    t = TrialTables().trial("NCT00000021", [("Drug A", "EXPERIMENTAL"), ("Placebo", "PLACEBO_COMPARATOR")])
+    t.outcome("NCT00000021", 0, "Clinical Response", [("O1", "Drug A", [80, 20], 100), ("O2", "Placebo", [60, 40], 100)],
+              param_type="COUNT_OF_PARTICIPANTS", unit="participants", classes=["Clinical cure", "Clinical failure"],
+              analyses=[analysis(p=0.01, groups_description="Difference of clinical cure rates"),
+                        analysis(p=0.01, groups_description="all categories")])
+    t.outcome("NCT00000021", 1, "Clinical Response", [("O1", "Drug A", [80, 20], 100), ("O2", "Placebo", [60, 40], 100)],
+              param_type="COUNT_OF_PARTICIPANTS", unit="participants", classes=["Clinical cure", "Clinical failure"],
+              analyses=[analysis(p=0.01, groups_description="Difference of clinical failure rates")])
+    rows, skips = build(t)
+    sup = by_kind(rows, "superiority")
+    assert [(r["outcome_index"], r["answer"]) for r in sup] == [(0, 0)]
+    assert json.loads(sup[0]["group_values"])["x"]["row"] == "Clinical cure"
+    assert skips["superiority: the named category changes the polarity"] == 1

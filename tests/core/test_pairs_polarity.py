@@ -47,7 +47,11 @@ CASES = [
     ("Change From Baseline in QTcF", None, "msec", None, None, "excluded"),
     ("Maximum Tolerated Dose", None, "mg", None, None, "excluded"),
     ("Change From Baseline in Body Weight", None, "kg", None, None, "excluded"),  # loss or gain wanted: unknown
-    ("Percentage of participants with HbA1c < 7%", None, None, None, None, "proportion"),  # threshold, no operator
+    ("Percentage of participants with HbA1c < 7%", None, None, None, True, "proportion"),  # below a bad quantity
+    ("Number of participants with ALT > 3 x ULN", None, None, None, False, "proportion"),
+    ("Percentage of participants with CD4 count < 200 cells", None, None, None, False, "proportion"),
+    ("Percentage of participants with HbA1c < 7% and no hypoglycemia", None, None, None, None, "proportion"),
+    ("Percentage of participants with values < 7%", None, None, None, None, "proportion"),  # no quantity named
     ("Reduction in HbA1c From Baseline", None, None, None, None, "level"),  # sign of a "reduction" varies
     ("Stool Frequency", None, None, None, None, "level"),
     ("Change From Baseline in VEGF", None, None, None, None, "level"),
@@ -150,3 +154,25 @@ def test_every_scale_has_a_source_and_a_direction():
         assert isinstance(higher, bool) and name and len(source) > 10, name
         p = outcome_polarity(f"Change From Baseline in {name} Score")
         assert p.higher_is_better is higher and name in p.rule, (name, p.rule)
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    # a negator bears on the event it precedes (or a "-free" right after it), not on a later clause
+    ("Number of Participants Without Radiographic Progression (Participants Without Erosions)", None, True),
+    ("Percentage of Participants Who Experienced Catheter Related Thrombi Not Resulting in Complications", None, False),
+    ("Seizure Free Rate", None, True),
+    # descriptions decide by plain concepts only, never by their negations or the events of a time-to title
+    ("Percentage of Participants Who Became Dry at Week 12", "participants with no UUI episode, no UUI at a visit",
+     True),
+    ("Number of Participants With Severe (Grade 3 and 4) Acute GVHD", "graded weekly; severity without biopsy", False),
+    ("Time to Reach 90% IBW", "The mean survival time was underestimated (Kaplan-Meier)", None),
+])
+def test_negation_scope_and_description_limits(title, description, expected):
+    p = outcome_polarity(title, description)
+    assert p.higher_is_better is expected, p.rule
+
+
+def test_sleep_latency_of_a_sleepiness_test_is_higher_better():
+    p = outcome_polarity("Mean Sleep Latency (Minutes) From the Multiple Sleep Latency Tests (MSLT) at Day 1")
+    assert p.higher_is_better is True and "MSLT" in p.rule
+    assert outcome_polarity("Change in Sleep Latency (Insomnia)").higher_is_better is False

@@ -17,6 +17,7 @@ from deepimagine_core.ctgov.ingest import ApiSettings
 from deepimagine_core.evaluation.predictors import MajorityPredictor, register_predictor
 from deepimagine_core.pairs.historical import (
     ANY_ARM_MET_OPTIONS,
+    ENDPOINT_MET_OPTIONS,
     build_questions,
     comparative_options,
     superiority_options,
@@ -28,6 +29,7 @@ from deepimagine_core.predict import (
     design_questions,
     load_design,
     predict_trial,
+    reference_predictor,
     strip_results,
     write_prediction_report,
 )
@@ -88,6 +90,20 @@ def history_store(sample_store, tmp_path_factory):
     table, _ = build_questions({t: store.read_table(t) for t in TRIAL_TABLES})
     store.write_table("historical_questions", table)
     return store
+
+
+@pytest.fixture(scope="module")
+def target(history_store) -> str:
+    """The API v2 sample trial (two arms or more) with the most historical questions: its results exist in the store."""
+    counts: dict[str, int] = {}
+    for nct_id in history_store.read_table("historical_questions").column("nct_id").to_pylist():
+        counts[nct_id] = counts.get(nct_id, 0) + 1
+    studies = sample_studies()
+    two_arm = [n for n, s in studies.items()
+               if len(s["protocolSection"].get("armsInterventionsModule", {}).get("armGroups", [])) >= 2]
+    best = max(two_arm, key=lambda n: counts.get(n, 0))
+    assert counts.get(best, 0) >= 5
+    return best
 
 
 def _norm(text) -> str:
@@ -176,10 +192,22 @@ def test_bad_drafts_fail_naming_the_field(edit, message):
         draft_from_text(edit(DRAFT), "draft.yaml")
 
 
-def test_a_draft_with_no_comparable_arms_or_no_primary_outcome_says_which_field():
-    controls_only = draft_from_text(TWO_ARM.replace("type: EXPERIMENTAL", "type: NO_INTERVENTION"))
-    with pytest.raises(DesignError, match="arms: no two arms can be compared"):
-        design_questions(controls_only)
+def test_one_arm_and_one_rank_designs_get_the_implicit_question_only_where_history_asks_it():
+    one_arm = draft_from_text(TWO_ARM.split("  - {label: Placebo")[0] + TWO_ARM.split("PLACEBO_COMPARATOR}\n")[1])
+    assert [(q.extra["kind"], q.options) for q in design_questions(one_arm)] == [
+        ("endpoint_met", list(ENDPOINT_MET_OPTIONS))]
+    two_doses = draft_from_text(TWO_ARM.replace("{label: Placebo, type: PLACEBO_COMPARATOR}",
+                                                "{label: Drug Y 10 mg, type: EXPERIMENTAL}"))
+    assert [(q.extra["kind"], q.category) for q in design_questions(two_doses)] == [
+        ("comparative", "3-way_explicit"), ("endpoint_met", "2-way_implicit")]
+    assert design_questions(two_doses)[1].options == list(ENDPOINT_MET_OPTIONS)
+    pk = draft_from_text(TWO_ARM.replace("Change in LDL cholesterol", "Maximum plasma concentration (Cmax) of Drug Y"))
+    assert [q.extra["kind"] for q in design_questions(pk)] == ["superiority", "comparative"]
+
+
+def test_a_draft_without_arms_or_primary_outcome_says_which_field():
+    with pytest.raises(DesignError, match="arms: List should have at least 1 item"):
+        draft_from_text("title: T\narms: []\noutcomes: [{measure: M}]")
     secondary_only = draft_from_text(TWO_ARM.replace("time_frame: 12 weeks", "type: secondary"))
     with pytest.raises(DesignError, match="outcomes: no primary outcome"):
         design_questions(secondary_only)
@@ -240,8 +268,8 @@ def _poison_store(history_store: Store, tmp_path: Path, nct_id: str) -> Store:
 
 
 @pytest.mark.parametrize("source", ["registration", "tables"])
-def test_no_result_of_the_target_reaches_the_predictor_or_the_report(history_store, tmp_path, source):
-    nct_id = "NCT00631969"  # a v2 sample trial with posted results and historical questions
+def test_no_result_of_the_target_reaches_the_predictor_or_the_report(history_store, target, tmp_path, source):
+    nct_id = target  # a v2 sample trial with posted results and historical questions
     store = _poison_store(history_store, tmp_path, nct_id)
     if source == "registration":
         path = tmp_path / "registration.json"
@@ -264,7 +292,8 @@ def test_no_result_of_the_target_reaches_the_predictor_or_the_report(history_sto
 
 
 def test_an_nct_id_is_fetched_through_the_api_client_without_its_results():
-    study = _plant_results(sample_studies()["NCT00631969"])
+    nct_id = "NCT00655629"
+    study = _plant_results(sample_studies()[nct_id])
     requests = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -272,10 +301,10 @@ def test_an_nct_id_is_fetched_through_the_api_client_without_its_results():
         return httpx.Response(200, json={"studies": [study]})
 
     client = CTGovClient("https://ctgov.test/api/v2", requests_per_second=0, transport=httpx.MockTransport(handler))
-    design = fetch_registration("nct00631969", ApiSettings(base_url="https://ctgov.test/api/v2"), client=client)
-    assert design.nct_id == "NCT00631969" and SENTINEL not in design.model_dump_json()
+    design = fetch_registration(nct_id.lower(), ApiSettings(base_url="https://ctgov.test/api/v2"), client=client)
+    assert design.nct_id == nct_id and SENTINEL not in design.model_dump_json()
     params = dict(requests[0].url.params)
-    assert params["filter.ids"] == "NCT00631969" and "aggFilters" not in params
+    assert params["filter.ids"] == nct_id and "aggFilters" not in params
 
 
 def test_deepimagine_trajectories_are_reported_as_tables(history_store, tmp_path):
@@ -294,17 +323,22 @@ def test_deepimagine_trajectories_are_reported_as_tables(history_store, tmp_path
     assert text.count("start (observed)") >= len(result.questions)
 
 
-def test_cli_on_a_sample_trial_prints_a_table_and_writes_the_report(history_store, capsys):
-    assert main(["NCT00631969", "--home", str(history_store.root), "--quiet", "--llm", "off"]) == 0
-    out = capsys.readouterr().out
-    assert "NCT00631969: Vardenafil ODT Versus Placebo" in out and "ensemble" in out.splitlines()[1]
-    assert "endpoint met: Vardenafil ODT" in out and "2-way: Vardenafil ODT" in out
-    report = history_store.path("reports", "ask", "NCT00631969")
+def test_cli_on_a_sample_trial_prints_a_table_and_writes_the_report(history_store, target, capsys):
+    assert main([target, "--home", str(history_store.root), "--quiet", "--llm", "off"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    design = load_design(target, history_store)
+    questions = design_questions(design)
+    reference = reference_predictor()[0]
+    assert out[0] == f"{target}: {design.title}" and out[1].split() == ["#", "endpoint", "question", reference]
+    assert len([line for line in out if line[:1].isdigit()]) == len(questions)
+    report = history_store.path("reports", "ask", target)
     data = json.loads((report / "prediction.json").read_text())
-    assert data["reference_predictor"] == "ensemble" and len(data["questions"]) == 9
+    assert data["reference_predictor"] == reference and len(data["questions"]) == len(questions)
+    if reference.endswith("_adapted"):  # one trial is no benchmark to adapt to: its calibrated scores answer
+        assert data["predictors"][reference]["method"] == "calibrated"
     for q in data["questions"]:
-        assert abs(sum(q["predictions"]["ensemble"]["probabilities"]) - 1) < 1e-6
-        assert len(q["nearest_trials"]) == 5
+        assert abs(sum(q["predictions"][reference]["probabilities"]) - 1) < 1e-6
+        assert len(q["nearest_trials"]) == 5 and target not in {n["nct_id"] for n in q["nearest_trials"]}
     assert (report / "report.html").exists() and (report / "report.md").exists()
 
 

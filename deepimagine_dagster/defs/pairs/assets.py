@@ -24,7 +24,7 @@ from deepimagine_core.pairs.historical import (HISTORICAL_QUESTIONS, QUESTION_SK
                                                build_question_tables, build_questions, render_question)
 from deepimagine_core.pairs.retrieval import TextIndex
 from deepimagine_core.evaluation.ct_open import benchmark_nct_ids
-from deepimagine_core.pairs.split import TRIAL_SPLITS, assign_splits, counts_by_split, split_map
+from deepimagine_core.pairs.split import DEFAULT_TEST_FRACTION, TRIAL_SPLITS, assign_splits, counts_by_split, split_map
 from deepimagine_core.pairs.trialdata import TRIAL_TABLES
 from deepimagine_core.store import Store
 from deepimagine_core.tables import (
@@ -44,7 +44,7 @@ def index_path(store: Store):
 
 class SplitConfig(dg.Config):
     cutoff: str = ""  # ISO date; empty = the date putting the latest `test_fraction` of trials on the test side
-    test_fraction: float = 0.15
+    test_fraction: float = DEFAULT_TEST_FRACTION
 
 
 class QuestionsConfig(dg.Config):
