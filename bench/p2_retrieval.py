@@ -20,8 +20,9 @@ import os
 import tempfile
 
 from bench.common import Timer, in_fresh_process
+from deepimagine_core.tables import ARM_GROUPS_TABLE, INTERVENTIONS_TABLE, TRIALS_TABLE
 
-TABLES = ("trials", "interventions", "arm_groups")
+TABLES = (TRIALS_TABLE, INTERVENTIONS_TABLE, ARM_GROUPS_TABLE)
 TARGET_SECONDS, TARGET_MB = 120.0, 4096.0
 
 
@@ -39,7 +40,7 @@ def replicate(tables: dict, size: int) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    base = tables["trials"]
+    base = tables[TRIALS_TABLE]
     n = base.num_rows
     if n == 0:
         raise ValueError("no trials to replicate")
@@ -50,7 +51,7 @@ def replicate(tables: dict, size: int) -> dict:
         take = min(n, size - made)
         kept = base_ids.slice(0, take)
         for name in TABLES:
-            table = base.slice(0, take) if name == "trials" else tables[name].filter(
+            table = base.slice(0, take) if name == TRIALS_TABLE else tables[name].filter(
                 pc.is_in(tables[name].column("nct_id"), value_set=kept))
             if copy:
                 ids = new_ids((copy - 1) * n, n).take(pc.index_in(table.column("nct_id"), value_set=base_ids))
@@ -79,7 +80,7 @@ def measure_size(home: str, size: int) -> dict:
 
     store = Store(home)
     tables = replicate({name: store.read_table(name) for name in TABLES}, size)
-    result: dict = {"trials": tables["trials"].num_rows}
+    result: dict = {"trials": tables[TRIALS_TABLE].num_rows}
 
     def timed(stage, fn):
         with Timer() as t:

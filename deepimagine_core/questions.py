@@ -1,7 +1,7 @@
 """The one question record every predictor sees, whether it comes from CT Open or from historical results.
 
 CT Open stores one record per (trial, endpoint) with several questions; we flatten to one `Question` per question.
-`historical_questions` rows (built by `deepimagine_core.pairs.questions`) convert to the same record, so a predictor
+`historical_questions` rows (built by `deepimagine_core.pairs.historical`) convert to the same record, so a predictor
 is written once: question in, probabilities over its options out.
 """
 

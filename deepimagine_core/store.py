@@ -1,4 +1,4 @@
-"""Where artefacts live: one root folder (env DEEPIMAGINE_HOME), tables as Parquet, written atomically.
+"""Where artefacts live: one root folder the caller names, tables as Parquet, written atomically.
 
 Layout under the root:
     raw/<source>/...            raw layer (compressed JSON Lines of source records)
@@ -22,13 +22,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ENV_HOME = "DEEPIMAGINE_HOME"
-
-
-def default_home() -> Path:
-    """`$DEEPIMAGINE_HOME`, else `~/.deepimagine`."""
-    env = os.environ.get(ENV_HOME)
-    return Path(env).expanduser() if env else Path.home() / ".deepimagine"
+#: The artefact root when the user names none (the Dagster `store` resource reads $DEEPIMAGINE_HOME first).
+DEFAULT_HOME = "~/.deepimagine"
 
 
 @contextlib.contextmanager
@@ -88,8 +83,12 @@ class TableWriter:
 
 
 class Store:
-    def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root).expanduser() if root else default_home()
+    """The artefact root `root`; callers always name it (the Dagster `store` resource, a notebook, a CLI flag)."""
+
+    def __init__(self, root: str | os.PathLike):
+        if not root:
+            raise ValueError("Store needs a root folder (e.g. Store('~/.deepimagine'))")
+        self.root = Path(root).expanduser()
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)

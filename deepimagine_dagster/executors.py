@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from deepimagine_core.store import ENV_HOME, default_home
+from deepimagine_dagster.resources import ENV_HOME, home_from_env
 
 ENV_EXECUTOR = "DEEPIMAGINE_GPU_EXECUTOR"  # docker | k8s | in_process (default)
 ENV_IMAGE = "DEEPIMAGINE_GPU_IMAGE"  # image of the GPU steps
@@ -112,14 +112,14 @@ class GpuDockerSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GpuDockerSettings:
         env = os.environ if environ is None else environ
-        home = env.get(ENV_HOME) or str(default_home())
+        home = home_from_env(env)
         names = [n for n in PASSTHROUGH_ENV_VARS if n in env]
         names += sorted(n for n in env if n.startswith(PASSTHROUGH_PREFIX))
         names += [n for n in _split(env.get(ENV_EXTRA_ENV_VARS, "")) if n in env]
         return cls(
             image=env.get(ENV_IMAGE) or DEFAULT_GPU_IMAGE,
             gpus=env.get(ENV_GPUS) or "all",
-            home=os.path.abspath(os.path.expanduser(home)),
+            home=home,
             artefact_volume=env.get(ENV_ARTEFACT_VOLUME, ""),
             network=env.get(ENV_NETWORK, ""),
             volumes=tuple(_split(env.get(ENV_VOLUMES, ""))),

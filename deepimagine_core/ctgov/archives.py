@@ -13,9 +13,10 @@ are decoded item by item (`json.JSONDecoder.raw_decode` over a growing buffer), 
 
 Bad input never crashes a run and never disappears: a record that cannot be read becomes
 `RawStudy(payload=None, error=<reason>)`, which the parsing stage turns into a quarantine row. Where reading can
-go on (a bad line, a corrupt zip member) it goes on; where it cannot (a truncated .gz, a cut JSON array) one error
-record says where the stream stopped. An empty archive yields nothing. A missing path raises FileNotFoundError, an
-unknown kind ValueError.
+go on (a bad line, a corrupt zip member) it goes on; where it cannot (a truncated .gz or tar, a cut JSON array or
+JSON Lines file, an unreadable zip) one error record with `stopped=True` says where the stream stopped (the run then
+fails unless the source allows partial reads). An empty archive yields nothing. A missing path raises
+`SourceNotFound` (a FileNotFoundError), an unknown kind `UnsupportedSource` (a ValueError).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from deepimagine_core.ctgov.records import API_V2_JSON, LEGACY_XML, RawStudy
+from deepimagine_core.ctgov.records import API_V2_JSON, LEGACY_XML, RawStudy, SourceError, SourceNotFound
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ _CHUNK = 1 << 16
 _STREAM_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError, zipfile.BadZipFile, OSError)
 
 
+class UnsupportedSource(SourceError, ValueError):
+    """A trial source path of a kind no reader knows."""
+
+
 # -------------------------------------------------------------------------------------------------- public entry points
 def iter_source(path: str | os.PathLike, label: str | None = None) -> Iterator[RawStudy]:
     """Yield every study in `path` (any kind listed in the module docstring) as a `RawStudy`.
@@ -61,13 +66,13 @@ def iter_source(path: str | os.PathLike, label: str | None = None) -> Iterator[R
     """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"trial source not found: {p}")
+        raise SourceNotFound(f"trial source not found: {p}")
     ref = label or str(p)
     if p.is_dir():
         return _iter_folder(p, ref)
     kind = _kind(p.name)
     if kind is None:
-        raise ValueError(f"unsupported trial source {p}: expected {SUPPORTED_KINDS}")
+        raise UnsupportedSource(f"unsupported trial source {p}: expected {SUPPORTED_KINDS}")
     if kind in ("tar", "zip", "jsonl") and p.stat().st_size == 0:
         log.warning("empty archive %s: no studies", p)
         return iter(())
@@ -113,6 +118,10 @@ def iter_jsonl(stream: IO[bytes], ref: str) -> Iterator[RawStudy]:
             try:
                 value = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                if not raw.endswith(b"\n"):  # the last line, cut short: the stream stopped in the middle of it
+                    reason = f"stream cut in the middle of line {line_no}: {exc}"
+                    yield _error(API_V2_JSON, line_ref, reason, stopped=True)
+                    return
                 yield _error(API_V2_JSON, line_ref, f"malformed JSON line: {exc}")
                 continue
             if _is_raw_record(value):
@@ -120,7 +129,7 @@ def iter_jsonl(stream: IO[bytes], ref: str) -> Iterator[RawStudy]:
             else:
                 yield _json_study(value, line_ref)
     except _STREAM_ERRORS as exc:
-        yield _error(API_V2_JSON, ref, f"stream damaged or truncated after line {line_no}: {exc}")
+        yield _error(API_V2_JSON, ref, f"stream damaged or truncated after line {line_no}: {exc}", stopped=True)
 
 
 # ---------------------------------------------------------------------------------------------------------- dispatching
@@ -206,7 +215,7 @@ def _iter_tar(path: Path, ref: str) -> Iterator[RawStudy]:
                 yield from _iter_member(data, member.name, f"{ref}!{member.name}")
                 last = member.name
     except _STREAM_ERRORS as exc:
-        yield _error(fmt, ref, f"archive truncated or corrupt after member {last}: {exc}")
+        yield _error(fmt, ref, f"archive truncated or corrupt after member {last}: {exc}", stopped=True)
 
 
 def _iter_zip(path: Path, ref: str) -> Iterator[RawStudy]:
@@ -214,7 +223,7 @@ def _iter_zip(path: Path, ref: str) -> Iterator[RawStudy]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        yield _error(API_V2_JSON, ref, f"not a readable zip archive: {exc}")
+        yield _error(API_V2_JSON, ref, f"not a readable zip archive: {exc}", stopped=True)
         return
     with archive:
         for info in archive.infolist():
@@ -231,8 +240,10 @@ def _iter_zip(path: Path, ref: str) -> Iterator[RawStudy]:
 
 # ----------------------------------------------------------------------------------------------------------------- JSON
 def _iter_json_stream(stream: IO[bytes], ref: str) -> Iterator[RawStudy]:
-    """One JSON document: a study, an array of studies (decoded item by item) or an API page of studies."""
+    """One JSON document: a study, an array of studies (decoded item by item) or an API page of studies.
+    An array that cannot be read to its end stopped the stream; a single value that cannot be read is one bad record."""
     reader = _JsonReader(stream)
+    in_array = False
     try:
         first = reader.peek()
         if first == "":
@@ -249,15 +260,17 @@ def _iter_json_stream(stream: IO[bytes], ref: str) -> Iterator[RawStudy]:
             else:
                 yield _json_study(value, ref)
             return
+        in_array = True
         for index, item in enumerate(reader.array_items()):
             yield _json_study(item, f"{ref}:item {index}")
     except json.JSONDecodeError as exc:
         reason = f"malformed or truncated JSON, reading stopped at character {reader.offset}: {exc.msg}"
-        yield _error(API_V2_JSON, ref, reason)
+        yield _error(API_V2_JSON, ref, reason, stopped=in_array)
     except UnicodeDecodeError as exc:
-        yield _error(API_V2_JSON, ref, f"not UTF-8 text: {exc}")
+        yield _error(API_V2_JSON, ref, f"not UTF-8 text: {exc}", stopped=in_array)
     except _STREAM_ERRORS as exc:
-        yield _error(API_V2_JSON, ref, f"stream damaged or truncated at character {reader.offset}: {exc}")
+        reason = f"stream damaged or truncated at character {reader.offset}: {exc}"
+        yield _error(API_V2_JSON, ref, reason, stopped=in_array)
 
 
 class _JsonReader:
@@ -406,5 +419,6 @@ def _format_of(name: str) -> str:
     return LEGACY_XML if _kind(name) == "xml" else API_V2_JSON
 
 
-def _error(fmt: str, ref: str, reason: str, nct_id: str | None = None) -> RawStudy:
-    return RawStudy(fmt, ref, None, nct_id=nct_id or _nct_from_name(ref.rsplit("!", 1)[-1]), error=reason)
+def _error(fmt: str, ref: str, reason: str, nct_id: str | None = None, stopped: bool = False) -> RawStudy:
+    nct_id = nct_id or _nct_from_name(ref.rsplit("!", 1)[-1])
+    return RawStudy(fmt, ref, None, nct_id=nct_id, error=reason, stopped=stopped)

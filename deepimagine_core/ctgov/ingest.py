@@ -9,6 +9,10 @@ sequence number; memory stays flat in the number of studies. When the same NCT i
 inputs or refreshes), the newest version (last-update date, then the later record) wins: the publish step keeps only
 the winners' rows. Every record read ends up either in `trials` or as a record-level `quarantine` row (or among the
 counted duplicates), so `studies_read == trials + quarantined + duplicates_dropped` always holds.
+
+Nothing is published (the tables of an earlier refresh stay as they were) and `SourceError` is raised, in one line
+naming the source, when the source yields no study at all, or when a stream stopped early (truncated archive, cut
+JSON array or JSON Lines file) unless `allow_partial` is set; then the studies read before the stop are published.
 """
 
 from __future__ import annotations
@@ -29,30 +33,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from deepimagine_core.ctgov.records import RawStudy, RecordError
+from deepimagine_core.ctgov.api import ApiSettings, StudyQuery
+from deepimagine_core.ctgov.records import RawStudy, RecordError, SourceError, SourceNotFound
 from deepimagine_core.ctgov.schemas import TABLES
 from deepimagine_core.store import Store, TableWriter
+from deepimagine_core.tables import QUARANTINE_TABLE, TRIALS_TABLE
 
 log = logging.getLogger(__name__)
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 NCT_ID = re.compile(r"^NCT\d{8}$")
 SEQ = "_seq"
-
-
-@dataclass
-class ApiSettings:
-    """How to reach ClinicalTrials.gov API v2 when the source is `api`."""
-
-    base_url: str = "https://clinicaltrials.gov/api/v2"
-    page_size: int = 1000
-    requests_per_second: float = 2.0
-    timeout_seconds: float = 60.0
-    max_retries: int = 8
-    condition: str = ""
-    intervention: str = ""
-    incremental: bool = True
-    max_studies: int = 0
+NOTHING_PUBLISHED = "nothing published, the existing trial tables are unchanged"
 
 
 @dataclass
@@ -65,6 +57,7 @@ class IngestSummary:
     field_issues: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    stopped_early: list[str] = field(default_factory=list)  # where a stream stopped (published with allow_partial)
     seconds: float = 0.0
 
     @property
@@ -87,6 +80,7 @@ class IngestSummary:
             "reconciles": self.reconciles,
             "rows": dict(self.rows),
             "quarantine_reasons": dict(self.quarantine_reasons),
+            "stopped_early": list(self.stopped_early),
             "seconds": round(self.seconds, 3),
             "studies_per_second": round(self.studies_read / self.seconds, 1) if self.seconds else None,
         }
@@ -98,7 +92,7 @@ def describe_source(source: str) -> str:
         return source
     path = Path(source).expanduser()
     if not path.exists():
-        raise FileNotFoundError(
+        raise SourceNotFound(
             f"trial source path does not exist: {path} "
             "(DEEPIMAGINE_TRIALS_SOURCE must be 'sample', 'api', or a path to an archive or folder)"
         )
@@ -110,28 +104,26 @@ def fetch_raw(source: str, store: Store, api: ApiSettings | None = None, progres
     or a local archive, the files themselves are the raw layer, so this only checks and describes them."""
     name = describe_source(source)
     if name == "api":
-        from deepimagine_core.ctgov.api import CTGovClient, StudyQuery, refresh_api
+        from deepimagine_core.ctgov.raw_api import refresh_api
 
         api = api or ApiSettings()
-        client = CTGovClient(
-            api.base_url,
-            requests_per_second=api.requests_per_second,
-            timeout=api.timeout_seconds,
-            max_retries=api.max_retries,
-        )
         query = StudyQuery(
             condition=api.condition or None, intervention=api.intervention or None, page_size=api.page_size
         )
-        summary = refresh_api(
-            client, query, store.path("raw", "api"), incremental=api.incremental, max_studies=api.max_studies,
-            progress=progress,
-        )
+        with api.client() as client:
+            summary = refresh_api(
+                client, query, store.path("raw", "api"), incremental=api.incremental, max_studies=api.max_studies,
+                progress=progress,
+            )
         return {"source": "api", "raw_dir": str(store.path("raw", "api")), **_as_plain(summary)}
     if name == "sample":
         files = sorted(f for f in SAMPLE_DIR.iterdir() if f.name.endswith(".gz"))
         return {"source": "sample", "files": [str(f) for f in files], "bytes": sum(f.stat().st_size for f in files)}
     path = Path(name)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    if size == 0:
+        what = "an empty folder" if path.is_dir() else "an empty file"
+        raise SourceError(f"trial source {name} is {what}: no studies; {NOTHING_PUBLISHED}")
     return {"source": "path", "path": name, "bytes": size}
 
 
@@ -143,15 +135,18 @@ def iter_raw(source: str, store: Store) -> Iterator[RawStudy]:
     if name == "sample":
         return archives.iter_embedded_sample()
     if name == "api":
-        from deepimagine_core.ctgov.api import iter_raw_api
+        from deepimagine_core.ctgov.raw_api import iter_raw_api
 
         return iter_raw_api(store.path("raw", "api"))
     return archives.iter_source(Path(name))
 
 
-def ingest_source(source: str, store: Store, *, progress: bool | None = None) -> IngestSummary:
+def ingest_source(
+    source: str, store: Store, *, progress: bool | None = None, allow_partial: bool = False
+) -> IngestSummary:
     """Build every trial table from a source's raw layer (call `fetch_raw` first for `api`)."""
-    return ingest(iter_raw(source, store), store, source=describe_source(source), progress=progress)
+    name = describe_source(source)
+    return ingest(iter_raw(source, store), store, source=name, progress=progress, allow_partial=allow_partial)
 
 
 def ingest(
@@ -162,8 +157,12 @@ def ingest(
     progress: bool | None = None,
     log_every: int = 1000,
     on_progress: Callable[[int], None] | None = None,
+    allow_partial: bool = False,
 ) -> IngestSummary:
-    """Parse raw records into all tables under `store` and publish them atomically (table by table)."""
+    """Parse raw records into all tables under `store` and publish them atomically (table by table).
+
+    Raises `SourceError` before publishing anything when no record read is a study, or when a stream stopped early
+    and `allow_partial` is False."""
     from tqdm.auto import tqdm
 
     from deepimagine_core.ctgov.parse import parse_study
@@ -179,6 +178,9 @@ def ingest(
     }
     winners: dict[str, tuple[dt.date, int, RawStudy]] = {}
     reasons: Counter[str] = Counter()
+    readable = 0  # records a reader could read (the others are reader errors)
+    first_error = ""
+    stops: list[str] = []
     # the pending row dicts are many small objects without cycles: full GC passes over them cost ~10% of the run
     gc_threshold = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
@@ -187,6 +189,11 @@ def ingest(
             summary.studies_read += 1
             if on_progress and summary.studies_read % log_every == 0:
                 on_progress(summary.studies_read)
+            readable += raw.error is None
+            first_error = first_error or (f"{raw.source_ref}: {raw.error}" if raw.error else "")
+            if raw.stopped:
+                before = summary.studies_read - 1
+                stops.append(f"{raw.source_ref}: {raw.error} ({before} studies read before it stopped)")
             try:
                 if raw.error:
                     raise RecordError(raw.error, nct_id=raw.nct_id, stage="read")
@@ -195,12 +202,13 @@ def ingest(
                     raise RecordError(f"invalid nct_id {parsed.nct_id!r}", nct_id=parsed.nct_id, stage="validate")
             except RecordError as err:
                 reasons[_reason_key(err.stage, err.reason)] += 1
-                writers["quarantine"].add([_quarantine(raw, err.nct_id or raw.nct_id, err.stage, "record", err.reason, seq)])
+                writers[QUARANTINE_TABLE].add(
+                    [_quarantine(raw, err.nct_id or raw.nct_id, err.stage, "record", err.reason, seq)])
                 continue
             except Exception as err:  # a parser bug must not lose the record or crash the run
                 reason = f"unexpected {type(err).__name__}: {err}"
                 reasons[_reason_key("parse", reason)] += 1
-                writers["quarantine"].add([_quarantine(raw, raw.nct_id, "parse", "record", reason, seq)])
+                writers[QUARANTINE_TABLE].add([_quarantine(raw, raw.nct_id, "parse", "record", reason, seq)])
                 continue
             version = parsed.last_update or _parse_iso(raw.version) or dt.date.min
             previous = winners.get(parsed.nct_id)
@@ -213,18 +221,20 @@ def ingest(
                     writers[name].add({**row, SEQ: seq} for row in rows)
             for issue in parsed.field_issues:
                 summary.field_issues += 1
-                writers["quarantine"].add(
+                writers[QUARANTINE_TABLE].add(
                     [_quarantine(raw, parsed.nct_id, issue.get("stage", "value"), "field", issue["reason"], seq)]
                 )
+        summary.stopped_early = stops
+        _refuse_to_publish(source, summary.studies_read, readable, first_error, stops, allow_partial)
         for name in TABLES:
-            if name != "quarantine":
+            if name != QUARANTINE_TABLE:
                 writers[name].close()
         for nct_id, (_, seq, ref) in list(winners.items()):  # a record whose rows did not fit is quarantined whole
             if seq in rejected:
                 del winners[nct_id]
                 reasons[_reason_key("validate", rejected[seq])] += 1
-                writers["quarantine"].add([_quarantine(ref, nct_id, "validate", "record", rejected[seq], seq)])
-        writers["quarantine"].close()
+                writers[QUARANTINE_TABLE].add([_quarantine(ref, nct_id, "validate", "record", rejected[seq], seq)])
+        writers[QUARANTINE_TABLE].close()
         summary.quarantined = sum(reasons.values())
         summary.quarantine_reasons = dict(reasons.most_common())
         keep = None
@@ -232,7 +242,7 @@ def ingest(
             keep = pa.array(sorted(seq for _, seq, _ in winners.values()), pa.int64())
         for name, schema in TABLES.items():
             summary.rows[name] = _publish(staging / f"{name}.parquet", store.table_path(name), schema, keep, name)
-        summary.trials = summary.rows["trials"]
+        summary.trials = summary.rows[TRIALS_TABLE]
     except BaseException:
         for writer in writers.values():
             writer.abort()
@@ -243,7 +253,31 @@ def ingest(
     summary.seconds = time.perf_counter() - start
     if summary.duplicates_dropped:
         log.info("ingest: %d duplicate NCT ids dropped (newest version kept)", summary.duplicates_dropped)
+    for stop in stops:
+        log.warning("ingest: published a partial read (allow_partial): %s", stop)
     return summary
+
+
+def _refuse_to_publish(
+    source: str, read: int, readable: int, first_error: str, stops: list[str], allow_partial: bool
+) -> None:
+    """Raise `SourceError` (one line) when the source yielded no study, or stopped early without `allow_partial`."""
+    if readable == 0:
+        got = "no NCT*.xml, *.json or JSON Lines records in it"
+        if read:
+            got = f"{read} unreadable record(s), first: {_one_line(first_error)}"
+        raise SourceError(f"trial source {source} yielded no studies ({got}); {NOTHING_PUBLISHED}")
+    if stops and not allow_partial:
+        more = f" (and {len(stops) - 1} more stops)" if len(stops) > 1 else ""
+        raise SourceError(
+            f"trial source {source} stopped early at {_one_line(stops[0])}{more}; {NOTHING_PUBLISHED} "
+            "(set allow_partial to publish the studies read before the stop)"
+        )
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _publish(staged: Path, final: Path, schema: pa.Schema, keep: pa.Array | None, name: str) -> int:
@@ -252,7 +286,7 @@ def _publish(staged: Path, final: Path, schema: pa.Schema, keep: pa.Array | None
     expr = None
     if keep is not None:
         expr = pc.field(SEQ).isin(keep)
-        if name == "quarantine":  # record-level rows of every read are kept; field issues only for winners
+        if name == QUARANTINE_TABLE:  # record-level rows of every read are kept; field issues only for winners
             expr = expr | (pc.field("level") == "record")
     writer = TableWriter(final, schema)
     try:

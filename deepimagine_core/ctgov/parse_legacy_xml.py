@@ -24,6 +24,10 @@ from lxml import etree
 from deepimagine_core.ctgov.records import LEGACY_XML, ParsedStudy, RawStudy, RecordError
 from deepimagine_core.ctgov.rows import ArmMatcher, StudyRows, as_count, clean_block
 from deepimagine_core.ctgov.values import is_missing, parse_age_years
+from deepimagine_core.tables import (
+    ARM_GROUPS_TABLE, LOCATIONS_TABLE, OUTCOME_ANALYSES_TABLE, OUTCOME_MEASURES_TABLE, OUTCOME_RESULTS_TABLE,
+    TRIALS_TABLE,
+)
 
 _local = threading.local()
 
@@ -166,7 +170,7 @@ def _trial(top: dict, repeated: dict, s: StudyRows, raw: RawStudy, n_arm_rows: i
     n_arms = s.integer("n_arms", _tx(top, "number_of_arms"))
     last_update = s.date("last_update_posted", _tx(top, "last_update_posted") or _tx(top, "lastchanged_date"))
     countries = top.get("location_countries")
-    s.rows["trials"].append({
+    s.rows[TRIALS_TABLE].append({
         "nct_id": s.nct_id,
         "brief_title": _tx(top, "brief_title"),
         "official_title": _tx(top, "official_title"),
@@ -229,7 +233,7 @@ def _arm_groups(arm_els: list, iv_els: list, s: StudyRows) -> list[tuple[str, st
     for index, arm in enumerate(arm_els):
         kids = _leaves(arm)
         label, description = kids.get("arm_group_label"), kids.get("description")
-        s.rows["arm_groups"].append({
+        s.rows[ARM_GROUPS_TABLE].append({
             "nct_id": s.nct_id,
             "arm_index": index,
             "label": label,
@@ -308,7 +312,7 @@ def _outcome(outcome, index: int, s: StudyRows, matcher: ArmMatcher) -> None:
         participants = _counts(measure) or {}
     analyses = list(analysis_list.iterchildren("analysis")) if analysis_list is not None else []
 
-    s.rows["outcome_measures"].append({
+    s.rows[OUTCOME_MEASURES_TABLE].append({
         "nct_id": nct_id,
         "outcome_index": index,
         "type": s.enum("outcome_type", _tx(kids, "type"), "outcome_measures.type"),
@@ -321,6 +325,7 @@ def _outcome(outcome, index: int, s: StudyRows, matcher: ArmMatcher) -> None:
         "unit": _tx(measure, "units"),
         "n_groups": len(groups),
         "n_analyses": len(analyses),
+        "reporting_status": "POSTED" if measures else "NOT_POSTED",  # legacy XML has no field: an outcome without data
     })
     s.add_outcome_groups(index, groups, matcher, participants)
     if measure:
@@ -338,7 +343,7 @@ def _results(measure: dict, outcome_index: int, s: StudyRows, participants: dict
             classes.append((_tx(ck, "title"), ck.get("category_list"), _counts(ck)))
     else:
         classes = [(None, measure.get("category_list"), None)]
-    rows = s.rows["outcome_results"]
+    rows = s.rows[OUTCOME_RESULTS_TABLE]
     nct_id = s.nct_id
     for class_index, (class_title, category_list, class_counts) in enumerate(classes):
         if category_list is None:
@@ -396,7 +401,7 @@ def _analysis(analysis, outcome_index: int, analysis_index: int, s: StudyRows) -
     group_id_list = analysis[0] if len(analysis) else None  # first child by the schema's order; else look for it
     if group_id_list is not None and group_id_list.tag != "group_id_list":
         group_id_list = analysis.find("group_id_list")
-    s.rows["outcome_analyses"].append({
+    s.rows[OUTCOME_ANALYSES_TABLE].append({
         "nct_id": s.nct_id,
         "outcome_index": outcome_index,
         "analysis_index": analysis_index,
@@ -423,7 +428,7 @@ _LOCATION_TAGS = ("name", "city", "state", "zip", "country")
 
 
 def _locations(location_els: list, s: StudyRows) -> None:
-    rows = s.rows["locations"]
+    rows = s.rows[LOCATIONS_TABLE]
     nct_id = s.nct_id
     for index, loc in enumerate(location_els):
         # one filtered pass over location/facility/{name, address/{city, state, zip, country}}

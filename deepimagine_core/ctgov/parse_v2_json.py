@@ -18,6 +18,10 @@ from deepimagine_core.ctgov.rows import (
     clean_text,
 )
 from deepimagine_core.ctgov.values import parse_age_years
+from deepimagine_core.tables import (
+    ARM_GROUPS_TABLE, LOCATIONS_TABLE, OUTCOME_ANALYSES_TABLE, OUTCOME_MEASURES_TABLE, OUTCOME_RESULTS_TABLE,
+    TRIALS_TABLE,
+)
 
 
 def _study(raw: RawStudy) -> dict[str, Any]:
@@ -105,7 +109,7 @@ def _trial(protocol: dict, s: StudyRows, raw: RawStudy, n_arms: int):
     countries = sorted({c for c in (_str(_d(loc, "country")) for loc in locations) if c})
     phases = _strs(design.get("phases"))
     last_update = s.date("last_update_posted", _str(_d(status, "lastUpdatePostDateStruct", "date")))
-    s.rows["trials"].append({
+    s.rows[TRIALS_TABLE].append({
         "nct_id": s.nct_id,
         "brief_title": _str(ident.get("briefTitle")),
         "official_title": _str(ident.get("officialTitle")),
@@ -155,7 +159,7 @@ def _arm_groups(protocol: dict, s: StudyRows) -> list[tuple[str, str | None]]:
     for index, arm in enumerate(_list(_d(protocol, "armsInterventionsModule", "armGroups"))):
         arm = arm if isinstance(arm, dict) else {}
         label, description = _str(arm.get("label")), _str(arm.get("description"))
-        s.rows["arm_groups"].append({
+        s.rows[ARM_GROUPS_TABLE].append({
             "nct_id": s.nct_id,
             "arm_index": index,
             "label": label,
@@ -206,7 +210,7 @@ def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> No
               for g in _list(outcome.get("groups")) if isinstance(g, dict)]
     analyses = [a for a in _list(outcome.get("analyses")) if isinstance(a, dict)]
     participants = _denoms(outcome) or {}
-    s.rows["outcome_measures"].append({
+    s.rows[OUTCOME_MEASURES_TABLE].append({
         "nct_id": nct_id,
         "outcome_index": index,
         "type": s.enum("outcome_type", _str(outcome.get("type")), "outcome_measures.type"),
@@ -220,6 +224,9 @@ def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> No
         "unit": _str(outcome.get("unitOfMeasure")),
         "n_groups": len(groups),
         "n_analyses": len(analyses),
+        "reporting_status": s.enum("reporting_status", _str(outcome.get("reportingStatus")),
+                                   "outcome_measures.reporting_status")
+        or ("POSTED" if _list(outcome.get("classes")) else "NOT_POSTED"),
     })
     s.add_outcome_groups(index, groups, matcher, participants)
     _results(outcome, index, s, participants)
@@ -228,7 +235,7 @@ def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> No
 
 
 def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict[str, int]) -> None:
-    rows = s.rows["outcome_results"]
+    rows = s.rows[OUTCOME_RESULTS_TABLE]
     for class_index, cls in enumerate(_list(outcome.get("classes"))):
         if not isinstance(cls, dict):
             continue
@@ -266,7 +273,7 @@ def _analysis(analysis: dict, outcome_index: int, analysis_index: int, s: StudyR
     p_raw = _str(analysis.get("pValue"))
     p_value, relation = s.p_value(p_raw)
     param_raw = _str(analysis.get("paramValue"))
-    s.rows["outcome_analyses"].append({
+    s.rows[OUTCOME_ANALYSES_TABLE].append({
         "nct_id": s.nct_id,
         "outcome_index": outcome_index,
         "analysis_index": analysis_index,
@@ -292,7 +299,7 @@ def _analysis(analysis: dict, outcome_index: int, analysis_index: int, s: StudyR
 def _locations(protocol: dict, s: StudyRows) -> None:
     for index, loc in enumerate(_list(_d(protocol, "contactsLocationsModule", "locations"))):
         loc = loc if isinstance(loc, dict) else {}
-        s.rows["locations"].append({
+        s.rows[LOCATIONS_TABLE].append({
             "nct_id": s.nct_id,
             "location_index": index,
             "facility": _str(loc.get("facility")),

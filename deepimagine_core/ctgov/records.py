@@ -15,6 +15,15 @@ LEGACY_XML = "legacy_xml"
 API_V2_JSON = "api_v2_json"
 
 
+class SourceError(Exception):
+    """A trial source that cannot be published from (missing, empty, stopped early): one line naming the source.
+    Nothing is published when it is raised; the tables of an earlier refresh stay as they were."""
+
+
+class SourceNotFound(SourceError, FileNotFoundError):
+    """The trial source path does not exist."""
+
+
 class RecordError(Exception):
     """A study that cannot be used at all; it goes to `quarantine` at level `record`."""
 
@@ -33,6 +42,8 @@ class RawStudy:
     nct_id: str | None = None  # when cheaply known before parsing
     version: str | None = None  # last-update date (ISO) when cheaply known; newest version wins on duplicates
     error: str | None = None  # set by a reader that could not read this record (truncated, malformed ...)
+    stopped: bool = False  # with `error`: the stream stopped here (truncated archive, cut JSON array): records lost
+
 
     def to_json(self) -> str:
         return json.dumps(
@@ -43,6 +54,7 @@ class RawStudy:
                 "version": self.version,
                 "error": self.error,
                 "payload": self.payload,
+                **({"stopped": True} if self.stopped else {}),
             },
             ensure_ascii=False,
         )
@@ -57,6 +69,7 @@ class RawStudy:
             nct_id=d.get("nct_id"),
             version=d.get("version"),
             error=d.get("error"),
+            stopped=bool(d.get("stopped")),
         )
 
 

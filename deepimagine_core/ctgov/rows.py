@@ -1,4 +1,5 @@
-"""What both parsers share: value conversion that records field issues, result-group to arm mapping, dose columns.
+"""What both parsers share: value conversion that records field issues, result-group rows (mapped to arms by
+`arm_match`), dose columns.
 
 A parser walks its own format and hands raw strings to a `StudyRows`; it returns the typed value and, when a
 non-blank value cannot be used, appends ``{"stage": "value", "reason": ..., "column": ...}`` to its issues. The
@@ -8,15 +9,26 @@ study is never rejected for a value: the value stays null and its raw string is 
 from __future__ import annotations
 
 import math
-import re
 from functools import lru_cache
 from typing import Any
 
+from deepimagine_core.ctgov.arm_match import ArmMatcher
 from deepimagine_core.ctgov.doses import Dose, dose_for, parse_dose
 from deepimagine_core.ctgov.enums import map_enum, map_phases
 from deepimagine_core.ctgov.records import ParsedStudy
 from deepimagine_core.ctgov.schemas import KEYS, empty_rows
-from deepimagine_core.ctgov.values import is_missing, parse_date, parse_number, parse_number_relation, parse_p_value
+from deepimagine_core.ctgov.values import (
+    is_missing,
+    parse_date,
+    parse_number,
+    parse_number_relation,
+    parse_p_value,
+)
+from deepimagine_core.tables import (
+    ARM_GROUPS_TABLE,
+    INTERVENTIONS_TABLE,
+    OUTCOME_GROUPS_TABLE,
+)
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _NO_DOSE = {"dose_values": None, "dose_unit": None, "dose_frequency": None, "dose_route": None, "dose_text": None,
@@ -109,21 +121,25 @@ class StudyRows:
         for label in labels or [None]:
             dose = intervention_dose(name, other_names, label, arm_description.get(label), description,
                                      per_arm.get(label, 0) == 1)
-            self.rows["interventions"].append({**base, "arm_label": label, **dose})
+            self.rows[INTERVENTIONS_TABLE].append({**base, "arm_label": label, **dose})
 
     def add_outcome_groups(
-        self, outcome_index: int, groups: list[tuple], matcher: "ArmMatcher", participants: dict
+        self, outcome_index: int, groups: list[tuple], matcher: ArmMatcher, participants: dict
     ) -> None:
-        """`outcome_groups` rows of one outcome: groups are (group_id, title, description), mapped to arm labels."""
-        for group_index, (group_id, title, description) in enumerate(groups):
-            self.rows["outcome_groups"].append({
+        """`outcome_groups` rows of one outcome: groups are (group_id, title, description), mapped to arm labels with
+        the method that mapped them (`deepimagine_core.ctgov.arm_match`)."""
+        matcher.bind(self.rows[ARM_GROUPS_TABLE], self.rows[INTERVENTIONS_TABLE])
+        for group_index, ((group_id, title, description), (label, method)) in enumerate(
+                zip(groups, matcher.match_groups(groups))):
+            self.rows[OUTCOME_GROUPS_TABLE].append({
                 "nct_id": self.nct_id,
                 "outcome_index": outcome_index,
                 "group_id": group_id,
                 "group_index": group_index,
                 "title": title,
                 "description": description,
-                "arm_label": matcher.match(title, len(groups)),
+                "arm_label": label,
+                "arm_match_method": method,
                 "participants_analyzed": participants.get(group_id),
                 **group_dose(title, description),
             })
@@ -215,100 +231,3 @@ def _group_dose(title: str | None, description: str | None) -> tuple[Dose | None
 def group_dose(title: str | None, description: str | None) -> dict[str, Any]:
     """Dose columns of a result group: from its title, else its description."""
     return dose_columns(*_group_dose(title, description))
-
-
-_NON_WORD = re.compile(r"[^0-9a-z]+")
-_DIGIT_LETTER = re.compile(r"(?<=\d)(?=[a-z])|(?<=[a-z])(?=\d)")
-# Words that say nothing about which arm a result group is (ignored by the token-overlap rule only).
-_GENERIC = frozenset(
-    "group groups arm arms treatment treatments treated cohort participants subjects patients the of and with plus "
-    "then all".split()
-)
-
-
-def _norm(s: str) -> str:
-    """Lower case, words and numbers only, digits split from letters ("50mg/Day" -> "50 mg day")."""
-    return _DIGIT_LETTER.sub(" ", _NON_WORD.sub(" ", s.lower())).strip()
-
-
-def _dose_key(text: str) -> tuple | None:
-    dose = parse_dose(text)
-    return None if dose is None else (dose.values, dose.unit)
-
-
-class ArmMatcher:
-    """Maps result-group titles to protocol arm labels: exact, then normalised title, then containment (as whole
-    words), then token overlap (Jaccard >= 0.5 over non-generic words, with a unique best); the last two only when the
-    title names no word that only another label has. A label whose stated dose differs from the title's never
-    matches, so "Drug 30 mg" never maps to "Drug 10 mg". A study with a single arm
-    maps its single result group to it. Ambiguity gives None."""
-
-    def __init__(self, labels: list[str]):
-        self.labels = [label for label in labels if label]
-        self.exact = set(self.labels)
-        self.norm: dict[str, list[str]] = {}
-        for label in self.labels:
-            self.norm.setdefault(_norm(label), []).append(label)
-        self.tokens = {label: set(_norm(label).split()) - _GENERIC for label in self.labels}
-        self.doses = {label: _dose_key(label) for label in self.labels}
-        self.cache: dict[str, str | None] = {}
-
-    def match(self, title: str | None, n_groups: int) -> str | None:
-        if not title or not self.labels:
-            return None
-        if title in self.exact:
-            return title
-        if title not in self.cache:
-            self.cache[title] = self._match(title)
-        found = self.cache[title]
-        if found is None and len(self.labels) == 1 and n_groups == 1:
-            return self.labels[0]
-        return found
-
-    def _match(self, title: str) -> str | None:
-        nt = _norm(title)
-        same = self.norm.get(nt)
-        if same:
-            return same[0] if len(same) == 1 else None
-        dose = _dose_key(title)
-        allowed = [lb for lb in self.labels if dose is None or self.doses[lb] is None or self.doses[lb] == dose]
-        padded = f" {nt} "
-        contained = []
-        for label in allowed:
-            nl = _norm(label)
-            if nl and (f" {nl} " in padded or padded in f" {nl} "):
-                contained.append(label)
-        tokens = set(nt.split()) - _GENERIC
-        if contained:
-            return self._unless_other_named(_most_specific(contained), tokens)
-        if not tokens:
-            return None
-        scored = sorted(
-            ((len(tokens & self.tokens[lb]) / len(tokens | self.tokens[lb]), lb) for lb in allowed if self.tokens[lb]),
-            reverse=True,
-        )
-        if scored and scored[0][0] >= 0.5 and (len(scored) == 1 or scored[0][0] > scored[1][0]):
-            return self._unless_other_named(scored[0][1], tokens)
-        return None
-
-    def _unless_other_named(self, label: str | None, title_tokens: set[str]) -> str | None:
-        """None when the title also names a word that only another arm's label has ("Sham-treated; LED-treated"
-        is not the "LED-treated" arm when another arm is "Sham light")."""
-        if label is None:
-            return None
-        mine = self.tokens[label]
-        for other in self.labels:
-            if other != label and (self.tokens[other] - mine) & title_tokens:
-                return None
-        return label
-
-
-def _most_specific(candidates: list[str]) -> str | None:
-    """One candidate, or the longest when it contains all the others; else None (ambiguous)."""
-    if len(candidates) == 1:
-        return candidates[0]
-    longest = max(candidates, key=len)
-    nl = f" {_norm(longest)} "
-    if sum(len(c) == len(longest) for c in candidates) == 1 and all(f" {_norm(c)} " in nl for c in candidates):
-        return longest
-    return None

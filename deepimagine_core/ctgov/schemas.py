@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from deepimagine_core.tables import (
+    ARM_GROUPS_TABLE, INTERVENTIONS_TABLE, LOCATIONS_TABLE, OUTCOME_ANALYSES_TABLE, OUTCOME_GROUPS_TABLE,
+    OUTCOME_MEASURES_TABLE, OUTCOME_RESULTS_TABLE, QUARANTINE_TABLE, TRIALS_TABLE,
+)
+
 _str = pa.string()
 _f64 = pa.float64()
 _i64 = pa.int64()
@@ -105,10 +110,11 @@ OUTCOME_MEASURES = _schema(
     ("time_frame", _str),
     ("population", _str),
     ("param_type", _str),  # MEAN, MEDIAN, NUMBER, COUNT_OF_PARTICIPANTS, LEAST_SQUARES_MEAN, GEOMETRIC_MEAN, ...
-    ("dispersion_type", _str),  # STANDARD_DEVIATION, STANDARD_ERROR, 95% CONFIDENCE INTERVAL ... (CI kept as CONFIDENCE_INTERVAL_<pct>)
+    ("dispersion_type", _str),  # API v2 MeasureDispersionType: STANDARD_DEVIATION, CONFIDENCE_95, CONFIDENCE_975 ...
     ("unit", _str),
     ("n_groups", _i64),
     ("n_analyses", _i64),
+    ("reporting_status", _str),  # POSTED | NOT_POSTED (data not posted: no result rows); legacy XML: by its measures
     doc="One row per outcome measure (kept when its data were not posted: it then has no result rows).",
 )
 
@@ -120,6 +126,7 @@ OUTCOME_GROUPS = _schema(
     ("title", _str),
     ("description", _str),
     ("arm_label", _str),  # the protocol arm this result group maps to, null when none maps
+    ("arm_match_method", _str),  # how: exact|normalised|contained|tokens|single_arm|evidence|position (ctgov.arm_match)
     ("participants_analyzed", _i64),
     *DOSE_FIELDS,
     doc="One row per result group of an outcome measure.",
@@ -188,30 +195,30 @@ QUARANTINE = _schema(
 )
 
 TABLES: dict[str, pa.Schema] = {
-    "trials": TRIALS,
-    "arm_groups": ARM_GROUPS,
-    "interventions": INTERVENTIONS,
-    "outcome_measures": OUTCOME_MEASURES,
-    "outcome_groups": OUTCOME_GROUPS,
-    "outcome_results": OUTCOME_RESULTS,
-    "outcome_analyses": OUTCOME_ANALYSES,
-    "locations": LOCATIONS,
-    "quarantine": QUARANTINE,
+    TRIALS_TABLE: TRIALS,
+    ARM_GROUPS_TABLE: ARM_GROUPS,
+    INTERVENTIONS_TABLE: INTERVENTIONS,
+    OUTCOME_MEASURES_TABLE: OUTCOME_MEASURES,
+    OUTCOME_GROUPS_TABLE: OUTCOME_GROUPS,
+    OUTCOME_RESULTS_TABLE: OUTCOME_RESULTS,
+    OUTCOME_ANALYSES_TABLE: OUTCOME_ANALYSES,
+    LOCATIONS_TABLE: LOCATIONS,
+    QUARANTINE_TABLE: QUARANTINE,
 }
 
 #: Unique key of each table (quarantine has none).
 KEYS: dict[str, tuple[str, ...]] = {
-    "trials": ("nct_id",),
-    "arm_groups": ("nct_id", "arm_index"),
-    "interventions": ("nct_id", "intervention_index", "arm_label"),
-    "outcome_measures": ("nct_id", "outcome_index"),
-    "outcome_groups": ("nct_id", "outcome_index", "group_id"),
-    "outcome_results": ("nct_id", "outcome_index", "group_id", "class_index", "category_index"),
-    "outcome_analyses": ("nct_id", "outcome_index", "analysis_index"),
-    "locations": ("nct_id", "location_index"),
+    TRIALS_TABLE: ("nct_id",),
+    ARM_GROUPS_TABLE: ("nct_id", "arm_index"),
+    INTERVENTIONS_TABLE: ("nct_id", "intervention_index", "arm_label"),
+    OUTCOME_MEASURES_TABLE: ("nct_id", "outcome_index"),
+    OUTCOME_GROUPS_TABLE: ("nct_id", "outcome_index", "group_id"),
+    OUTCOME_RESULTS_TABLE: ("nct_id", "outcome_index", "group_id", "class_index", "category_index"),
+    OUTCOME_ANALYSES_TABLE: ("nct_id", "outcome_index", "analysis_index"),
+    LOCATIONS_TABLE: ("nct_id", "location_index"),
 }
 
-CHILD_TABLES = tuple(name for name in TABLES if name not in ("trials", "quarantine"))
+CHILD_TABLES = tuple(name for name in TABLES if name not in (TRIALS_TABLE, QUARANTINE_TABLE))
 
 
 def empty_rows() -> dict[str, list[dict]]:

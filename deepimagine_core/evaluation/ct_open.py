@@ -4,7 +4,8 @@ A CT Open record is one (trial, endpoint) with several questions (`question_list
 each) and the right option's TEXT per question (`answer_list_of_lists`). We flatten to one `Question` per question,
 with `answer` = the index of that text among the options.
 
-Accepted inputs (a file, a comma-separated list of files, or a folder of them; default env `DEEPIMAGINE_CT_OPEN`):
+Accepted inputs (a file, a comma-separated list of files, or a folder of them; the Dagster `ct_open` resource takes
+them from `DEEPIMAGINE_CT_OPEN`):
 - `*.pickle` / `*.pkl` as published in ClinicalTrial-OpenChallenge/CT_Open `datasets/`: a dict keyed by
   `(nct_id, endpoint_key)` (or by nct_id), or a list of records. Read with a restricted unpickler that admits only
   builtin containers and scalars, because unpickling runs code named by the file.
@@ -30,8 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from deepimagine_core.questions import Question
-
-ENV_CT_OPEN = "DEEPIMAGINE_CT_OPEN"
 
 PICKLE_SUFFIXES = (".pickle", ".pkl")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -87,9 +86,9 @@ def safe_load_pickle(path: str | os.PathLike) -> Any:
 
 def resolve_paths(spec: str | os.PathLike | Sequence[str | os.PathLike] | None = None) -> list[Path]:
     """CT Open files named by `spec`: a file, a comma-separated list, a folder (its CT Open files), or a list of
-    these. None reads env `DEEPIMAGINE_CT_OPEN`; empty gives []. A named path that does not exist is an error."""
+    these. None or empty gives []. A named path that does not exist is an error."""
     if spec is None:
-        spec = os.environ.get(ENV_CT_OPEN, "")
+        return []
     if isinstance(spec, (str, os.PathLike)):
         items = [s.strip() for s in os.fspath(spec).split(",")]
     else:
@@ -276,11 +275,6 @@ def load_benchmarks(spec: str | os.PathLike | Sequence[str | os.PathLike] | None
             name, n = f"{benchmark_name(path)}_{n}", n + 1
         out[name] = load_file(path)
     return out
-
-
-def load_questions(spec: str | os.PathLike | Sequence[str | os.PathLike] | None = None) -> list[Question]:
-    """The questions of every file `spec` names, concatenated."""
-    return [q for qs in load_benchmarks(spec).values() for q in qs]
 
 
 def benchmark_nct_ids(spec: str | os.PathLike | Sequence[str | os.PathLike] | None = None) -> set[str]:

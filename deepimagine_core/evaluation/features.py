@@ -246,12 +246,39 @@ def endpoint_texts(questions: Sequence[Question]) -> list[str]:
     return [endpoint_text(q) for q in questions]
 
 
-#: Feature sets: "full" = every structured feature; "endpoint" = those describing the endpoint alone (plus the
-#: category). On CT Open Winter 2025 the arm/trial-design features learned from historical questions lowered the
-#: 2-way-explicit AUC (0.65 → 0.60 for logistic regression), so the linear model defaults to "endpoint".
+def title_texts(questions: Sequence[Question]) -> list[str]:
+    """Brief titles with this trial's names masked (the condition and the design words stay)."""
+    return [mask_names(q.brief_title or "", trial_names(q)) for q in questions]
+
+
+def arms_texts(questions: Sequence[Question]) -> list[str]:
+    """Descriptions of the compared arms (explicit questions: "armx ... army ..."; implicit: every arm), masked."""
+    out = []
+    for q in questions:
+        names = trial_names(q)
+        arms = compared_arms(q) if q.category.endswith("explicit") else []
+        if len(arms) >= 2:
+            text = f"armx {arms[0].get('description') or ''} army {arms[1].get('description') or ''}"
+        else:
+            text = " ".join(str(a.get("description") or "") for a in q.arms if isinstance(a, dict))
+        out.append(mask_names(text, names))
+    return out
+
+
+#: Text blocks a pipeline may use, by name.
+TEXT_BLOCKS = {"endpoint": endpoint_texts, "title": title_texts, "arms": arms_texts}
+
+
+#: Feature sets: "full" = every structured feature (also intervention classes of arm X and of the trial);
+#: "endpoint" = those describing the endpoint alone (plus the category); "design" = endpoint + the arm types of X
+#: and Y and the arm counts. Which set a model uses is chosen by time-ordered cross-validation on historical
+#: questions (`selection`), never on a CT Open file.
+_ENDPOINT = ("category", "outcome_type", "time_frame", "log_weeks", "measure_is=", "endpoint_mentions=", "has_description")
 FEATURE_SETS: dict[str, tuple[str, ...] | None] = {
     "full": None,
-    "endpoint": ("category", "outcome_type", "time_frame", "log_weeks", "measure_is=", "endpoint_mentions=", "has_description"),
+    "endpoint": _ENDPOINT,
+    "design": _ENDPOINT + ("arm_pair", "arm_a", "arm_b", "same_intervention", "b_is_usual_care", "a_is_combination",
+                           "n_arms", "log_n_arms", "n_listed_arms"),
 }
 
 

@@ -1,6 +1,6 @@
-"""The evaluation report: every predictor on every benchmark, scored the official way, with intervals and plots.
+"""The evaluation report (the render side): files, tables, figures, markdown and HTML from `run.EvaluationResults`.
 
-    results = run_predictors(benchmarks, train, ["majority", "logreg"])
+    results = run.run_predictors(benchmarks, train, ["majority", "logreg"])
     files = write_report(store.path("reports"), results)
 
 Layout under `reports/` (every file written atomically):
@@ -9,10 +9,6 @@ Layout under `reports/` (every file written atomically):
     figures/<benchmark>/*.png               per-category bars, reliability diagram, confusion matrices
     predictions/<benchmark>/<predictor>.jsonl   {nct_id, endpoint_key, question_index, probabilities, parsed}
     trajectories/<benchmark>/<predictor>.jsonl  predictions that carry model text or trajectories
-
-Predictors train on the historical training questions; CT Open files the user marks as training are a separate
-setting, reported under `<predictor>@<setting>`. Training questions of trials that appear in an evaluated CT Open
-benchmark are dropped (and counted) so a benchmark trial never leaks into training.
 """
 
 from __future__ import annotations
@@ -21,129 +17,19 @@ import base64
 import html
 import json
 import os
-import re
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deepimagine_core.evaluation.predictors import Prediction, make_predictor
-from deepimagine_core.evaluation.scoring import METRICS, evaluate
-from deepimagine_core.questions import CATEGORIES, Question
+from deepimagine_core.evaluation.figures import write_figures
+from deepimagine_core.evaluation.run import EvaluationResults, fmt_interval, safe_name
+from deepimagine_core.evaluation.scoring import METRICS
 from deepimagine_core.store import atomic_path
 
-HISTORICAL_SETTING = "historical"
 TRAJECTORY_SAMPLE = 3  # questions shown step by step per trajectory file
-
-
-@dataclass
-class BenchmarkRun:
-    """One predictor on one benchmark: its predictions and official figures."""
-
-    questions: list[Question]
-    predictions: list[Prediction]
-    scores: dict[str, Any]
-
-
-@dataclass
-class EvaluationResults:
-    runs: dict[str, dict[str, BenchmarkRun]] = field(default_factory=dict)  # benchmark -> predictor -> run
-    training: dict[str, dict[str, Any]] = field(default_factory=dict)  # setting -> {n_questions, n_dropped, ...}
-
-    def as_json(self) -> dict[str, dict[str, dict[str, Any]]]:
-        return {b: {p: run.scores for p, run in preds.items()} for b, preds in self.runs.items()}
-
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.@+-]+", "_", name) or "unnamed"
-
-
-def run_predictors(
-    benchmarks: dict[str, list[Question]],
-    train: Sequence[Question],
-    predictors: Sequence[str],
-    *,
-    extra_training: dict[str, Sequence[Question]] | None = None,
-    predictor_kwargs: dict[str, dict[str, Any]] | None = None,
-    exclude_nct_ids: set[str] | None = None,
-    n_bootstrap: int = 1000,
-    seed: int = 0,
-    alpha: float = 0.05,
-    log: Callable[[str], None] = print,
-    question_limits: dict[str, int] | None = None,
-) -> EvaluationResults:
-    """Fit each predictor on each training setting and score it on every benchmark.
-
-    `question_limits` caps costly predictors (LLMs on a CPU): predictor name -> at most that many questions per
-    benchmark, a seeded sample that is the same for every capped predictor; its `n_questions` says how many were scored.
-
-    `train` is the historical training split (setting "historical"); `extra_training` maps further setting names
-    (e.g. "ct_open_train") to their questions. Questions whose trial is in `exclude_nct_ids` are dropped from every
-    training set. Errors are raised with the predictor's name, never turned into a zero score.
-    """
-    if not benchmarks or not any(benchmarks.values()):
-        raise ValueError("no benchmark questions to evaluate")
-    if not predictors:
-        raise ValueError("no predictors named")
-    exclude = exclude_nct_ids or set()
-    settings = {HISTORICAL_SETTING: list(train), **{k: list(v) for k, v in (extra_training or {}).items()}}
-    results = EvaluationResults(runs={name: {} for name in benchmarks if benchmarks[name]})
-    for setting, questions in settings.items():
-        kept = [q for q in questions if q.nct_id not in exclude and q.answer is not None]
-        results.training[setting] = {
-            "n_questions": len(kept),
-            "n_trials": len({q.nct_id for q in kept}),
-            "n_dropped_benchmark_trials": sum(1 for q in questions if q.nct_id in exclude),
-            "n_dropped_unanswered": sum(1 for q in questions if q.nct_id not in exclude and q.answer is None),
-        }
-        log(f"training setting {setting!r}: {len(kept)} questions ({results.training[setting]})")
-        if not kept:
-            raise ValueError(f"training setting {setting!r} has no usable questions")
-        for name in predictors:
-            label = name if setting == HISTORICAL_SETTING else f"{name}@{setting}"
-            started = time.monotonic()
-            try:
-                predictor = make_predictor(name, **(predictor_kwargs or {}).get(name, {}))
-                predictor.fit(kept)
-            except Exception as exc:
-                raise RuntimeError(f"predictor {label!r} failed to train: {type(exc).__name__}: {exc}") from exc
-            log(f"{label}: trained on {len(kept)} questions in {time.monotonic() - started:.1f}s")
-            for bench, questions_b in benchmarks.items():
-                if not questions_b:
-                    continue
-                limit = (question_limits or {}).get(name)
-                if limit and len(questions_b) > limit:
-                    questions_b = sample_questions(questions_b, limit, seed)
-                    log(f"{label} on {bench}: scored on a seeded sample of {limit} questions")
-                started = time.monotonic()
-                try:
-                    predictions = predictor.predict(list(questions_b))
-                except Exception as exc:
-                    raise RuntimeError(f"predictor {label!r} failed on {bench!r}: {type(exc).__name__}: {exc}") from exc
-                scores = evaluate(questions_b, predictions, n_bootstrap=n_bootstrap, seed=seed, alpha=alpha)
-                scores["training"] = {"setting": setting, **results.training[setting]}
-                if callable(getattr(predictor, "describe", None)):  # provenance (model, adapter, parse counts, note)
-                    scores["predictor"] = json.loads(json.dumps(predictor.describe(), default=str))
-                results.runs[bench][label] = BenchmarkRun(list(questions_b), predictions, scores)
-                o = scores["overall"]
-                log(
-                    f"{label} on {bench}: weighted accuracy {o['weighted_accuracy']:.3f} "
-                    f"{_fmt_interval(scores['intervals']['weighted_accuracy'])}, macro-F1 {o['macro_f1']:.3f}, "
-                    f"cross-entropy {o['cross_entropy']:.3f}, {scores['n_unparsed']} unparsed "
-                    f"({len(questions_b)} questions, {time.monotonic() - started:.1f}s)"
-                )
-    return results
-
-
-def sample_questions(questions: Sequence[Question], n: int, seed: int) -> list[Question]:
-    """A seeded sample of n questions in their original order (the same sample for the same inputs)."""
-    import random
-
-    keep = sorted(random.Random(seed).sample(range(len(questions)), n))
-    return [questions[i] for i in keep]
 
 
 # ---- files --------------------------------------------------------------------------------------------------------
@@ -198,130 +84,14 @@ def write_predictions(reports_dir: Path, results: EvaluationResults) -> tuple[li
     return preds, trajs
 
 
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend (files only, no display; safe in Dagster workers and tests)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save_png(fig, path: Path) -> Path:
-    plt = _pyplot()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-        os.chmod(tmp, 0o644)
-    plt.close(fig)
-    return path
-
-
-def plot_categories(runs: dict[str, BenchmarkRun], title: str):
-    """Grouped bars: weighted accuracy per category and overall, one bar per predictor, bootstrap interval whiskers."""
-    plt = _pyplot()
-
-    groups = [c for c in CATEGORIES if any(c in r.scores["categories"] for r in runs.values())] + ["overall"]
-    labels = list(runs)
-    width = 0.8 / max(len(labels), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) + 0.3 * len(labels)), 3.8), layout="constrained")
-    for i, label in enumerate(labels):
-        s = runs[label].scores
-        values, lows, highs = [], [], []
-        for g in groups:
-            entry = s["overall"] if g == "overall" else s["categories"].get(g)
-            interval = (s["intervals"] if g == "overall" else (entry or {}).get("intervals", {})).get("weighted_accuracy")
-            v = entry["weighted_accuracy"] if entry else np.nan
-            values.append(v)
-            lows.append(v - interval[0] if interval else 0)
-            highs.append(interval[1] - v if interval else 0)
-        x = np.arange(len(groups)) + (i - (len(labels) - 1) / 2) * width
-        ax.bar(x, values, width, yerr=[lows, highs], capsize=2, label=label)
-    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-    ax.set_xticks(np.arange(len(groups)), groups)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("weighted accuracy")
-    ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
-    return fig
-
-
-def plot_reliability(runs: dict[str, BenchmarkRun], title: str, n_bins: int = 10):
-    """Top-label reliability: accuracy of the argmax against its probability, in equal-width bins."""
-    plt = _pyplot()
-
-    fig, ax = plt.subplots(figsize=(4.8, 4.2), layout="constrained")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-    edges = np.linspace(0, 1, n_bins + 1)
-    for label, run in runs.items():
-        conf = np.array([max(p.probabilities) for p in run.predictions])
-        correct = np.array([int(np.argmax(p.probabilities)) == q.answer for q, p in zip(run.questions, run.predictions)])
-        bins = np.clip(np.digitize(conf, edges) - 1, 0, n_bins - 1)
-        xs, ys, ns = [], [], []
-        for b in range(n_bins):
-            mask = bins == b
-            if mask.any():
-                xs.append(conf[mask].mean())
-                ys.append(correct[mask].mean())
-                ns.append(mask.sum())
-        ax.plot(xs, ys, marker="o", markersize=3, label=label)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("probability of the chosen option")
-    ax.set_ylabel("fraction correct")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    return fig
-
-
-def plot_confusions(run: BenchmarkRun, title: str):
-    """One confusion matrix per category (original options; rows = truth, columns = argmax)."""
-    plt = _pyplot()
-
-    cats = list(run.scores["categories"])
-    fig, axes = plt.subplots(1, len(cats), figsize=(3.2 * len(cats), 3.2), squeeze=False, layout="constrained")
-    for ax, cat in zip(axes[0], cats):
-        m = np.array(run.scores["categories"][cat]["confusion"])
-        ax.imshow(m, cmap="Blues")
-        for (i, j), v in np.ndenumerate(m):
-            ax.text(j, i, str(v), ha="center", va="center", color="black" if v <= m.max() / 2 else "white")
-        ax.set_xticks(range(m.shape[1]))
-        ax.set_yticks(range(m.shape[0]))
-        ax.set_xlabel("predicted option")
-        ax.set_ylabel("true option")
-        ax.set_title(cat, fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    return fig
-
-
-def write_figures(reports_dir: Path, results: EvaluationResults) -> dict[str, dict[str, Path]]:
-    """{benchmark: {figure key: path}}: `categories`, `reliability` and `confusion:<predictor>`."""
-    figures: dict[str, dict[str, Path]] = {}
-    for bench, runs in results.runs.items():
-        folder = reports_dir / "figures" / safe_name(bench)
-        figs = {
-            "categories": _save_png(plot_categories(runs, f"{bench}: weighted accuracy per category"), folder / "categories.png"),
-            "reliability": _save_png(plot_reliability(runs, f"{bench}: reliability"), folder / "reliability.png"),
-        }
-        for label, run in runs.items():
-            figs[f"confusion:{label}"] = _save_png(
-                plot_confusions(run, f"{bench} / {label}"), folder / f"confusion_{safe_name(label)}.png"
-            )
-        figures[bench] = figs
-    return figures
-
-
 # ---- markdown / html ----------------------------------------------------------------------------------------------
 
-
-def _fmt_interval(interval: list[float] | None) -> str:
-    return f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "[n/a]"
 
 
 def _fmt(value: float | None, interval: list[float] | None = None) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "n/a"
-    return f"{value:.3f} {_fmt_interval(interval)}" if interval is not None else f"{value:.3f}"
+    return f"{value:.3f} {fmt_interval(interval)}" if interval is not None else f"{value:.3f}"
 
 
 def summary_table(runs: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -425,6 +195,11 @@ def report_blocks(results: EvaluationResults, figures: dict[str, dict[str, Path]
             "resampling trials. Majority scores 0.50 weighted accuracy by construction.",
         )
     )
+    if results.notes:
+        blocks.append(("h2", "Nothing evaluated" if not results.runs else "Notes"))
+        blocks.append(("ul", list(results.notes)))
+        if not results.runs:
+            return blocks
     train_rows = [[k, *(str(v[c]) for c in ("n_questions", "n_trials", "n_dropped_benchmark_trials"))] for k, v in results.training.items()]
     blocks.append(("h2", "Training data"))
     blocks.append(("table", ["setting", "questions", "trials", "dropped (trial in a benchmark)"], train_rows))

@@ -2,7 +2,8 @@
 
 Official rules (data/ct_open/README.md):
 - A model answers `DECISION: (p1, p2[, p3])`; the scores are normalised to probabilities (then clipped at 1e-12 and
-  renormalised); the prediction is the argmax. Output we cannot parse counts as uniform probabilities, and is
+  renormalised); the prediction is the argmax. `parse_decision` is the project's one DECISION parser (the LLM
+  predictors, the pathway and the GRPO rewards use it too). Output we cannot parse counts as uniform probabilities, and is
   counted (`n_unparsed`), never dropped.
 - Each question falls in one category, `{2,3}-way_{implicit,explicit}` (option count and meta_label).
 - Per category: class-balanced accuracy ("weighted accuracy": mean per-class recall over the classes present in the
@@ -34,9 +35,8 @@ from deepimagine_core.questions import CATEGORIES, Question
 METRICS = ("weighted_accuracy", "macro_f1", "cross_entropy")
 PROB_FLOOR = 1e-12
 
-# Markdown and code-fence noise models wrap their answers in.
-_NOISE = re.compile(r"```[a-zA-Z]*|[*#`_]")
-_DECISION = re.compile(r"DECISION\s*[:：=]?\s*[\(\[\{]([^\)\]\}]*)[\)\]\}]", re.IGNORECASE)
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*%?"
+_DECISION = re.compile(r"decision\s*[:：=]?\s*[\(\[\{<]?\s*((?:" + _NUMBER + r"\s*[,;/\s]\s*)+" + _NUMBER + r")", re.I)
 
 
 class HasProbabilities(Protocol):
@@ -57,28 +57,41 @@ def uniform(n_options: int) -> list[float]:
     return [1.0 / n_options] * n_options
 
 
-def parse_decision(text: str | None, n_options: int) -> tuple[list[float], bool]:
-    """(probabilities, parsed) from a model's output. The last `DECISION: (...)` wins; markdown (`**`, `#`, code
-    fences) is ignored; scores may be any non-negative numbers or percentages. Anything else, including the wrong
-    number of scores, gives uniform probabilities and parsed=False."""
-    if not text:
-        return uniform(n_options), False
-    matches = _DECISION.findall(_NOISE.sub("", text))
+def strip_markdown(text: str) -> str:
+    """Remove formatting that models wrap answers in: code fences, bold/italics, inline code, headings, bullets, and
+    a closed <think> block (the answer after it is what counts)."""
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    text = re.sub(r"```[a-zA-Z]*", "\n", text)
+    text = text.replace("**", "").replace("__", "").replace("`", "")
+    text = re.sub(r"^\s*(?:#+|>+|[-*•]\s|\d+[.)]\s)\s*", "", text, flags=re.M)
+    return text
+
+
+@dataclass(frozen=True)
+class Decision:
+    probabilities: list[float]  # normalised the official way; uniform when not parsed
+    parsed: bool
+    error: str = ""  # why it was not parsed
+
+
+def parse_decision(text: str | None, n_options: int) -> Decision:
+    """The last `DECISION: (p1, ...)` in a model's output as probabilities over `n_options` options. Markdown noise is
+    ignored (`strip_markdown`); brackets are optional; scores may be any non-negative numbers or percentages, separated
+    by commas, semicolons, slashes or spaces. Anything else, including the wrong number of scores, gives uniform
+    probabilities with parsed=False and the reason."""
+    matches = _DECISION.findall(strip_markdown(text or ""))
     if not matches:
-        return uniform(n_options), False
-    values = []
-    for part in (p.strip() for p in matches[-1].split(",")):
-        scale = 0.01 if part.endswith("%") else 1.0
-        try:
-            values.append(float(part.rstrip("%").strip()) * scale)
-        except ValueError:
-            return uniform(n_options), False
+        return Decision(uniform(n_options), False, "no DECISION found")
+    raw = re.findall(_NUMBER, matches[-1])
+    values = [float(v.replace("%", "").strip()) * (0.01 if v.strip().endswith("%") else 1.0) for v in raw]
     if len(values) != n_options:
-        return uniform(n_options), False
-    try:
-        return normalise(values).tolist(), True
-    except ValueError:
-        return uniform(n_options), False
+        return Decision(uniform(n_options), False, f"DECISION has {len(values)} numbers for {n_options} options")
+    if any(v < 0 for v in values):
+        return Decision(uniform(n_options), False, "negative probability")
+    if sum(values) <= 0:
+        return Decision(uniform(n_options), False, "probabilities sum to 0")
+    return Decision(normalise(values).tolist(), True)
 
 
 # ----------------------------------------------------------------------------------------------------------------

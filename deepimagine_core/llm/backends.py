@@ -69,7 +69,9 @@ def is_tiny_model(path: str) -> bool:
 def resolve_model(model: str, store: Store | None = None) -> str:
     """A hub id or folder as given; "tiny" becomes the store's tiny model folder (built if missing)."""
     if model == TINY_MODEL_SPEC:
-        return str(ensure_tiny_model(store or Store()))
+        if store is None:
+            raise ValueError('the "tiny" model lives in a store: pass store=Store(root)')
+        return str(ensure_tiny_model(store))
     return model
 
 
@@ -332,25 +334,27 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None and cuda_available()
 
 
-ENV_TENSOR_PARALLEL = "DEEPIMAGINE_VLLM_TENSOR_PARALLEL_SIZE"  # GPUs per vLLM engine (default 1)
-ENV_DATA_PARALLEL = "DEEPIMAGINE_VLLM_DATA_PARALLEL_SIZE"  # vLLM engines, one process each (default 1)
+@dataclass(frozen=True)
+class BackendSettings:
+    """The default LLM backend; the Dagster `llm` resource takes its defaults from here."""
+
+    kind: str = "transformers"  # transformers | vllm | auto
+    model: str = TINY_MODEL_SPEC  # hub id, local folder, or "tiny"
+    device: str = "cpu"
+    batch_size: int = 8
+    vllm_tensor_parallel_size: int = 1  # GPUs per vLLM engine
+    vllm_data_parallel_size: int = 1  # vLLM engines, one process each
 
 
-def _env_size(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{name}={value!r}: expected a whole number >= 1")
-    return int(value)
-
-
-def make_backend(kind: str, model: str, **kw) -> Backend:
+def make_backend(
+    kind: str, model: str, *, vllm_tensor_parallel_size: int | None = None, vllm_data_parallel_size: int | None = None,
+    **kw,
+) -> Backend:
     """`kind` = transformers | vllm | auto (vLLM when it is installed and CUDA is present, else transformers).
 
     `tensor_parallel_size` (vLLM: GPUs per engine) and `data_parallel_size` (replicas, one process each, see
-    `llm.sharding`) default for vLLM to $DEEPIMAGINE_VLLM_TENSOR_PARALLEL_SIZE / $DEEPIMAGINE_VLLM_DATA_PARALLEL_SIZE;
-    `data_parallel_size` > 1 returns a `ShardedBackend` (also with transformers, e.g. CPU processes)."""
+    `llm.sharding`) default for vLLM to `vllm_tensor_parallel_size` / `vllm_data_parallel_size` (the `llm` resource's
+    settings); `data_parallel_size` > 1 returns a `ShardedBackend` (also with transformers, e.g. CPU processes)."""
     if kind == "auto":
         kind = "vllm" if vllm_available() else "transformers"
     if kind not in BACKENDS:
@@ -360,8 +364,8 @@ def make_backend(kind: str, model: str, **kw) -> Backend:
         kw.pop("device", None)
         kw.pop("batch_size", None)  # vLLM schedules its own batches
         if kw.get("tensor_parallel_size") is None:
-            kw["tensor_parallel_size"] = _env_size(ENV_TENSOR_PARALLEL) or 1
-        data_parallel = data_parallel or _env_size(ENV_DATA_PARALLEL)
+            kw["tensor_parallel_size"] = vllm_tensor_parallel_size or 1
+        data_parallel = data_parallel or vllm_data_parallel_size
     else:
         kw.pop("enable_lora", None)  # transformers loads any adapter on demand
     if (data_parallel or 1) > 1:
@@ -371,23 +375,18 @@ def make_backend(kind: str, model: str, **kw) -> Backend:
     return BACKENDS[kind](model, **kw)
 
 
-ENV_BACKEND = "DEEPIMAGINE_LLM_BACKEND"  # transformers | vllm | auto
-ENV_MODEL = "DEEPIMAGINE_LLM_MODEL"  # hub id, local folder, or "tiny"
-ENV_DEVICE = "DEEPIMAGINE_LLM_DEVICE"
-
-
 _SHARED: dict[tuple, Backend] = {}
 
 
-def backend_from_env(store: Store | None = None, **kw) -> Backend:
-    """The default backend: $DEEPIMAGINE_LLM_BACKEND (transformers), $DEEPIMAGINE_LLM_MODEL (tiny),
-    $DEEPIMAGINE_LLM_DEVICE (cpu); keyword arguments override. One backend per distinct setting is shared by the
-    process, so several predictors do not load the same model (or start several vLLM engines) twice."""
-    kind = kw.pop("kind", None) or os.environ.get(ENV_BACKEND) or "transformers"
-    model = kw.pop("model", None) or os.environ.get(ENV_MODEL) or TINY_MODEL_SPEC
-    kw.setdefault("device", os.environ.get(ENV_DEVICE) or "cpu")
-    store = store or Store()
-    key = (kind, model, str(store.root), tuple(sorted((k, repr(v)) for k, v in kw.items())))
+def shared_backend(store: Store | None = None, **kw) -> Backend:
+    """The default backend (`BackendSettings`: transformers, the tiny model of `store`, cpu); keyword arguments
+    override. One backend per distinct setting is shared by the process, so several predictors do not load the same
+    model (or start several vLLM engines) twice."""
+    defaults = BackendSettings()
+    kind = kw.pop("kind", None) or defaults.kind
+    model = kw.pop("model", None) or defaults.model
+    kw.setdefault("device", defaults.device)
+    key = (kind, model, str(store.root) if store else None, tuple(sorted((k, repr(v)) for k, v in kw.items())))
     if key not in _SHARED:
         _SHARED[key] = make_backend(kind, model, store=store, **kw)
     return _SHARED[key]

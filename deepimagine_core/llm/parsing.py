@@ -1,5 +1,6 @@
-"""Parse model answers: `DECISION: (p1, p2[, p3])` and the counterfactual step format (DIRECTION / SIZE / RESULT /
-EXPLANATION), tolerant of markdown noise (bold, code fences, headings, bullets, "Decision:", percentages, brackets).
+"""Parse model answers: `DECISION: (p1, p2[, p3])` (the one parser, `evaluation.scoring.parse_decision`, re-exported
+here) and the counterfactual step format (DIRECTION / SIZE / RESULT / EXPLANATION), tolerant of markdown noise (bold,
+code fences, headings, bullets, "Decision:", percentages, brackets).
 
 A failure is never hidden: the result says `parsed=False` with the reason, and `ParseCounter` tallies them so every
 caller can report its parse rate. An unparsed DECISION carries uniform probabilities (CT Open's rule for unparseable
@@ -12,8 +13,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*%?"
-_DECISION = re.compile(r"decision\s*[:=]?\s*[\(\[\{<]?\s*((?:" + _NUMBER + r"\s*[,;/\s]\s*)+" + _NUMBER + r")", re.I)
+from deepimagine_core.evaluation.scoring import Decision, parse_decision, strip_markdown
+
+__all__ = ["Decision", "parse_decision", "strip_markdown", "Step", "parse_step", "ParseCounter"]
+
 _FIELD = re.compile(r"^\s*(direction|size|result|explanation)\s*[:=\-–]\s*(.*)$", re.I)
 
 DIRECTIONS = ("up", "down", "same")
@@ -30,44 +33,6 @@ _SIZE_WORDS = {
     "moderate": ("moderate", "moderately", "medium", "modest"),
     "large": ("large", "big", "substantial", "strong", "major", "marked", "considerable", "huge"),
 }
-
-
-def strip_markdown(text: str) -> str:
-    """Remove formatting that models wrap answers in: code fences, bold/italics, inline code, headings, bullets, and
-    a closed <think> block (the answer after it is what counts)."""
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    text = re.sub(r"```[a-zA-Z]*", "\n", text)
-    text = text.replace("**", "").replace("__", "").replace("`", "")
-    text = re.sub(r"^\s*(?:#+|>+|[-*•]\s|\d+[.)]\s)\s*", "", text, flags=re.M)
-    return text
-
-
-@dataclass(frozen=True)
-class Decision:
-    probabilities: list[float]  # normalised; uniform when not parsed
-    parsed: bool
-    error: str = ""
-
-
-def parse_decision(text: str, n_options: int) -> Decision:
-    """The last `DECISION:` in `text` as probabilities over `n_options` options (normalised to sum 1; numbers with
-    "%" are percentages)."""
-    uniform = [1.0 / n_options] * n_options
-    clean = strip_markdown(text or "")
-    matches = _DECISION.findall(clean)
-    if not matches:
-        return Decision(uniform, False, "no DECISION found")
-    raw = re.findall(_NUMBER, matches[-1])
-    values = [float(v.replace("%", "").strip()) * (0.01 if v.strip().endswith("%") else 1.0) for v in raw]
-    if len(values) != n_options:
-        return Decision(uniform, False, f"DECISION has {len(values)} numbers for {n_options} options")
-    if any(v < 0 for v in values):
-        return Decision(uniform, False, "negative probability")
-    total = sum(values)
-    if total <= 0:
-        return Decision(uniform, False, "probabilities sum to 0")
-    return Decision([v / total for v in values], True)
 
 
 @dataclass(frozen=True)

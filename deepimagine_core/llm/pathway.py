@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from tqdm.auto import tqdm
@@ -61,9 +60,9 @@ class IndexAnchorRetriever:
         if not self.anchors:
             raise ValueError("no anchors with a known answer to retrieve from")
         if index is None:
-            from deepimagine_core.evaluation.predictors import default_text_index
+            from deepimagine_core.pairs.retrieval import TextIndex
 
-            index = default_text_index()
+            index = TextIndex()
         self.index = index
         self.overfetch = overfetch
         self.index.fit([str(i) for i in range(len(self.anchors))], [anchor_text(a) for a in self.anchors])
@@ -308,19 +307,3 @@ def render_trajectory(traj: dict[str, Any]) -> str:
     lines.append(f"- answer: ({probs}){'' if final['parsed'] else ' ⚠ unparsed (uniform)'}")
     return "\n".join(lines)
 
-
-def write_trajectories(path, trajectories: Sequence[dict[str, Any]]) -> Path:
-    """Trajectories as JSON Lines (one per anchor path), written atomically. Name the file so it contains
-    `trajectories` (e.g. `reports/trajectories/<benchmark>__deepimagine.trajectories.jsonl`)."""
-    import json
-
-    from deepimagine_core.store import atomic_path
-
-    path = Path(path)
-    if "trajectories" not in path.name and "trajectories" not in path.parent.name:
-        raise ValueError(f"trajectory files must have 'trajectories' in their name or folder: {path}")
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for traj in trajectories:
-                f.write(json.dumps(traj, default=str) + "\n")
-    return path

@@ -4,8 +4,8 @@
 - `llm_rag`: the question with k retrieved historical questions and their known results.
 - `deepimagine`: the stepwise imagination pathway from k anchors (trajectories in `Prediction.trajectory`).
 
-Each works with any backend and model (default from the environment: transformers + the tiny local model, see
-`backend_from_env`). `deepimagine` takes per-factor LoRA adapter folders (`adapters={"arm": ".../adapter"}`), so the
+Each works with any backend and model (default `BackendSettings`: transformers + the tiny local model of `store`, see
+`shared_backend`). `deepimagine` takes per-factor LoRA adapter folders (`adapters={"arm": ".../adapter"}`), so the
 trained operators become predictors with their own name (`predictor_name="deepimagine_sft"`). With the tiny model the
 predictions are meaningless (random weights); `note` says so for the report.
 
@@ -18,13 +18,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from deepimagine_core.evaluation.predictors import Prediction, register_predictor
-from deepimagine_core.llm.backends import Backend, SamplingParams, backend_from_env, is_tiny
+from deepimagine_core.llm.backends import Backend, SamplingParams, is_tiny, shared_backend
 from deepimagine_core.llm.factors import DEFAULT_ORDER
 from deepimagine_core.llm.parsing import ParseCounter, parse_decision
 from deepimagine_core.llm.pathway import IndexAnchorRetriever, PathwayConfig, run_pathway, trajectory_steps
 from deepimagine_core.llm.prompts import direct_messages, rag_messages, template_id
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store
+from deepimagine_core.tables import TRIALS_TABLE
 
 TINY_NOTE = "tiny local model with random weights: its predictions and scores are meaningless (tests/offline default)"
 TINY_MAX_NEW_TOKENS = 16
@@ -52,7 +53,7 @@ class _LLMPredictor:
     ):
         if predictor_name:
             self.name = predictor_name
-        self.store = store or Store()
+        self.store = store
         self._backend = backend
         self.backend_kw = backend_kw
         self._params = params
@@ -62,7 +63,7 @@ class _LLMPredictor:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = backend_from_env(self.store, **self.backend_kw)
+            self._backend = shared_backend(self.store, **self.backend_kw)
         return self._backend
 
     @property
@@ -133,9 +134,9 @@ class LLMRagPredictor(_LLMPredictor):
 
 def load_trials(store: Store | None) -> dict[str, dict[str, Any]]:
     """nct_id → the `trials` columns the factors use, or {} when the table is not built."""
-    if store is None or not store.has_table("trials"):
+    if store is None or not store.has_table(TRIALS_TABLE):
         return {}
-    table = store.read_table("trials")
+    table = store.read_table(TRIALS_TABLE)
     columns = [c for c in TRIAL_COLUMNS if c in table.column_names]
     return {row["nct_id"]: row for row in table.select(columns).to_pylist()}
 
@@ -202,7 +203,8 @@ register_predictor("deepimagine", DeepImaginePredictor)
 def _published(store: Store | None) -> dict[str, Any]:
     from deepimagine_core.training.adapters import operator_adapters, published_adapters
 
-    store = store or Store()
+    if store is None:
+        raise ValueError("the published adapters live in a store: pass store=Store(root)")
     return {"operators": operator_adapters(store), "grpo": published_adapters(store).get("grpo")}
 
 

@@ -349,7 +349,7 @@ def merge_traces(existing: pa.Table, new: pa.Table) -> tuple[pa.Table, int]:
         if key not in seen:
             seen.add(key)
             keep.append(i)
-    return combined.take(keep), combined.num_rows - len(keep)
+    return combined.take(pa.array(keep, pa.int64())), combined.num_rows - len(keep)  # typed: `keep` may be empty
 
 
 def generate_traces(

@@ -35,6 +35,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from deepimagine_core.pairs.retrieval import TextIndex
+from deepimagine_core.tables import ARM_GROUPS_TABLE, INTERVENTIONS_TABLE, TRIALS_TABLE
 
 __all__ = ["FACTORS", "VIEWS", "ApproxConfig", "APPROXIMATE_PAIRS", "TrialProfiles", "trial_profiles",
            "build_trial_index", "build_approximate_pairs", "differing_factors_of", "render_pair"]
@@ -128,17 +129,17 @@ def _codes(values: list) -> np.ndarray:
 
 def trial_profiles(tables: Mapping[str, pa.Table], eligibility_chars: int = 1500) -> TrialProfiles:
     """Attributes and index documents of every trial in ``tables['trials']``."""
-    trials = tables["trials"].to_pylist()
+    trials = tables[TRIALS_TABLE].to_pylist()
     names: dict[str, list[str]] = defaultdict(list)
     descriptions: dict[str, list[str]] = defaultdict(list)
-    iv = tables.get("interventions")
+    iv = tables.get(INTERVENTIONS_TABLE)
     if iv is not None and iv.num_rows:
         for nct_id, name, desc in zip(*(iv.column(c).to_pylist() for c in ("nct_id", "name", "description"))):
             if name and not _PLACEBO.search(name) and name not in names[nct_id]:
                 names[nct_id].append(name)
                 descriptions[nct_id].append((desc or "")[:200])
     arm_types: dict[str, set] = defaultdict(set)
-    ag = tables.get("arm_groups")
+    ag = tables.get(ARM_GROUPS_TABLE)
     if ag is not None and ag.num_rows:
         for nct_id, arm_type in zip(ag.column("nct_id").to_pylist(), ag.column("type").to_pylist()):
             arm_types[nct_id].add(arm_type)

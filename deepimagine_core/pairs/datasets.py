@@ -23,27 +23,31 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deepimagine_core.store import Store
+from deepimagine_core.tables import (
+    APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, TRIALS_TABLE,
+)
 
 __all__ = ["export_datasets", "dataset_card"]
 
 TITLES = {
-    "historical_questions": "CT Open-style questions from posted ClinicalTrials.gov results",
-    "natural_pairs": "Natural counterfactual pairs (same trial, one factor changed)",
-    "approximate_pairs": "Approximate counterfactual pairs (two trials alike except in one factor)",
+    HISTORICAL_QUESTIONS_TABLE: "CT Open-style questions from posted ClinicalTrials.gov results",
+    NATURAL_PAIRS_TABLE: "Natural counterfactual pairs (same trial, one factor changed)",
+    APPROXIMATE_PAIRS_TABLE: "Approximate counterfactual pairs (two trials alike except in one factor)",
 }
 DESCRIPTIONS = {
-    "historical_questions": (
+    HISTORICAL_QUESTIONS_TABLE: (
         "Questions in the option sentences of the CT Open benchmark, answered by the statistical analyses posted on "
         "ClinicalTrials.gov: `superiority` and `comparative` questions (label_kind `direction`: significance and the "
-        "better arm, from the outcome's polarity) and `endpoint_met` questions (label_kind `significance`). Each row "
+        "better arm, from the outcome's polarity) and `endpoint_met` questions (label_kind `benefit`: a significant "
+        "benefit of an experimental arm over its comparator; `significance` where no arm is a control). Each row "
         "keeps its evidence (analysis index, p-value as posted, CI, group values, polarity rule) for audit. Built by "
-        "`deepimagine_core.pairs.questions`."),
-    "natural_pairs": (
+        "`deepimagine_core.pairs.historical`."),
+    NATURAL_PAIRS_TABLE: (
         "Pairs of observed results of one trial that differ in one factor: `arm` (another result group on the same "
         "outcome cell; dose-ranging pairs ordered low → high dose) or `outcome` (another outcome measure, time point "
         "or category of the same group). Each holds both contexts, both results and the observed change. Built by "
         "`deepimagine_core.pairs.natural`."),
-    "approximate_pairs": (
+    APPROXIMATE_PAIRS_TABLE: (
         "Pairs of trials retrieved with a TF-IDF index that are alike in every factor but one (`intervention`, "
         "`population`, `geography`, `design`), with the similarity and the attributes that differ. Built by "
         "`deepimagine_core.pairs.approximate`."),
@@ -63,7 +67,9 @@ FIELD_DOCS = {
     "category": "CT Open category {2,3}-way_{explicit,implicit}",
     "split": "train | test | benchmark (temporal split; benchmark trials never train)",
     "kind": "superiority | comparative | endpoint_met",
-    "label_kind": "direction (needs polarity and values) | significance (needs the test only)",
+    "label_kind": "direction (needs polarity and values) | benefit (endpoint met: significant and better) | "
+                  "significance (needs the test only)",
+    "arm_match_methods": "how the compared result groups were mapped to arms (exact ... evidence, position)",
     "results_first_posted": "date the trial's results were first posted",
     "significant": "the deciding analysis is significant at alpha",
     "significance_source": "p-value | CI",
@@ -128,8 +134,8 @@ def dataset_card(name: str, table: pa.Table, provenance: dict, hf_saved: bool) -
 def _provenance(store: Store, name: str) -> dict:
     info = {"built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "source table": str(store.table_path(name)), "builder": f"deepimagine_core.pairs ({name})"}
-    if store.has_table("trials"):
-        trials = store.read_table("trials", columns=["source_format", "source_ref"])
+    if store.has_table(TRIALS_TABLE):
+        trials = store.read_table(TRIALS_TABLE, columns=["source_format", "source_ref"])
         info["trial records"] = ", ".join(f"{k}: {v}" for k, v in _counts(trials, "source_format").items())
         refs = {str(r).split("!")[0] for r in trials.column("source_ref").to_pylist()[:1000] if r}
         info["trial sources"] = ", ".join(sorted(refs)[:5])
@@ -168,6 +174,12 @@ def _save_hf(parquet: Path, target: Path, cache: Path) -> bool:
         import datasets
     except ImportError:
         return False
+    if pq.ParquetFile(parquet).metadata.num_rows == 0:
+        # an empty table: from_parquet cannot read zero batches, and save_to_disk of zero rows writes zero shards
+        # (which load_from_disk refuses), so build it in memory and write one empty shard with the schema
+        ds = datasets.Dataset(datasets.table.InMemoryTable(pq.read_table(parquet)))
+        ds.save_to_disk(str(target), num_shards=1)
+        return True
     ds = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(cache))
     ds.save_to_disk(str(target))
     del ds

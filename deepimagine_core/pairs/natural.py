@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from deepimagine_core.pairs.polarity import outcome_polarity
 from deepimagine_core.pairs.trialdata import Trial, arm_json, arm_rank, iter_trials
+from deepimagine_core.tables import TRIALS_TABLE
 
 __all__ = ["NATURAL_PAIRS", "NaturalConfig", "build_natural_pairs", "change_of"]
 
@@ -341,7 +342,7 @@ def build_natural_pairs(
     splits = splits or {}
     rows: list[dict] = []
     stats = {"trials_with_arm_pairs": 0, "trials_with_outcome_pairs": 0}
-    n = tables["trials"].num_rows
+    n = tables[TRIALS_TABLE].num_rows
     for trial in tqdm(iter_trials(tables), total=n, desc="natural pairs", unit="trial", disable=not progress,
                       mininterval=2):
         builder = _TrialPairs(trial, config, splits.get(trial.nct_id, "unassigned"))

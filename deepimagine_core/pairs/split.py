@@ -2,7 +2,7 @@
 
 Each trial goes to exactly one side:
 
-- ``benchmark`` — its NCT id appears in a benchmark the user loads (CT Open files named by ``$DEEPIMAGINE_CT_OPEN``).
+- ``benchmark`` — its NCT id is among the benchmark ids the caller passes (the trials of the CT Open files it loaded).
   Such trials never enter training, whatever their date.
 - ``test`` — results first posted on or after the cutoff (default: the date that puts the latest ~15% of trials on
   this side), or no results-first-posted date at all (an undated trial cannot be shown to precede the cutoff).
@@ -15,14 +15,13 @@ Questions and pairs inherit the side of their trial(s); a pair whose two trials 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["TRIAL_SPLITS", "SIDES", "default_cutoff", "assign_splits", "split_map", "benchmark_nct_ids", "find_leaks",
+__all__ = ["TRIAL_SPLITS", "SIDES", "default_cutoff", "assign_splits", "split_map", "find_leaks",
            "drop_spanning", "counts_by_split"]
 
 SIDES = ("train", "test", "benchmark")
@@ -33,7 +32,10 @@ TRIAL_SPLITS = pa.schema(
 )
 
 
-def default_cutoff(dates: Sequence[dt.date | None], test_fraction: float = 0.15) -> dt.date | None:
+DEFAULT_TEST_FRACTION = 0.15  # the latest ~15% of dated trials go to the test side
+
+
+def default_cutoff(dates: Sequence[dt.date | None], test_fraction: float = DEFAULT_TEST_FRACTION) -> dt.date | None:
     """The date putting the latest ``test_fraction`` of dated trials on the test side (dates >= cutoff); None if no
     trial is dated."""
     known = np.array(sorted(d.toordinal() for d in dates if d is not None), dtype=np.int64)
@@ -46,7 +48,7 @@ def default_cutoff(dates: Sequence[dt.date | None], test_fraction: float = 0.15)
 def assign_splits(
     trials: pa.Table,
     cutoff: dt.date | None = None,
-    test_fraction: float = 0.15,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
     benchmark_ids: Iterable[str] = (),
 ) -> tuple[pa.Table, dt.date | None]:
     """A ``trial_splits`` table (one row per trial) and the cutoff used."""
@@ -71,16 +73,6 @@ def assign_splits(
 
 def split_map(splits: pa.Table) -> dict[str, str]:
     return dict(zip(splits.column("nct_id").to_pylist(), splits.column("split").to_pylist()))
-
-
-def benchmark_nct_ids(spec: str | os.PathLike | Sequence[str] | None) -> set[str]:
-    """NCT ids of every trial in the benchmark files ``spec`` names (a file, a comma-separated list or a folder;
-    empty → none), read by the evaluation loader (``deepimagine_core.evaluation.ct_open``)."""
-    if not spec:
-        return set()
-    from deepimagine_core.evaluation.ct_open import benchmark_nct_ids as read_ids
-
-    return set(read_ids(spec))
 
 
 def drop_spanning(table: pa.Table, splits: Mapping[str, str], source_col: str = "source_nct_id",

@@ -18,10 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from deepimagine_core.ctgov.schemas import TABLES
+from deepimagine_core.tables import (
+    ARM_GROUPS_TABLE, INTERVENTIONS_TABLE, OUTCOME_ANALYSES_TABLE, OUTCOME_GROUPS_TABLE, OUTCOME_MEASURES_TABLE,
+    OUTCOME_RESULTS_TABLE, TRIALS_TABLE,
+)
 
 #: The trial tables questions and pairs are built from.
-TRIAL_TABLES = ("trials", "arm_groups", "interventions", "outcome_measures", "outcome_groups", "outcome_results",
-                "outcome_analyses")
+TRIAL_TABLES = (TRIALS_TABLE, ARM_GROUPS_TABLE, INTERVENTIONS_TABLE, OUTCOME_MEASURES_TABLE, OUTCOME_GROUPS_TABLE,
+                OUTCOME_RESULTS_TABLE, OUTCOME_ANALYSES_TABLE)
 
 #: Arm types ranked by how "experimental" they are; the lower rank is the arm a question singles out.
 ARM_TYPE_RANK = {"EXPERIMENTAL": 0, "OTHER": 1, None: 1, "ACTIVE_COMPARATOR": 2, "PLACEBO_COMPARATOR": 3,
@@ -134,12 +138,12 @@ def iter_trials(tables: Mapping[str, pa.Table], nct_ids: set[str] | None = None,
     Missing child tables are treated as empty. Rows whose nct_id is not in ``trials`` are never yielded. Rows are
     converted to Python ``block`` trials at a time (one conversion per table and block, not per trial).
     """
-    trials = tables["trials"]
+    trials = tables[TRIALS_TABLE]
     if nct_ids is not None:
         trials = trials.filter(pc.is_in(trials.column("nct_id"), pa.array(sorted(nct_ids), pa.string())))
     trials = trials.sort_by([("nct_id", "ascending")])
-    attr = {"arm_groups": "arms", "interventions": "interventions", "outcome_measures": "outcomes",
-            "outcome_groups": "groups", "outcome_results": "results", "outcome_analyses": "analyses"}
+    attr = {ARM_GROUPS_TABLE: "arms", INTERVENTIONS_TABLE: "interventions", OUTCOME_MEASURES_TABLE: "outcomes",
+            OUTCOME_GROUPS_TABLE: "groups", OUTCOME_RESULTS_TABLE: "results", OUTCOME_ANALYSES_TABLE: "analyses"}
     children = {}
     for name in attr:
         table = tables.get(name)

@@ -22,7 +22,7 @@ import argparse
 import json
 import sys
 
-from deepimagine_core.store import Store
+from deepimagine_core.store import DEFAULT_HOME, Store
 from deepimagine_core.training.data import read_jsonl
 from deepimagine_core.training.recipes import RecipeError, load_recipe
 
@@ -47,7 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default=None, help="adapter name for the model card (default: the trainer)")
     parser.add_argument("--init-adapter", default=None, help="GRPO: continue this SFT adapter instead of a new LoRA")
     parser.add_argument("--no-resume", action="store_true", help="discard existing checkpoints and start fresh")
-    parser.add_argument("--store", default=None, help="artefact root for the `tiny` model (default $DEEPIMAGINE_HOME)")
+    parser.add_argument("--store", default=DEFAULT_HOME, help=f"artefact root for the `tiny` model ({DEFAULT_HOME})")
     parser.add_argument("--data-counts", default=None, help="JSON object of data counts for the model card")
     parser.add_argument("--launch-dir", default=None, help="where each process reports it finished (distributed)")
     return parser

@@ -31,6 +31,9 @@ import pyarrow as pa
 from deepimagine_core.llm import prompts
 from deepimagine_core.llm.traces import PairView, pair_view, trace_prompts
 from deepimagine_core.questions import Question
+from deepimagine_core.tables import (
+    APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE,
+)
 
 TRAIN_SPLIT = "train"
 PAIR_COLUMNS = ("pair_id", "factor", "split")  # the rest is read (under its accepted names) by `pair_view`
@@ -95,9 +98,9 @@ def sft_examples(
     A pair without an accepted trace is skipped (`untraced="skip"`) or, with `untraced="answer_only"`, trained on its
     observed step answer (`answer_only_completion`) and counted as `examples_answer_only`.
     """
-    pairs = as_rows(natural_pairs, "natural_pairs", PAIR_COLUMNS)
+    pairs = as_rows(natural_pairs, NATURAL_PAIRS_TABLE, PAIR_COLUMNS)
     accepted: dict[str, list[str]] = {}
-    for trace in as_rows(traces, "reasoning_traces", TRACE_COLUMNS):
+    for trace in as_rows(traces, REASONING_TRACES_TABLE, TRACE_COLUMNS):
         if trace["accepted"] and (trace["trace"] or "").strip():
             accepted.setdefault(str(trace["pair_id"]), []).append(trace["trace"].strip())
     wanted = set(factors)
@@ -177,7 +180,7 @@ def grpo_examples(
     """
     rows, counts, skipped = [], Counter(), Counter()
     by_trial: dict[str, list[Question]] = {}
-    for row in as_rows(historical_questions or [], "historical_questions", QUESTION_COLUMNS):
+    for row in as_rows(historical_questions or [], HISTORICAL_QUESTIONS_TABLE, QUESTION_COLUMNS):
         if row["split"] != TRAIN_SPLIT:
             skipped["question_not_train_split"] += 1
             continue
@@ -187,10 +190,11 @@ def grpo_examples(
             continue
         by_trial.setdefault(question.nct_id, []).append(question)
         row_id = "question:" + ":".join(map(str, question.key))
-        rows.append(_question_row(question, prompts.direct_messages(question), row_id, "historical_questions", None))
+        rows.append(
+            _question_row(question, prompts.direct_messages(question), row_id, HISTORICAL_QUESTIONS_TABLE, None))
         counts[f"question_{question.category}"] += 1
 
-    for pair in as_rows(approximate_pairs or [], "approximate_pairs", APPROXIMATE_COLUMNS):
+    for pair in as_rows(approximate_pairs or [], APPROXIMATE_PAIRS_TABLE, APPROXIMATE_COLUMNS):
         if pair["split"] != TRAIN_SPLIT:
             skipped["approximate_not_train_split"] += 1
             continue
@@ -202,10 +206,10 @@ def grpo_examples(
         anchor = next((q for q in anchors if q.category == target.category), anchors[0])
         prompt = transfer_prompt(target, anchor, pair["factor"], pair["difference"] or "")
         row_id = f"approximate:{pair['pair_id']}"
-        rows.append(_question_row(target, prompt, row_id, "approximate_pairs", pair["factor"]))
+        rows.append(_question_row(target, prompt, row_id, APPROXIMATE_PAIRS_TABLE, pair["factor"]))
         counts[f"approximate_{pair['factor']}"] += 1
 
-    for pair in as_rows(natural_pairs or [], "natural_pairs", PAIR_COLUMNS):
+    for pair in as_rows(natural_pairs or [], NATURAL_PAIRS_TABLE, PAIR_COLUMNS):
         if pair["split"] != TRAIN_SPLIT:
             skipped["natural_not_train_split"] += 1
             continue
@@ -215,7 +219,7 @@ def grpo_examples(
         rows.append(
             {
                 "id": f"natural:{view.pair_id}",
-                "source": "natural_pairs",
+                "source": NATURAL_PAIRS_TABLE,
                 "factor": view.factor,
                 "prompt": step_prompt(view),
                 "task": "step",
@@ -237,7 +241,7 @@ def eval_examples(
 ) -> list[dict[str, Any]]:
     """Step prompts with the observed direction, for comparing an operator with its base on held-out pairs."""
     examples, skipped = [], Counter()
-    for pair in as_rows(natural_pairs, "natural_pairs", PAIR_COLUMNS):
+    for pair in as_rows(natural_pairs, NATURAL_PAIRS_TABLE, PAIR_COLUMNS):
         if pair["factor"] == factor and pair["split"] == split and (view := _view(pair, skipped)) is not None:
             examples.append({"pair_id": view.pair_id, "prompt": step_prompt(view), "direction": view.direction})
     return examples[:limit] if limit is not None else examples

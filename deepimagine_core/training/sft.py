@@ -108,6 +108,15 @@ def train_operators(
     return results
 
 
+def untrained_operators(recipe: Recipe, examples: list[dict[str, Any]]) -> dict[str, str]:
+    """The operators `train_operators` leaves out for want of examples, each with the reason (a small source can have
+    no training-split pair of a factor: that operator is skipped and said so, never trained on nothing)."""
+    counts = Counter(e.get("factor") for e in examples if e.get("factor") in recipe.factors)
+    if not recipe.per_factor:
+        return {} if counts else {operator_name(MULTI_FACTOR): f"0 examples of factors {', '.join(recipe.factors)}"}
+    return {operator_name(f): f"0 examples of factor {f}" for f in recipe.factors if not counts[f]}
+
+
 def measure_training_throughput(
     model: str = "tiny",
     *,

@@ -183,6 +183,7 @@ def test_truncated_gz_ends_with_one_error_record(tmp_path, json_studies):
     assert [r.payload for r in good] == json_studies[: len(good)]
     assert len(bad) == 1 and records[-1] is bad[0]
     assert "truncated" in bad[0].error and f"after line {len(good)}" in bad[0].error
+    assert bad[0].stopped  # records were lost: the run fails unless partial reads are allowed
 
 
 def test_truncated_tar_gz_ends_with_one_error_record(tmp_path, xml_files):
@@ -197,6 +198,7 @@ def test_truncated_tar_gz_ends_with_one_error_record(tmp_path, xml_files):
     records = list(iter_source(path))
     assert 0 < len(ok(records)) < N_XML
     assert len(errors(records)) == 1 and records[-1].error and "truncated or corrupt" in records[-1].error
+    assert records[-1].stopped
 
 
 def test_malformed_and_non_study_lines_are_error_records(tmp_path, json_studies):
@@ -214,6 +216,20 @@ def test_malformed_and_non_study_lines_are_error_records(tmp_path, json_studies)
     assert [r.source_ref for r in bad] == [f"{path}:line 2", f"{path}:line 4", f"{path}:line 5"]
     assert "malformed JSON" in bad[0].error and "not a ClinicalTrials.gov API v2 study" in bad[1].error
     assert all(r.payload is None for r in bad)
+    assert not any(r.stopped for r in records)  # reading went on: nothing was lost
+
+
+def test_json_lines_cut_in_the_last_line_stopped(tmp_path, json_studies):
+    data = "".join(json.dumps(s) + "\n" for s in json_studies[:5]).encode()
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(data[:-300])
+    records = list(iter_source(path))
+    assert [r.payload for r in ok(records)] == json_studies[:4]
+    (bad,) = errors(records)
+    assert bad.stopped and "stream cut in the middle of line 5" in bad.error
+    back = RawStudy.from_json(bad.to_json())  # the raw layer keeps the flag
+    assert back.stopped and back.error == bad.error
+    assert "stopped" not in json.loads(ok(records)[0].to_json())  # and writes nothing for a good record
 
 
 def test_corrupt_zip_member_is_an_error_record_and_reading_goes_on(tmp_path, json_studies):
@@ -231,6 +247,7 @@ def test_corrupt_zip_member_is_an_error_record_and_reading_goes_on(tmp_path, jso
     assert [r.nct_id for r in ok(records)] == [nct(json_studies[0]), nct(json_studies[2])]
     (bad,) = errors(records)
     assert bad.source_ref == f"{path}!{nct(json_studies[1])}.json" and bad.nct_id == nct(json_studies[1])
+    assert not bad.stopped
 
 
 def test_cut_json_array_keeps_the_whole_items_and_says_where_it_stopped(tmp_path, json_studies):
@@ -240,6 +257,17 @@ def test_cut_json_array_keeps_the_whole_items_and_says_where_it_stopped(tmp_path
     records = list(iter_source(path))
     assert [r.payload for r in ok(records)] == json_studies[: N_JSON - 1]
     assert len(errors(records)) == 1 and "stopped at character" in records[-1].error
+    assert records[-1].stopped
+
+
+def test_an_unreadable_zip_stopped_and_a_bad_single_study_file_did_not(tmp_path, json_studies):
+    (tmp_path / "cut.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    (records,) = [list(iter_source(tmp_path / "cut.zip"))]
+    assert len(records) == 1 and records[0].stopped and "not a readable zip" in records[0].error
+    one = json.dumps(json_studies[0])
+    (tmp_path / "one.json").write_text(one[: len(one) // 2])  # one study, cut: one bad record, nothing else lost
+    (bad,) = list(iter_source(tmp_path / "one.json"))
+    assert bad.error and not bad.stopped
 
 
 def test_broken_files_in_a_folder(tmp_path):

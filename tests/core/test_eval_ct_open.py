@@ -167,7 +167,7 @@ def test_invalid_json_line_is_named(tmp_path):
         load_file(path)
 
 
-def test_paths_from_file_list_folder_and_env(tmp_path, monkeypatch):
+def test_paths_from_file_list_and_folder(tmp_path):
     folder = tmp_path / "ct"
     folder.mkdir()
     a, b = folder / "a.jsonl", folder / "b.jsonl.gz"
@@ -176,9 +176,7 @@ def test_paths_from_file_list_folder_and_env(tmp_path, monkeypatch):
     (folder / "notes.txt").write_text("ignored")
     assert resolve_paths(folder) == [a, b]
     assert resolve_paths(f"{a}, {b}") == [a, b]
-    assert resolve_paths("") == []
-    monkeypatch.setenv("DEEPIMAGINE_CT_OPEN", str(b))
-    assert resolve_paths() == [b]
+    assert resolve_paths("") == [] and resolve_paths(None) == []
     assert benchmark_nct_ids(str(folder)) == {"NCT00000001", "NCT00000002"}
     assert {k: len(v) for k, v in load_benchmarks([a, b]).items()} == {"a": 1, "b": 2}
     with pytest.raises(CTOpenError, match="no such"):

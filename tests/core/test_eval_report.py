@@ -5,7 +5,8 @@ import json
 import pytest
 
 from deepimagine_core.evaluation.predictors import Prediction, register_predictor
-from deepimagine_core.evaluation.report import run_predictors, write_report
+from deepimagine_core.evaluation.report import write_report
+from deepimagine_core.evaluation.run import run_predictors
 from tests.core.test_eval_predictors import toy_questions
 
 

@@ -38,9 +38,9 @@ def onehot(k: int, n: int = 2, p: float = 0.8) -> list[float]:
     ],
 )
 def test_parse_decision(text, n, expected, parsed):
-    probs, ok = parse_decision(text, n)
-    assert ok is parsed
-    assert probs == pytest.approx(expected, abs=1e-9)
+    decision = parse_decision(text, n)
+    assert decision.parsed is parsed
+    assert decision.probabilities == pytest.approx(expected, abs=1e-9)
 
 
 def test_two_way_hand_case():

@@ -8,7 +8,7 @@ import pytest
 
 from deepimagine_core.ctgov import archives
 from deepimagine_core.ctgov.ingest import describe_source, ingest, ingest_source
-from deepimagine_core.ctgov.records import API_V2_JSON, LEGACY_XML, RawStudy
+from deepimagine_core.ctgov.records import API_V2_JSON, LEGACY_XML, RawStudy, SourceError
 from deepimagine_core.ctgov.schemas import TABLES
 from deepimagine_core.store import Store
 
@@ -112,3 +112,66 @@ def test_a_record_whose_rows_do_not_fit_the_schema_is_quarantined_not_fatal(tmp_
     (row,) = [q for q in store.read_table("quarantine").to_pylist() if q["level"] == "record"]
     assert row["nct_id"] == bad_id and "trials row does not fit the schema" in row["reason"]
     assert row["source_ref"] == good[1].source_ref
+
+
+def _table_bytes(store: Store) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(store.path("tables").iterdir()) if p.is_file()}
+
+
+def test_a_source_with_no_studies_publishes_nothing(tmp_path):
+    store = Store(tmp_path / "home")
+    ingest(_sample_v2(2), store)
+    before = _table_bytes(store)
+    with pytest.raises(SourceError, match=r"^trial source empty-source yielded no studies \(no NCT"):
+        ingest([], store, source="empty-source")
+    unreadable = RawStudy(API_V2_JSON, "x.zip", None, error="not a readable zip archive: bad magic", stopped=True)
+    with pytest.raises(SourceError, match=r"yielded no studies \(1 unreadable record\(s\), first: x.zip: not a"):
+        ingest([unreadable], store, source="x.zip", allow_partial=True)  # allow_partial does not allow nothing
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="empty yielded no studies"):
+        ingest_source(str(tmp_path / "empty"), store)
+    assert _table_bytes(store) == before
+    assert not list(store.path("tables").glob(".staging-*"))
+
+
+def test_a_stream_that_stopped_early_fails_unless_partial_reads_are_allowed(tmp_path):
+    store = Store(tmp_path / "home")
+    good = _sample_v2(3)
+    ingest(good, store)
+    before = _table_bytes(store)
+    stop = RawStudy(API_V2_JSON, "cut.json", None, error="malformed or truncated JSON\nat character 9", stopped=True)
+    with pytest.raises(SourceError) as failure:
+        ingest([*good[:2], stop], store, source="cut.json")
+    message = str(failure.value)
+    assert "\n" not in message
+    assert message.startswith("trial source cut.json stopped early at cut.json: malformed or truncated JSON at char")
+    assert "(2 studies read before it stopped)" in message and "allow_partial" in message
+    assert _table_bytes(store) == before
+
+    summary = ingest([*good[:2], stop], store, source="cut.json", allow_partial=True)
+    assert summary.trials == 2 and summary.quarantined == 1 and summary.reconciles
+    assert summary.stopped_early == ["cut.json: malformed or truncated JSON\nat character 9 (2 studies read before it "
+                                     "stopped)"]
+    assert store.read_table("trials").num_rows == 2
+    (row,) = store.read_table("quarantine").to_pylist()
+    assert row["stage"] == "read" and row["source_ref"] == "cut.json"
+
+
+def test_a_truncated_archive_source_fails_and_names_where_it_stopped(tmp_path):
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(archives.SAMPLE_DIR / "legacy_xml_sample.tar.gz") as src, \
+            tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        members = [m for m in src.getmembers() if m.isfile() and m.name.endswith(".xml")][:10]
+        for member in members:
+            tar.addfile(member, src.extractfile(member))
+    path = tmp_path / "cut.tar.gz"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    store = Store(tmp_path / "home")
+    with pytest.raises(SourceError, match=rf"^trial source {path} stopped early at {path}: archive truncated"):
+        ingest_source(str(path), store)
+    assert not store.has_table("trials")
+    summary = ingest_source(str(path), store, allow_partial=True)
+    assert 0 < summary.trials < 10 and summary.studies_read == summary.trials + 1

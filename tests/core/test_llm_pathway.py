@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+import deepimagine_core.llm.predictors  # noqa: F401  (registers the LLM predictors)
 from deepimagine_core.evaluation.predictors import Prediction, make_predictor
 from deepimagine_core.llm import tiny
 from deepimagine_core.llm.backends import SamplingParams, TransformersBackend
@@ -18,9 +19,8 @@ from deepimagine_core.llm.pathway import (
     PathwayConfig,
     render_trajectory,
     run_pathway,
-    write_trajectories,
 )
-from deepimagine_core.llm.testing import ScriptedBackend
+from tests.scripted_backend import ScriptedBackend
 from deepimagine_core.questions import Question
 
 
@@ -154,11 +154,6 @@ def test_predictors_registered_and_predict(tmp_path):
     assert [(s["anchor"], s["factor"]) for s in pred.trajectory if "skipped" not in s] == [
         ("NCT1", "start"), ("NCT1", "intervention"), ("NCT1", "answer"),
         ("NCT2", "start"), ("NCT2", "intervention"), ("NCT2", "arm"), ("NCT2", "outcome"), ("NCT2", "answer")]
-    [result] = run_pathway([TARGET], FixedRetriever({"NCT9": [A1, A2]}), backend, PathwayConfig(k=2))
-    path = write_trajectories(tmp_path / "trajectories" / "bench__deepimagine.jsonl", result.trajectories)
-    assert [json.loads(line)["question"]["nct_id"] for line in path.read_text().splitlines()] == ["NCT9", "NCT9"]
-    with pytest.raises(ValueError, match="trajectories"):
-        write_trajectories(tmp_path / "out.jsonl", [])
     sft = make_predictor("deepimagine", backend=backend, predictor_name="deepimagine_sft", adapters={"arm": "/ad/arm"})
     assert sft.name == "deepimagine_sft" and sft.describe()["adapters"] == {"arm": "/ad/arm"}
 

@@ -9,7 +9,7 @@ import pytest
 
 from deepimagine_core.llm.backends import SamplingParams
 from deepimagine_core.pairs.natural import NATURAL_PAIRS
-from deepimagine_core.llm.testing import ScriptedBackend
+from tests.scripted_backend import ScriptedBackend
 from deepimagine_core.llm.traces import (
     TRACES_SCHEMA,
     acceptance_by_factor,

@@ -5,7 +5,7 @@ import pytest
 
 from deepimagine_core.pairs.approximate import (FACTORS, ApproxConfig, build_approximate_pairs, build_trial_index,
                                                 differing_factors_of, trial_profiles)
-from deepimagine_core.pairs.checks_core import approximate_factor_problems
+from deepimagine_core.pairs.contracts import approximate_factor_problems
 from tests.core.test_pairs_fixtures import TrialTables
 
 ARMS = [("Active", "EXPERIMENTAL"), ("Placebo", "PLACEBO_COMPARATOR")]

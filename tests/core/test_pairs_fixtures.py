@@ -54,7 +54,8 @@ class TrialTables:
         for gi, (gid, arm_label, value, n) in enumerate(groups):
             self.rows["outcome_groups"].append({
                 "nct_id": nct_id, "outcome_index": index, "group_id": gid, "group_index": gi,
-                "title": arm_label or f"Group {gid}", "arm_label": arm_label, "participants_analyzed": n})
+                "title": arm_label or f"Group {gid}", "arm_label": arm_label,
+                "arm_match_method": "exact" if arm_label else None, "participants_analyzed": n})
             values = value if classes else [value]
             for ci, v in enumerate(values):
                 self.rows["outcome_results"].append({

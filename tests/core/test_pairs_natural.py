@@ -100,7 +100,7 @@ def test_change_bands(source, target, expected):
 
 
 def test_evidence_check_flags_missing_results():
-    from deepimagine_core.pairs.checks_core import natural_evidence_problems
+    from deepimagine_core.pairs.contracts import natural_evidence_problems
 
     table, _ = build_natural_pairs(dose_trial().tables())
     assert natural_evidence_problems(table) == {}

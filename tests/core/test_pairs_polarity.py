@@ -47,7 +47,11 @@ CASES = [
     ("Change From Baseline in QTcF", None, "msec", None, None, "excluded"),
     ("Maximum Tolerated Dose", None, "mg", None, None, "excluded"),
     ("Change From Baseline in Body Weight", None, "kg", None, None, "excluded"),  # loss or gain wanted: unknown
-    ("Percentage of participants with HbA1c < 7%", None, None, None, None, "proportion"),  # threshold, no operator
+    ("Percentage of participants with HbA1c < 7%", None, None, None, True, "proportion"),  # below a bad quantity
+    ("Number of participants with ALT > 3 x ULN", None, None, None, False, "proportion"),
+    ("Percentage of participants with CD4 count < 200 cells", None, None, None, False, "proportion"),
+    ("Percentage of participants with HbA1c < 7% and no hypoglycemia", None, None, None, None, "proportion"),
+    ("Percentage of participants with values < 7%", None, None, None, None, "proportion"),  # no quantity named
     ("Reduction in HbA1c From Baseline", None, None, None, None, "level"),  # sign of a "reduction" varies
     ("Stool Frequency", None, None, None, None, "level"),
     ("Change From Baseline in VEGF", None, None, None, None, "level"),
@@ -101,3 +105,74 @@ def test_refinements_from_the_audit(title, description, unit, expected):
 def test_impairment_scored_quality_of_life(title, expected):
     p = outcome_polarity(title)
     assert p.higher_is_better is expected, p.rule
+
+
+@pytest.mark.parametrize("title,description,expected,frame", [
+    # negation scope: every negator counts, and a good event stays good under a decrement that defines it
+    ("Percentage of participants whose pain did not improve", None, False, "proportion"),
+    ("Number of participants with no reduction in seizures", None, False, "proportion"),
+    ("Percentage of Participants Achieving >=50% Reduction in Pain", None, True, "proportion"),
+    ("Number of participants not pain-free at 2 hours", None, False, "proportion"),  # double negation
+    ("Number of participants who did not relapse", None, True, "proportion"),
+    ("No. of Participants With Adverse Events", None, False, "proportion"),  # "No." is "number", not a negator
+    ("Percentage of participants not achieving remission", None, False, "proportion"),
+    # minimal residual disease is disease left over
+    ("Minimal Residual Disease", None, False, "level"),
+    ("Percentage of participants with MRD negativity", None, True, "proportion"),
+    # time to an event by the event's valence
+    ("Time to Recovery", None, False, "time_to"),
+    ("Time to Hospital Discharge", None, False, "time_to"),
+    ("Number of Days Until Discharge", "days from surgery until the patient met discharge criteria", False, "time_to"),
+    ("Days to stopping assistive devices", None, False, "time_to"),
+    ("Time to Progression or Death", None, True, "time_to"),
+    ("Time to extubation", None, False, "time_to"),
+    # curated scales decide before generic concepts
+    ("Change From Baseline in Oswestry Disability Index (ODI)", None, False, "level"),
+    ("Change in HAQ-DI", None, False, "level"),
+    ("Change From Baseline in PANSS Total Score", None, False, "level"),
+    ("Change From Baseline in MADRS Total Score at Week 6", None, False, "level"),
+    ("Change in SF-36 Bodily Pain Domain", None, True, "level"),  # scored so that higher = less pain
+    ("Change From Baseline in FACIT-Fatigue Score", None, True, "level"),
+    # the description: a stated sign convention first, its concepts only when the title names none
+    ("Change in Pain Score", "Change was calculated as baseline minus week 12 score.", True, "level"),
+    ("Change From Baseline in Pain Score", "Change = baseline − week 12; 0-10 NRS", True, "level"),
+    ("Change From Baseline in XYZ Score", "Negative values indicate improvement.", False, "level"),
+    ("Change From Baseline in XYZ Score", "A positive change indicates improvement.", True, "level"),
+    ("XYZ Total Score", "Scores range 0-50; higher scores indicate better function.", True, "level"),
+    ("XYZ Total Score", "Higher scores indicate more severe symptoms.", False, "level"),
+    ("Change in FEV1", "Participants with adverse events were excluded", True, "level"),  # title decides
+    ("Change in Walking Speed Score", None, None, "level"),
+])
+def test_issue_20_rules(title, description, expected, frame):
+    p = outcome_polarity(title, description)
+    assert (p.higher_is_better, p.frame) == (expected, frame), p.rule
+
+
+def test_every_scale_has_a_source_and_a_direction():
+    from deepimagine_core.pairs.scales import SCALES
+    for pattern, higher, name, source in SCALES:
+        assert isinstance(higher, bool) and name and len(source) > 10, name
+        p = outcome_polarity(f"Change From Baseline in {name} Score")
+        assert p.higher_is_better is higher and name in p.rule, (name, p.rule)
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    # a negator bears on the event it precedes (or a "-free" right after it), not on a later clause
+    ("Number of Participants Without Radiographic Progression (Participants Without Erosions)", None, True),
+    ("Percentage of Participants Who Experienced Catheter Related Thrombi Not Resulting in Complications", None, False),
+    ("Seizure Free Rate", None, True),
+    # descriptions decide by plain concepts only, never by their negations or the events of a time-to title
+    ("Percentage of Participants Who Became Dry at Week 12", "participants with no UUI episode, no UUI at a visit",
+     True),
+    ("Number of Participants With Severe (Grade 3 and 4) Acute GVHD", "graded weekly; severity without biopsy", False),
+    ("Time to Reach 90% IBW", "The mean survival time was underestimated (Kaplan-Meier)", None),
+])
+def test_negation_scope_and_description_limits(title, description, expected):
+    p = outcome_polarity(title, description)
+    assert p.higher_is_better is expected, p.rule
+
+
+def test_sleep_latency_of_a_sleepiness_test_is_higher_better():
+    p = outcome_polarity("Mean Sleep Latency (Minutes) From the Multiple Sleep Latency Tests (MSLT) at Day 1")
+    assert p.higher_is_better is True and "MSLT" in p.rule
+    assert outcome_polarity("Change in Sleep Latency (Insomnia)").higher_is_better is False

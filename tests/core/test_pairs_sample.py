@@ -3,10 +3,10 @@
 import pytest
 
 from deepimagine_core.pairs.approximate import build_approximate_pairs, build_trial_index, trial_profiles
-from deepimagine_core.pairs.checks_core import (approximate_factor_problems, natural_evidence_problems,
+from deepimagine_core.pairs.contracts import (approximate_factor_problems, natural_evidence_problems,
                                                 question_evidence_problems)
 from deepimagine_core.pairs.natural import NaturalConfig, build_natural_pairs
-from deepimagine_core.pairs.questions import build_questions
+from deepimagine_core.pairs.historical import build_questions
 from deepimagine_core.pairs.split import assign_splits, find_leaks, split_map
 from deepimagine_core.pairs.trialdata import TRIAL_TABLES
 

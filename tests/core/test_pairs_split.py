@@ -5,7 +5,8 @@ import json
 
 import pyarrow as pa
 
-from deepimagine_core.pairs.split import (TRIAL_SPLITS, assign_splits, benchmark_nct_ids, default_cutoff, drop_spanning,
+from deepimagine_core.evaluation.ct_open import benchmark_nct_ids
+from deepimagine_core.pairs.split import (TRIAL_SPLITS, assign_splits, default_cutoff, drop_spanning,
                                           find_leaks, split_map)
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from deepimagine_core.llm import backends, tiny
+from deepimagine_core.llm import tiny
 from deepimagine_core.llm.backends import SamplingParams, TransformersBackend, VLLMBackend, make_backend
 from deepimagine_core.llm.sharding import ShardedBackend, device_groups, shard
-from deepimagine_core.llm.testing import ScriptedBackend
+from tests.scripted_backend import ScriptedBackend
 from deepimagine_core.llm.traces import TRACES_SCHEMA, merge_traces, pair_view, trace_pairs
 from deepimagine_core.training.data import synthetic_pair
 
@@ -34,17 +34,27 @@ def test_each_replica_gets_its_own_consecutive_gpus():
 
 
 def test_vllm_sizes_come_from_config_or_the_environment(monkeypatch):
-    monkeypatch.setenv(backends.ENV_TENSOR_PARALLEL, "2")
-    engine = make_backend("vllm", "org/model", device="cuda", batch_size=4)  # no engine is built until generate
+    from deepimagine_dagster import resources
+
+    monkeypatch.setenv(resources.ENV_VLLM_TENSOR_PARALLEL, "2")
+    llm = resources.default_resources()["llm"]
+    assert llm.vllm_tensor_parallel_size == 2 and llm.vllm_data_parallel_size == 1
+    engine = make_backend("vllm", "org/model", device="cuda", batch_size=4,  # no engine is built until generate
+                          vllm_tensor_parallel_size=llm.vllm_tensor_parallel_size)
     assert isinstance(engine, VLLMBackend) and engine.engine_kwargs["tensor_parallel_size"] == 2
     assert make_backend("vllm", "org/model", tensor_parallel_size=4).engine_kwargs["tensor_parallel_size"] == 4
-    monkeypatch.setenv(backends.ENV_DATA_PARALLEL, "4")
-    replicas = make_backend("vllm", "org/model", gpus=[str(i) for i in range(8)])
+    assert make_backend("vllm", "org/model").engine_kwargs["tensor_parallel_size"] == 1
+    monkeypatch.setenv(resources.ENV_VLLM_DATA_PARALLEL, "4")
+    llm = resources.default_resources()["llm"]
+    replicas = make_backend("vllm", "org/model", gpus=[str(i) for i in range(8)],
+                            vllm_tensor_parallel_size=llm.vllm_tensor_parallel_size,
+                            vllm_data_parallel_size=llm.vllm_data_parallel_size)
     assert isinstance(replicas, ShardedBackend) and replicas.model_id == "org/model"
     assert replicas.devices == ["0,1", "2,3", "4,5", "6,7"] and replicas.backend_kwargs["tensor_parallel_size"] == 2
-    monkeypatch.setenv(backends.ENV_DATA_PARALLEL, "two")
+    assert not isinstance(make_backend("transformers", "org/model", vllm_data_parallel_size=4), ShardedBackend)
+    monkeypatch.setenv(resources.ENV_VLLM_DATA_PARALLEL, "two")
     with pytest.raises(ValueError, match="DEEPIMAGINE_VLLM_DATA_PARALLEL_SIZE='two'"):
-        make_backend("vllm", "org/model")
+        resources.default_resources()
     with pytest.raises(ValueError, match="tensor_parallel_size needs the vllm backend"):
         ShardedBackend("transformers", "org/model", data_parallel_size=2, tensor_parallel_size=2)
 

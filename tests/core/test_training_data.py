@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from deepimagine_core.pairs.natural import NATURAL_PAIRS
-from deepimagine_core.pairs.questions import HISTORICAL_QUESTIONS
+from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS
 from deepimagine_core.questions import Question
 from deepimagine_core.training.data import (
     eval_examples,

@@ -90,7 +90,7 @@ class ScriptedLLM(LLMBackendResource):
     """The llm resource, answering every prompt with a fixed DECISION (no model)."""
 
     def get(self, store=None):
-        from deepimagine_core.llm.testing import ScriptedBackend
+        from tests.scripted_backend import ScriptedBackend
 
         return ScriptedBackend(lambda messages, i: "reasoning... DECISION: (0.7, 0.3)", model_id="scripted")
 

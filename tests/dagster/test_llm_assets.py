@@ -10,7 +10,7 @@ import dagster as dg
 import pyarrow as pa
 
 from deepimagine_core.llm import tiny
-from deepimagine_core.llm.testing import ScriptedBackend
+from tests.scripted_backend import ScriptedBackend
 from deepimagine_core.pairs.natural import NATURAL_PAIRS
 from deepimagine_core.store import Store
 from deepimagine_dagster.defs.llm.assets import TracesConfig, reasoning_traces

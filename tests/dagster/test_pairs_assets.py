@@ -49,8 +49,8 @@ def env(tmp_path):
     return store, {"store": StoreResource(home=str(store.root)), "ct_open": CTOpenResource(paths=str(bench))}
 
 
-ASSETS = [pa_assets.trial_splits, pa_assets.historical_questions, pa_assets.natural_pairs, pa_assets.retrieval_index,
-          pa_assets.approximate_pairs, pa_assets.pair_datasets]
+ASSETS = [pa_assets.trial_splits, pa_assets.historical_questions, pa_assets.question_skips, pa_assets.natural_pairs,
+          pa_assets.retrieval_index, pa_assets.approximate_pairs, pa_assets.pair_datasets]
 CHECKS = [pa_checks.trial_splits_no_leak, pa_checks.historical_questions_no_leak,
           pa_checks.historical_questions_evidence, pa_checks.historical_questions_label_balance,
           pa_checks.natural_pairs_no_leak, pa_checks.natural_pairs_evidence, pa_checks.approximate_pairs_no_leak,
@@ -70,6 +70,13 @@ def test_assets_called_directly(env):
     assert questions.num_rows > 0 and "label_balance" in result.metadata
     assert {"superiority", "endpoint_met"} <= set(questions.column("kind").to_pylist())
     assert set(questions.column("split").to_pylist()) <= {"train", "test", "benchmark"}
+    store.write_table("outcome_analyses", pa.concat_tables([store.read_table("outcome_analyses"), pa.Table.from_pylist(
+        [{"nct_id": "NCT00000301", "outcome_index": 0, "analysis_index": 1, "group_ids": ["O1", "O2"],
+          "p_value_raw": "<0.1", "p_value": 0.1, "p_value_relation": "<"}], schema=TABLES["outcome_analyses"])]))
+    result = pa_assets.question_skips(dg.build_asset_context(), config=pa_assets.QuestionsConfig(), store=res["store"])
+    skips = store.read_table("question_skips").to_pylist()
+    assert [(r["nct_id"], r["analysis_index"], r["reason"]) for r in skips] == [("NCT00000301", 1, "p_inconclusive")]
+    assert "p_inconclusive" in result.metadata["counts_by_reason"].value
     pa_assets.natural_pairs(dg.build_asset_context(), config=pa_assets.NaturalPairsConfig(), store=res["store"])
     assert set(store.read_table("natural_pairs").column("factor").to_pylist()) == {"arm", "outcome"}
     pa_assets.retrieval_index(dg.build_asset_context(), store=res["store"])
@@ -124,6 +131,6 @@ def test_build_pairs_job_selects_the_domain():
 
     job = defs.resolve_job_def("build_pairs")
     keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert keys == {"trial_splits", "historical_questions", "natural_pairs", "retrieval_index", "approximate_pairs",
-                    "pair_datasets"}
+    assert keys == {"trial_splits", "historical_questions", "question_skips", "natural_pairs", "retrieval_index",
+                    "approximate_pairs", "pair_datasets"}
     assert build_pairs.name == "build_pairs"

@@ -14,7 +14,7 @@ import pytest
 from deepimagine_core.llm import tiny
 from deepimagine_core.pairs.approximate import APPROXIMATE_PAIRS
 from deepimagine_core.pairs.natural import NATURAL_PAIRS
-from deepimagine_core.pairs.questions import HISTORICAL_QUESTIONS
+from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS
 from deepimagine_core.questions import Question
 from deepimagine_core.training.adapters import operator_adapters, published_adapters
 from deepimagine_core.training.data import synthetic_pair
@@ -86,10 +86,13 @@ def test_assets_called_directly(store_res):
     assert "grpo" in published_adapters(store)
 
 
-def test_clear_failures(store_res):
-    with pytest.raises(dg.Failure, match="no SFT examples"):
-        sft_operators(dg.build_asset_context(),
-                      SFTOperatorsConfig(overrides={"untraced_pairs": "skip", "factors": ["outcome"]}), store_res)
+def test_no_examples_skips_with_the_reason_and_misconfiguration_fails_clearly(store_res):
+    # no accepted trace for factor outcome: the operator is skipped and says why, no adapter is published
+    skipped = sft_operators(dg.build_asset_context(),
+                            SFTOperatorsConfig(overrides={"untraced_pairs": "skip", "factors": ["outcome"]}), store_res)
+    assert skipped.metadata["skipped"].value == {"sft_outcome": "0 examples of factor outcome"}
+    assert skipped.metadata["operators"].value == [] and skipped.metadata["dagster/row_count"] == 0
+    assert "sft_outcome" not in published_adapters(store_res.get())
     with pytest.raises(dg.Failure, match="init_from='sft_nope'"):
         grpo_policy(dg.build_asset_context(), GRPOPolicyConfig(init_from="sft_nope"), store_res)
 

@@ -43,7 +43,7 @@ def test_raw_studies_describes_a_local_archive(tmp_path, small_archive):
 
 
 def test_missing_source_path_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does-not-exist"):
+    with pytest.raises(dg.Failure, match="does-not-exist"):
         raw_studies(
             dg.build_asset_context(),
             store=StoreResource(home=str(tmp_path)),
@@ -60,18 +60,22 @@ def test_materialize_trials_domain_with_checks(tmp_path, small_archive):
                   checks.quarantine_rate_under_threshold]
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([raw_studies, trial_tables, *all_checks], resources=resources, instance=instance,
-                                raise_on_error=True)
-    assert result.success
+                                raise_on_error=False)
+    # the tables are built; the blocking quarantine check then fails the run (see the end)
+    assert {e.step_key for e in result.get_step_failure_events()} == {"trials_quarantine_rate_under_threshold"}
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
     trials_meta = mats["trials"].materialization.metadata
     assert trials_meta["dagster/row_count"].value == 5
     assert trials_meta["studies_read"].value == 6
     assert mats["quarantine"].materialization.metadata["record_level"].value == 1
     evaluations = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
-    assert evaluations["trials_unique_key"] and evaluations["outcome_results_has_trial"]
+    assert evaluations["trials_unique_key"] and evaluations["outcome_results_unique_key"]
     assert evaluations["p_values_in_unit_interval"]
+    # the has-trial checks read `trials`, so they wait for its blocking checks: after a failure they do not run
+    assert not any(name.endswith("_has_trial") for name in evaluations)
     # 1 bad record of 6 is a 17% quarantine rate: over the 5% threshold, so the check fails (and says so)
     assert evaluations["quarantine_rate_under_threshold"] is False
+    assert not result.success
 
 
 def test_orphan_and_out_of_range_checks_fail_on_planted_errors(tmp_path, small_archive):
@@ -89,8 +93,8 @@ def test_orphan_and_out_of_range_checks_fail_on_planted_errors(tmp_path, small_a
     store.write_table("outcome_analyses", pa.Table.from_pylist(analyses, schema=OUTCOME_ANALYSES))
     resource = StoreResource(home=str(store.root))
     has_trial = next(c for c in checks.has_trial_checks if "outcome_analyses" in str(c.check_keys))
-    assert has_trial(store=resource).passed is False
-    assert checks.p_values_in_unit_interval(store=resource).passed is False
+    assert has_trial(dg.build_asset_check_context(), store=resource).passed is False
+    assert checks.p_values_in_unit_interval(dg.build_asset_check_context(), store=resource).passed is False
 
 
 def test_materialize_from_the_api_stand_in_then_incremental_refresh(tmp_path):

@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from deepimagine_core.ctgov import archives, table_checks
+from deepimagine_core.ctgov import archives, contracts
 from deepimagine_core.ctgov.doses import Dose, dose_for, parse_dose
 from deepimagine_core.ctgov.ingest import NCT_ID, ingest
 from deepimagine_core.ctgov.parse import parse_study
@@ -433,7 +433,7 @@ def check_parse(raw: RawStudy) -> ParsedStudy | None:
             if pa.types.is_floating(typ) and pc.all(pc.is_finite(values.drop_null())).as_py() is False:
                 raise Finding(f"{raw.source_format}: non-finite {name}.{column}")
         if name == "outcome_analyses" and (
-            table_checks.p_values_out_of_range(table)
+            contracts.p_values_out_of_range(table)
             or not set(table.column("p_value_relation").drop_null().to_pylist()) <= RELATIONS
         ):
             raise Finding(f"{raw.source_format}: p-value out of [0, 1] or unknown relation")
@@ -496,10 +496,10 @@ def check_tables(store: Store, records: list[RawStudy], parsed: dict[str, str | 
     assert len(missing) == summary.duplicates_dropped and summary.reconciles, summary.as_dict()
     assert all(NCT_ID.match(n) for n in trial_ids)
     for name, key in KEYS.items():
-        assert table_checks.duplicate_keys(tables[name], key) == 0, (name, key)
+        assert contracts.duplicate_keys(tables[name], key) == 0, (name, key)
     for name in CHILD_TABLES:
-        assert table_checks.orphan_rows(tables[name], trials) == 0, name
-    assert table_checks.p_values_out_of_range(tables["outcome_analyses"]) == 0
+        assert contracts.orphan_rows(tables[name], trials) == 0, name
+    assert contracts.p_values_out_of_range(tables["outcome_analyses"]) == 0
     for table in tables.values():
         for column in table.column_names:
             if pa.types.is_string(table.schema.field(column).type):

@@ -26,15 +26,9 @@ import dagster as dg
 import pytest
 from dagster._serdes import serialize_value
 
-from deepimagine_core.evaluation.ct_open import (
-    ENV_CT_OPEN,
-    UnsafePickleError,
-    load_benchmarks,
-    load_file,
-    load_questions,
-    safe_load_pickle,
-)
+from deepimagine_core.evaluation.ct_open import UnsafePickleError, load_benchmarks, load_file, safe_load_pickle
 from deepimagine_dagster.definitions import defs
+from deepimagine_dagster.resources import ENV_CT_OPEN, default_resources
 from tests.ctgov_stand_in import CTGovStandIn, FaultPlan
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
@@ -105,7 +99,7 @@ def test_malicious_ct_open_pickles_are_refused_and_run_nothing(tmp_path, monkeyp
     paths = evil_pickles(folder, marker)
     assert len(paths) == 6 * (pickle.HIGHEST_PROTOCOL + 1) * 3
     for path in paths:
-        for load in (safe_load_pickle, load_file, load_questions):
+        for load in (safe_load_pickle, load_file, load_benchmarks):
             with pytest.raises(UnsafePickleError, match="refusing to unpickle"):
                 load(path)
         assert not marker.exists(), f"{path.name} ran its payload"
@@ -113,7 +107,7 @@ def test_malicious_ct_open_pickles_are_refused_and_run_nothing(tmp_path, monkeyp
         load_benchmarks(folder)  # a folder holding them
     monkeypatch.setenv(ENV_CT_OPEN, str(paths[0]))
     with pytest.raises(UnsafePickleError):
-        load_questions()  # the environment default
+        load_benchmarks(default_resources()["ct_open"].paths)  # the environment default
     assert not marker.exists()
 
 

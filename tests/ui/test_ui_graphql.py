@@ -58,7 +58,7 @@ def test_refresh_trials_runs_and_passes_every_asset_check(ui, refresh_run):
     assert results["outcome_results"]["outcome_results_has_trial"]["metadata"]["orphan_rows"] == 0
     p_values = results["outcome_analyses"]["p_values_in_unit_interval"]["metadata"]
     assert p_values["out_of_range"] == 0 and p_values["with_p_value"] > 0
-    rate = results["quarantine"]["quarantine_rate_under_threshold"]["metadata"]
+    rate = results["trials"]["quarantine_rate_under_threshold"]["metadata"]
     assert rate["quarantine_rate"] <= rate["threshold"]
 
 

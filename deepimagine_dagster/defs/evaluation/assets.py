@@ -1,47 +1,27 @@
 """Assets `ct_open_benchmark` and `evaluation_report`. Thin: the work is in `deepimagine_core.evaluation`."""
 
-
-import json
-from collections import Counter, defaultdict
+import dataclasses
 
 import dagster as dg
-import pyarrow as pa
 
-from deepimagine_core.evaluation.ct_open import ENV_CT_OPEN, load_benchmarks
-from deepimagine_core.evaluation.predictors import available_predictors, load_plugins
-from deepimagine_core.evaluation.report import markdown_table, run_predictors, summary_table, write_report
-from deepimagine_core.questions import CATEGORIES, Question
-from deepimagine_core.store import Store
-from deepimagine_dagster.resources import CTOpenResource, LLMBackendResource, StoreResource
+import deepimagine_core.llm.predictors as llm_predictors  # registers the LLM predictors in the evaluation registry
+from deepimagine_core.evaluation.evaluate_store import (
+    EvaluationOutcome,
+    EvaluationSettings,
+    LLMPredictors,
+    evaluate_store,
+)
+from deepimagine_core.evaluation.inputs import CT_OPEN_QUESTIONS, EvaluationInputError, write_ct_open_table
+from deepimagine_core.evaluation.report import markdown_table, summary_table
+from deepimagine_core.llm.backends import is_tiny
+from deepimagine_core.questions import CATEGORIES
+from deepimagine_core.tables import CT_OPEN_TABLE, HISTORICAL_QUESTIONS_TABLE
+from deepimagine_dagster.resources import ENV_CT_OPEN, CTOpenResource, LLMBackendResource, StoreResource
+
+__all__ = ["CT_OPEN_QUESTIONS", "CT_OPEN_TABLE", "EvaluationConfig", "ct_open_benchmark", "evaluation_report"]
 
 GROUP = "evaluation"
-CT_OPEN_TABLE = "ct_open_questions"
-HISTORICAL_TEST = "historical_test"
-
-#: One row per CT Open question (Question.to_row() plus the file's benchmark name and its role).
-CT_OPEN_QUESTIONS = pa.schema(
-    [
-        ("benchmark", pa.string()),
-        ("role", pa.string()),  # benchmark | training (files the user marks as training data)
-        ("nct_id", pa.string()),
-        ("endpoint_key", pa.string()),
-        ("question_index", pa.int64()),
-        ("brief_title", pa.string()),
-        ("endpoint", pa.string()),
-        ("arms", pa.string()),
-        ("meta_label", pa.string()),
-        ("options", pa.list_(pa.string())),
-        ("answer", pa.int64()),
-        ("extra", pa.string()),
-        ("category", pa.string()),
-    ],
-    metadata={"doc": "CT Open questions loaded from the configured files (never copied into the project)."},
-)
-
-
-def _category_counts(questions: list[Question]) -> dict[str, int]:
-    counts = Counter(q.category for q in questions)
-    return {c: counts[c] for c in CATEGORIES if counts[c]}
+_DEFAULTS = EvaluationSettings()
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"})
@@ -49,20 +29,9 @@ def ct_open_benchmark(context: dg.AssetExecutionContext, store: StoreResource, c
     """The CT Open questions of the files named by the `ct_open` resource ($DEEPIMAGINE_CT_OPEN: a file, a
     comma-separated list or a folder), one row per question in table `ct_open_questions`; files marked as training
     (`training_paths`) are kept with role `training`. Empty (and saying so) when no file is configured."""
-    st = store.get()
-    rows, per_file = [], {}
-    for role, spec in (("benchmark", ct_open.paths), ("training", ct_open.training_paths)):
-        for name, questions in load_benchmarks(spec or []).items():
-            per_file[f"{role}:{name}"] = {
-                "questions": len(questions),
-                "trials": len({q.nct_id for q in questions}),
-                **_category_counts(questions),
-            }
-            context.log.info(f"CT Open {role} file {name!r}: {per_file[f'{role}:{name}']}")
-            rows.extend({**q.to_row(), "benchmark": name, "role": role} for q in questions)
-    path = st.write_table(CT_OPEN_TABLE, pa.Table.from_pylist(rows, schema=CT_OPEN_QUESTIONS))
-    metadata = {"dagster/row_count": len(rows), "path": dg.MetadataValue.path(str(path))}
-    if not per_file:
+    written = write_ct_open_table(store.get(), ct_open.paths, ct_open.training_paths, log=context.log.info)
+    metadata = {"dagster/row_count": written.rows, "path": dg.MetadataValue.path(str(written.path))}
+    if not written.per_file:
         note = (
             f"No CT Open files configured: set ${ENV_CT_OPEN} (a file, a comma-separated list or a folder) or the "
             "`ct_open` resource's `paths`. The evaluation report will score the historical test split only."
@@ -71,65 +40,45 @@ def ct_open_benchmark(context: dg.AssetExecutionContext, store: StoreResource, c
         metadata["note"] = dg.MetadataValue.md(note)
     else:
         header = ["file", "questions", "trials", *CATEGORIES]
-        table = [[k, *(str(v.get(c, 0)) for c in header[1:])] for k, v in per_file.items()]
+        table = [[k, *(str(v.get(c, 0)) for c in header[1:])] for k, v in written.per_file.items()]
         metadata["files"] = dg.MetadataValue.md(markdown_table(header, table))
     return dg.MaterializeResult(metadata=metadata)
 
 
-BASELINES = ["majority", "logreg", "random_forest", "knn_history", "ensemble"]
-LLM_PREDICTORS = ["llm_direct", "llm_rag", "deepimagine"]
-TINY_LLM_MAX_QUESTIONS = 48  # the tiny model's answers are noise: score it on a sample, so the default run stays quick
-
-
 class EvaluationConfig(dg.Config):
-    predictors: list[str] = BASELINES + LLM_PREDICTORS
-    trained_predictors: bool = True  # add deepimagine_sft / llm_direct_grpo when their adapters are published
-    llm_max_questions: int = 0  # LLM predictors score at most this many questions per benchmark; 0 = all
-    bootstrap_samples: int = 1000
-    seed: int = 0
-    alpha: float = 0.05
-    predictor_options: str = ""  # JSON {predictor: {keyword: value}}, e.g. {"knn_history": {"k": 30}}
+    predictors: list[str] = _DEFAULTS.predictors
+    trained_predictors: bool = _DEFAULTS.trained_predictors  # add the fine-tuned predictors whose adapters exist
+    llm_max_questions: int = _DEFAULTS.llm_max_questions  # LLM predictors score at most this many per benchmark
+    bootstrap_samples: int = _DEFAULTS.bootstrap_samples
+    seed: int = _DEFAULTS.seed
+    alpha: float = _DEFAULTS.alpha
+    predictor_options: str = _DEFAULTS.predictor_options  # JSON {predictor: {keyword: value}}
 
 
-def historical_split(st: Store) -> tuple[list[Question], list[Question], dict[str, int]]:
-    """(train, test, counts per split) of `historical_questions` by its `split` column (other sides, e.g.
-    `benchmark`, are not used); a clear Failure when the table is absent or has no training questions."""
-    if not st.has_table("historical_questions"):
-        raise dg.Failure(
-            "no historical questions: table `historical_questions` has not been built "
-            f"(expected {st.table_path('historical_questions')}); materialise it first (job build_pairs)"
-        )
-    table = st.read_table("historical_questions")
-    if table.num_rows == 0:
-        raise dg.Failure("no historical questions: table `historical_questions` is empty (the trial tables hold no "
-                         "two-group analyses to ask about?)")
-    split_of = table.column("split").to_pylist() if "split" in table.column_names else [None] * table.num_rows
-    train, test = [], []
-    for row, split in zip(table.to_pylist(), split_of):
-        q = Question.from_row(row)
-        split = split or q.extra.get("split")
-        (train if split == "train" else test if split == "test" else []).append(q)
-    if not train:
-        raise dg.Failure(f"no historical questions in split 'train' ({dict(Counter(split_of))})")
-    return train, test, dict(Counter(split_of))
-
-
-def ct_open_from_table(st: Store) -> tuple[dict[str, list[Question]], list[Question]]:
-    """({benchmark: questions}, CT Open training questions) from `ct_open_questions`."""
-    benchmarks: dict[str, list[Question]] = defaultdict(list)
-    training: list[Question] = []
-    if not st.has_table(CT_OPEN_TABLE):
-        return {}, []
-    for row in st.read_table(CT_OPEN_TABLE).to_pylist():
-        q = Question.from_row(row)
-        (benchmarks[row["benchmark"]] if row["role"] == "benchmark" else training).append(q)
-    return dict(benchmarks), training
+def report_metadata(outcome: EvaluationOutcome) -> dict:
+    """Tables, the report with embedded images, file paths and one weighted accuracy per benchmark and predictor."""
+    files, scores_by_bench = outcome.files, outcome.results.as_json()
+    tables = [f"**{bench}**\n\n" + markdown_table(*summary_table(scores)) for bench, scores in scores_by_bench.items()]
+    metadata: dict = {
+        "figures": dg.MetadataValue.md("\n\n".join(tables)),
+        "report": dg.MetadataValue.md(files.markdown_embedded),
+        "evaluation_json": dg.MetadataValue.path(str(files.evaluation_json)),
+        "report_markdown": dg.MetadataValue.path(str(files.markdown)),
+        "report_html": dg.MetadataValue.path(str(files.html)),
+        "predictions": dg.MetadataValue.path(str(files.root / "predictions")),
+        "training_questions": len(outcome.inputs.train),
+        **({"nothing_evaluated": dg.MetadataValue.json(outcome.inputs.why_empty)} if outcome.inputs.why_empty else {}),
+    }
+    for bench, scores in scores_by_bench.items():
+        for label, s in scores.items():
+            metadata[f"{bench}/{label}/weighted_accuracy"] = float(s["overall"]["weighted_accuracy"])
+    return metadata
 
 
 @dg.asset(
     group_name=GROUP,
     # the trained operators are optional inputs: the report uses whatever adapters are published when it runs
-    deps=["historical_questions", ct_open_benchmark, "sft_operators", "grpo_policy"],
+    deps=[HISTORICAL_QUESTIONS_TABLE, ct_open_benchmark, "sft_operators", "grpo_policy"],
     kinds={"python"},
     op_tags={"deepimagine/gpu": "true"},
     pool="gpu",
@@ -140,70 +89,10 @@ def evaluation_report(
     """Every predictor on every benchmark (each CT Open file, and the historical test split), scored with CT Open's
     official metric and trial-bootstrap intervals: reports/evaluation.json, report.md/html, figures, predictions."""
     st = store.get()
-    train, test, split_counts = historical_split(st)
-    context.log.info(f"historical questions per split: {split_counts} (train fits the predictors, test is a benchmark)")
-    benchmarks, ct_train = ct_open_from_table(st)
-    if test:
-        benchmarks[HISTORICAL_TEST] = test
-    if not benchmarks:
-        raise dg.Failure("nothing to evaluate: no CT Open benchmark configured and no historical test questions")
+    lend = LLMPredictors(backend=lambda: llm.get(st), is_tiny=is_tiny, trained=llm_predictors.trained_predictors(st))
+    settings = EvaluationSettings(**{f.name: getattr(config, f.name) for f in dataclasses.fields(EvaluationSettings)})
     try:
-        options = json.loads(config.predictor_options) if config.predictor_options.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise dg.Failure(f"predictor_options is not valid JSON: {exc}") from exc
-    load_plugins()
-    predictors = list(config.predictors)
-    if config.trained_predictors and any(p in LLM_PREDICTORS for p in predictors):
-        from deepimagine_core.llm.predictors import trained_predictors
-
-        predictors += [p for p in trained_predictors(st) if p not in predictors]
-    llm_names = [p for p in predictors if p in LLM_PREDICTORS or p in ("deepimagine_sft", "llm_direct_grpo")]
-    limits = {}
-    if llm_names:
-        backend = llm.get(st)
-        for name in llm_names:  # one backend (one loaded model) for every LLM predictor
-            options.setdefault(name, {}).update(backend=backend, store=st)
-        from deepimagine_core.llm.backends import is_tiny
-
-        cap = config.llm_max_questions or (TINY_LLM_MAX_QUESTIONS if is_tiny(backend) else 0)
-        limits = {name: cap for name in llm_names} if cap else {}
-    unknown = [p for p in predictors if p not in available_predictors()]
-    if unknown:
-        raise dg.Failure(f"unknown predictors {unknown}; registered: {available_predictors()}")
-    exclude = {q.nct_id for name, qs in benchmarks.items() if name != HISTORICAL_TEST for q in qs}
-    context.log.info(
-        f"evaluating {predictors} on {[(k, len(v)) for k, v in benchmarks.items()]}; "
-        f"training on {len(train)} historical questions" + (f" and separately {len(ct_train)} CT Open" if ct_train else "")
-    )
-    results = run_predictors(
-        benchmarks,
-        train,
-        predictors,
-        extra_training={"ct_open_train": ct_train} if ct_train else None,
-        predictor_kwargs=options,
-        exclude_nct_ids=exclude,
-        n_bootstrap=config.bootstrap_samples,
-        seed=config.seed,
-        alpha=config.alpha,
-        log=context.log.info,
-        question_limits=limits,
-    )
-    files = write_report(st.path("reports"), results)
-    context.log.info(f"report written to {files.root}: {len(files.predictions)} prediction files, {len(files.figures)} figures")
-    tables = []
-    for bench, scores in results.as_json().items():
-        header, rows = summary_table(scores)
-        tables.append(f"**{bench}**\n\n" + markdown_table(header, rows))
-    metadata: dict = {
-        "figures": dg.MetadataValue.md("\n\n".join(tables)),
-        "report": dg.MetadataValue.md(files.markdown_embedded),
-        "evaluation_json": dg.MetadataValue.path(str(files.evaluation_json)),
-        "report_markdown": dg.MetadataValue.path(str(files.markdown)),
-        "report_html": dg.MetadataValue.path(str(files.html)),
-        "predictions": dg.MetadataValue.path(str(files.root / "predictions")),
-        "training_questions": len(train),
-    }
-    for bench, scores in results.as_json().items():
-        for label, s in scores.items():
-            metadata[f"{bench}/{label}/weighted_accuracy"] = float(s["overall"]["weighted_accuracy"])
-    return dg.MaterializeResult(metadata=metadata)
+        outcome = evaluate_store(st, settings, llm=lend, log=context.log.info)
+    except EvaluationInputError as exc:
+        raise dg.Failure(str(exc)) from exc
+    return dg.MaterializeResult(metadata=report_metadata(outcome))

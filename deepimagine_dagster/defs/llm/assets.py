@@ -14,6 +14,8 @@ import pyarrow.compute as pc
 from deepimagine_core.llm.backends import SamplingParams, is_tiny
 from deepimagine_core.llm.prompts import template_id
 from deepimagine_core.llm.traces import TRACES_SCHEMA, acceptance_by_factor, merge_traces, select_pairs, trace_pairs
+from deepimagine_core.pairs.empty import why_no_traces
+from deepimagine_core.tables import NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE
 from deepimagine_dagster.metadata import table_metadata
 from deepimagine_dagster.resources import LLMBackendResource, StoreResource
 
@@ -62,7 +64,7 @@ def _factor_markdown(stats: dict) -> str:
 
 
 @dg.asset(
-    deps=["natural_pairs"],
+    deps=[NATURAL_PAIRS_TABLE],
     group_name=GROUP,
     kinds={"parquet", "pytorch"},
     op_tags=GPU_TAGS,
@@ -74,8 +76,9 @@ def reasoning_traces(
     """Teacher traces for training-split natural pairs, n samples each; `accepted` only when the stated direction
     (and size band, where known) matches the observed change. Table `reasoning_traces`."""
     st = store.get()
-    pairs = st.read_table("natural_pairs")
-    existing = st.read_table("reasoning_traces") if st.has_table("reasoning_traces") else TRACES_SCHEMA.empty_table()
+    pairs = st.read_table(NATURAL_PAIRS_TABLE)
+    existing = (st.read_table(REASONING_TRACES_TABLE) if st.has_table(REASONING_TRACES_TABLE)
+                else TRACES_SCHEMA.empty_table())
     existing = existing.select(TRACES_SCHEMA.names).cast(TRACES_SCHEMA)
     backend = llm.get(st)
     max_pairs = config.max_pairs
@@ -98,12 +101,12 @@ def reasoning_traces(
     table, duplicates = merge_traces(existing, new)  # a re-run or overlapping workers never duplicate a trace
     if duplicates:
         context.log.warning(f"{duplicates} traces already present were not added again")
-    st.write_table("reasoning_traces", table, TRACES_SCHEMA)
+    st.write_table(REASONING_TRACES_TABLE, table, TRACES_SCHEMA)
 
     stats = acceptance_by_factor(table)
     new_accepted = int(pc.sum(new["accepted"]).as_py() or 0) if new.num_rows else 0
     metadata = {
-        **table_metadata(st, "reasoning_traces"),
+        **table_metadata(st, REASONING_TRACES_TABLE),
         "model_id": backend.model_id,
         "template": template_id("trace"),
         "sampling_params": dg.MetadataValue.json({**params.to_dict(), "n": config.n_samples}),
@@ -116,6 +119,9 @@ def reasoning_traces(
         "acceptance_by_factor_json": dg.MetadataValue.json(stats),
         "sample_trace": dg.MetadataValue.md(_sample_markdown(new if new.num_rows else table)),
     }
+    if why_no_traces(counts, new.num_rows):
+        metadata["why_empty"] = why_no_traces(counts, new.num_rows)
+        context.log.info(metadata["why_empty"])
     if is_tiny(backend):
         metadata["note"] = TINY_NOTE
         context.log.warning(TINY_NOTE)

@@ -2,11 +2,12 @@
 
 import dagster as dg
 
+from deepimagine_core.tables import REASONING_TRACES_TABLE
 from deepimagine_dagster.executors import gpu_executor
 
 generate_traces = dg.define_asset_job(
     "generate_traces",
-    selection=dg.AssetSelection.assets("reasoning_traces"),
+    selection=dg.AssetSelection.assets(REASONING_TRACES_TABLE),
     description="Reasoning traces for training-split natural pairs, verified against the observed change.",
     tags={"deepimagine/gpu": "true"},
     executor_def=gpu_executor(),

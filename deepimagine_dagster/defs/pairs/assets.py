@@ -1,6 +1,7 @@
 """Questions, pairs, retrieval index and their dataset export. Thin: the work is in deepimagine_core.pairs.
 
 trial tables → trial_splits → historical_questions, natural_pairs
+trial tables → question_skips (every analysis that yields no question, with its reason)
 trial tables → retrieval_index → approximate_pairs (+ trial_splits)
 historical_questions, natural_pairs, approximate_pairs → pair_datasets
 """
@@ -17,12 +18,19 @@ import pyarrow.compute as pc
 from deepimagine_core.pairs.approximate import (APPROXIMATE_PAIRS, ApproxConfig, build_approximate_pairs,
                                                 build_trial_index, render_pair, trial_profiles)
 from deepimagine_core.pairs.datasets import export_datasets
+from deepimagine_core.pairs.empty import why_no_approximate_pairs, why_no_natural_pairs, why_no_questions
 from deepimagine_core.pairs.natural import NATURAL_PAIRS, NaturalConfig, build_natural_pairs
-from deepimagine_core.pairs.questions import HISTORICAL_QUESTIONS, build_questions, render_question
+from deepimagine_core.pairs.historical import (HISTORICAL_QUESTIONS, QUESTION_SKIPS, SKIP_REASONS,
+                                               build_question_tables, build_questions, render_question)
 from deepimagine_core.pairs.retrieval import TextIndex
-from deepimagine_core.pairs.split import TRIAL_SPLITS, assign_splits, benchmark_nct_ids, counts_by_split, split_map
+from deepimagine_core.evaluation.ct_open import benchmark_nct_ids
+from deepimagine_core.pairs.split import DEFAULT_TEST_FRACTION, TRIAL_SPLITS, assign_splits, counts_by_split, split_map
 from deepimagine_core.pairs.trialdata import TRIAL_TABLES
 from deepimagine_core.store import Store
+from deepimagine_core.tables import (
+    APPROXIMATE_PAIRS_TABLE, ARM_GROUPS_TABLE, HISTORICAL_QUESTIONS_TABLE, INTERVENTIONS_TABLE, NATURAL_PAIRS_TABLE,
+    QUESTION_SKIPS_TABLE, TRIALS_TABLE, TRIAL_SPLITS_TABLE,
+)
 from deepimagine_dagster.metadata import table_metadata
 from deepimagine_dagster.resources import CTOpenResource, StoreResource
 
@@ -36,31 +44,34 @@ def index_path(store: Store):
 
 class SplitConfig(dg.Config):
     cutoff: str = ""  # ISO date; empty = the date putting the latest `test_fraction` of trials on the test side
-    test_fraction: float = 0.15
+    test_fraction: float = DEFAULT_TEST_FRACTION
 
 
 class QuestionsConfig(dg.Config):
     alpha: float = 0.05
 
 
+_NATURAL, _APPROX = NaturalConfig(), ApproxConfig()  # core's defaults
+
+
 class NaturalPairsConfig(dg.Config):
-    max_arm_pairs_per_trial: int = 60
-    max_outcome_pairs_per_trial: int = 60
-    max_groups_per_cell: int = 8
-    max_cells_per_group: int = 60
+    max_arm_pairs_per_trial: int = _NATURAL.max_arm_pairs_per_trial
+    max_outcome_pairs_per_trial: int = _NATURAL.max_outcome_pairs_per_trial
+    max_groups_per_cell: int = _NATURAL.max_groups_per_cell
+    max_cells_per_group: int = _NATURAL.max_cells_per_group
 
 
 class ApproximatePairsConfig(dg.Config):
-    k: int = 5
-    candidates: int = 30
-    min_similarity: float = 0.1
-    intervention_alike: float = 0.5
-    intervention_differ: float = 0.0
-    condition_alike: float = 0.5
-    condition_differ: float = 0.2
-    age_tolerance_years: float = 10.0
-    geography_alike: float = 0.5
-    geography_differ: float = 0.0
+    k: int = _APPROX.k
+    candidates: int = _APPROX.candidates
+    min_similarity: float = _APPROX.min_similarity
+    intervention_alike: float = _APPROX.intervention_alike
+    intervention_differ: float = _APPROX.intervention_differ
+    condition_alike: float = _APPROX.condition_alike
+    condition_differ: float = _APPROX.condition_differ
+    age_tolerance_years: float = _APPROX.age_tolerance_years
+    geography_alike: float = _APPROX.geography_alike
+    geography_differ: float = _APPROX.geography_differ
 
 
 def read_tables(store: Store, names=TRIAL_TABLES) -> dict[str, pa.Table]:
@@ -74,7 +85,12 @@ def _md_counts(counts: dict) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-@dg.asset(group_name=GROUP, deps=["trials"], kinds={"parquet"})
+def _why_empty(reasons) -> dict:
+    """Metadata `why_empty` (a sentence, or {factor: sentence}) when a table or part of it is empty."""
+    return {"why_empty": dg.MetadataValue.json(reasons) if isinstance(reasons, dict) else reasons} if reasons else {}
+
+
+@dg.asset(group_name=GROUP, deps=[TRIALS_TABLE], kinds={"parquet"})
 def trial_splits(context: dg.AssetExecutionContext, config: SplitConfig, store: StoreResource,
                  ct_open: CTOpenResource) -> dg.MaterializeResult:
     """Each trial's side: train, test (results first posted on/after the cutoff, or undated) or benchmark (in a loaded
@@ -82,14 +98,14 @@ def trial_splits(context: dg.AssetExecutionContext, config: SplitConfig, store: 
     st = store.get()
     bench = benchmark_nct_ids(ct_open.paths)
     cutoff = dt.date.fromisoformat(config.cutoff) if config.cutoff else None
-    table, used = assign_splits(st.read_table("trials", columns=["nct_id", "results_first_posted"]), cutoff,
+    table, used = assign_splits(st.read_table(TRIALS_TABLE, columns=["nct_id", "results_first_posted"]), cutoff,
                                 config.test_fraction, bench)
-    path = st.write_table("trial_splits", table, TRIAL_SPLITS)
+    path = st.write_table(TRIAL_SPLITS_TABLE, table, TRIAL_SPLITS)
     counts = counts_by_split(table)
     undated = sum(d is None for d in table.column("results_first_posted").to_pylist())
     context.log.info(f"trial splits: {counts}, cutoff {used}, {len(bench)} benchmark NCT ids loaded, {undated} undated")
     return dg.MaterializeResult(metadata={
-        **table_metadata(st, "trial_splits"), "path": dg.MetadataValue.path(str(path)),
+        **table_metadata(st, TRIAL_SPLITS_TABLE), "path": dg.MetadataValue.path(str(path)),
         "cutoff": str(used), "counts_by_split": _md_counts(counts), "benchmark_ids_loaded": len(bench),
         "undated_trials_on_test": undated})
 
@@ -105,22 +121,41 @@ def _balance(rows: list[dict]) -> dict[str, dict[str, int]]:
 def historical_questions(context: dg.AssetExecutionContext, config: QuestionsConfig,
                          store: StoreResource) -> dg.MaterializeResult:
     """CT Open-style questions answered by posted analyses: superiority and comparative (label_kind direction) and
-    endpoint met (label_kind significance), each with its evidence (see deepimagine_core.pairs.questions)."""
+    endpoint met (label_kind benefit, or significance where no arm is a control), each with its evidence; every label
+    is defined in deepimagine_core.pairs.historical and the README's "Labels" table."""
     st = store.get()
-    splits = split_map(st.read_table("trial_splits"))
+    splits = split_map(st.read_table(TRIAL_SPLITS_TABLE))
     table, skips = build_questions(read_tables(st), alpha=config.alpha, splits=splits, progress=True)
-    path = st.write_table("historical_questions", table, HISTORICAL_QUESTIONS)
+    path = st.write_table(HISTORICAL_QUESTIONS_TABLE, table, HISTORICAL_QUESTIONS)
     rows = table.select(["kind", "label_kind", "category", "answer", "split"]).to_pylist()
     by_kind = dict(Counter(f"{r['kind']} ({r['label_kind']})" for r in rows))
     context.log.info(f"historical questions: {table.num_rows} ({by_kind}); skipped {sum(skips.values())} by reason "
                      f"{skips}")
     examples = table.slice(0, min(table.num_rows, 2000)).to_pylist()[::max(1, min(table.num_rows, 2000) // 5)][:5]
     return dg.MaterializeResult(metadata={
-        **table_metadata(st, "historical_questions"), "path": dg.MetadataValue.path(str(path)),
+        **table_metadata(st, HISTORICAL_QUESTIONS_TABLE), "path": dg.MetadataValue.path(str(path)),
         "alpha": config.alpha, "by_kind": _md_counts(by_kind), "by_split": _md_counts(counts_by_split(table)),
         "label_balance": dg.MetadataValue.json(_balance(rows)), "skip_counts": _md_counts(skips),
         "trials_with_questions": len(set(table.column("nct_id").to_pylist())),
-        "examples": dg.MetadataValue.md("\n\n".join(render_question(r) for r in examples) or "_(none)_")})
+        "examples": dg.MetadataValue.md("\n\n".join(render_question(r) for r in examples) or "_(none)_"),
+        **_why_empty(why_no_questions(table.num_rows, len(splits), skips))})
+
+
+@dg.asset(group_name=GROUP, deps=[*TRIAL_TABLES], kinds={"parquet"})
+def question_skips(context: dg.AssetExecutionContext, config: QuestionsConfig,
+                   store: StoreResource) -> dg.MaterializeResult:
+    """Every posted analysis that yields no historical question, with a reason code (deepimagine_core.pairs.comparisons
+    SKIP_REASONS) and detail, so coverage is auditable; the counts per reason are in the metadata."""
+    st = store.get()
+    questions, table, _ = build_question_tables(read_tables(st), alpha=config.alpha, progress=True)
+    path = st.write_table(QUESTION_SKIPS_TABLE, table, QUESTION_SKIPS)
+    counts = dict(Counter(table.column("reason").to_pylist()).most_common())
+    used = len(set(zip(*(questions.column(c).to_pylist() for c in ("nct_id", "outcome_index")))))
+    context.log.info(f"question skips: {table.num_rows} analyses yield no question, by reason {counts}")
+    return dg.MaterializeResult(metadata={
+        **table_metadata(st, QUESTION_SKIPS_TABLE), "path": dg.MetadataValue.path(str(path)),
+        "counts_by_reason": _md_counts(counts), "outcomes_with_questions": used,
+        "reasons": dg.MetadataValue.md("\n".join(f"- `{k}`: {v}" for k, v in SKIP_REASONS.items()))})
 
 
 @dg.asset(group_name=GROUP, deps=[*TRIAL_TABLES, trial_splits], kinds={"parquet"})
@@ -129,10 +164,10 @@ def natural_pairs(context: dg.AssetExecutionContext, config: NaturalPairsConfig,
     """Same-trial pairs differing in one factor: arm (incl. dose-ranging, low → high) and outcome (see
     deepimagine_core.pairs.natural)."""
     st = store.get()
-    splits = split_map(st.read_table("trial_splits"))
+    splits = split_map(st.read_table(TRIAL_SPLITS_TABLE))
     cfg = NaturalConfig(**config.model_dump())
     table, stats = build_natural_pairs(read_tables(st), splits=splits, config=cfg, progress=True)
-    path = st.write_table("natural_pairs", table, NATURAL_PAIRS)
+    path = st.write_table(NATURAL_PAIRS_TABLE, table, NATURAL_PAIRS)
     context.log.info(f"natural pairs: {stats}")
     sample = table.filter(table.column("is_dose_ranging")).slice(0, 3).to_pylist() if table.num_rows else []
     sample += table.slice(0, 2).to_pylist() + table.slice(max(0, table.num_rows - 2), 2).to_pylist()
@@ -140,18 +175,19 @@ def natural_pairs(context: dg.AssetExecutionContext, config: NaturalPairsConfig,
                          f"{r['difference']} — {r['source_value']} → {r['target_value']} "
                          f"({r['change_direction']}, {r['change_band']})" for r in sample)
     return dg.MaterializeResult(metadata={
-        **table_metadata(st, "natural_pairs"), "path": dg.MetadataValue.path(str(path)),
+        **table_metadata(st, NATURAL_PAIRS_TABLE), "path": dg.MetadataValue.path(str(path)),
         "counts": _md_counts(stats), "by_split": _md_counts(counts_by_split(table)),
         "change_directions": _md_counts(dict(Counter(table.column("change_direction").to_pylist()))),
+        **_why_empty(why_no_natural_pairs(stats, len(splits))),
         "examples": dg.MetadataValue.md(examples or "_(none)_")})
 
 
-@dg.asset(group_name=GROUP, deps=["trials", "interventions", "arm_groups"], kinds={"python"})
+@dg.asset(group_name=GROUP, deps=[TRIALS_TABLE, INTERVENTIONS_TABLE, ARM_GROUPS_TABLE], kinds={"python"})
 def retrieval_index(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
     """TF-IDF index over trials (fields: title, conditions, interventions, eligibility, design tokens), saved to
     <store>/indexes/trials; load it with `deepimagine_core.pairs.retrieval.TextIndex.load`."""
     st = store.get()
-    tables = read_tables(st, ("trials", "interventions", "arm_groups"))
+    tables = read_tables(st, (TRIALS_TABLE, INTERVENTIONS_TABLE, ARM_GROUPS_TABLE))
     profiles = trial_profiles(tables, ApproxConfig().eligibility_chars)
     index = build_trial_index(profiles, ApproxConfig())
     path = index.save(index_path(st))
@@ -165,7 +201,7 @@ def retrieval_index(context: dg.AssetExecutionContext, store: StoreResource) -> 
         "example": preview or "(too few trials)"})
 
 
-@dg.asset(group_name=GROUP, deps=[retrieval_index, trial_splits, "trials", "interventions", "arm_groups"],
+@dg.asset(group_name=GROUP, deps=[retrieval_index, trial_splits, TRIALS_TABLE, INTERVENTIONS_TABLE, ARM_GROUPS_TABLE],
           kinds={"parquet"})
 def approximate_pairs(context: dg.AssetExecutionContext, config: ApproximatePairsConfig,
                       store: StoreResource) -> dg.MaterializeResult:
@@ -173,24 +209,26 @@ def approximate_pairs(context: dg.AssetExecutionContext, config: ApproximatePair
     retrieval index's top-k per factor view (see deepimagine_core.pairs.approximate)."""
     st = store.get()
     cfg = ApproxConfig(**config.model_dump())
-    profiles = trial_profiles(read_tables(st, ("trials", "interventions", "arm_groups")), cfg.eligibility_chars)
+    profiles = trial_profiles(read_tables(st, (TRIALS_TABLE, INTERVENTIONS_TABLE, ARM_GROUPS_TABLE)),
+                              cfg.eligibility_chars)
     index = TextIndex.load(index_path(st))
     if index.ids != profiles.ids:
         raise dg.Failure("the retrieval index is older than the trial tables (its trial ids differ): "
                          "materialise retrieval_index again")
-    table, stats = build_approximate_pairs(profiles, index, split_map(st.read_table("trial_splits")), cfg,
+    table, stats = build_approximate_pairs(profiles, index, split_map(st.read_table(TRIAL_SPLITS_TABLE)), cfg,
                                            log=context.log.info)
     # the tolerances travel with the table, so the single-factor check recomputes with the same ones
     schema = APPROXIMATE_PAIRS.with_metadata({**APPROXIMATE_PAIRS.metadata,
                                               b"approx_config": json.dumps(dataclasses.asdict(cfg))})
-    path = st.write_table("approximate_pairs", table, schema)
+    path = st.write_table(APPROXIMATE_PAIRS_TABLE, table, schema)
     context.log.info(f"approximate pairs: {stats}")
     examples = [table.filter(pc.equal(table.column("factor"), f)).slice(0, 1).to_pylist()
                 for f in ("intervention", "population", "geography", "design")]
     return dg.MaterializeResult(metadata={
-        **table_metadata(st, "approximate_pairs"), "path": dg.MetadataValue.path(str(path)),
+        **table_metadata(st, APPROXIMATE_PAIRS_TABLE), "path": dg.MetadataValue.path(str(path)),
         "counts": _md_counts(stats), "by_split": _md_counts(counts_by_split(table)),
-        "examples": dg.MetadataValue.md("\n".join(render_pair(r[0]) for r in examples if r) or "_(none)_")})
+        "examples": dg.MetadataValue.md("\n".join(render_pair(r[0]) for r in examples if r) or "_(none)_"),
+        **_why_empty(why_no_approximate_pairs(stats, len(profiles.ids)))})
 
 
 @dg.asset(group_name=GROUP, deps=[historical_questions, natural_pairs, approximate_pairs], kinds={"parquet"})
@@ -198,7 +236,8 @@ def pair_datasets(context: dg.AssetExecutionContext, store: StoreResource) -> dg
     """Hugging Face dataset exports (Parquet, `datasets` save_to_disk folder and a dataset card each) of the questions
     and both pair tables, under <store>/datasets/."""
     st = store.get()
-    written = export_datasets(st, ("historical_questions", "natural_pairs", "approximate_pairs"), log=context.log.info)
+    written = export_datasets(st, (HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, APPROXIMATE_PAIRS_TABLE),
+                              log=context.log.info)
     return dg.MaterializeResult(metadata={
         "datasets": dg.MetadataValue.json({name: info for name, info in written.items()}),
         "path": dg.MetadataValue.path(str(st.path("datasets")))})

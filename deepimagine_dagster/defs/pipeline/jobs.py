@@ -8,6 +8,7 @@ import dagster as dg
 
 deepimagine = dg.define_asset_job(
     "deepimagine",
-    selection=dg.AssetSelection.all(),
+    # every asset but `ask/predict_trial`, which answers a question the user asks (job `predict_trial`)
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ask"),
     description="The whole DeepImagine graph on the configured defaults (offline: embedded sample + tiny model).",
 )

@@ -15,6 +15,9 @@ from typing import Any
 
 import dagster as dg
 
+from deepimagine_core.tables import (
+    APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE,
+)
 from deepimagine_core.training import adapters
 from deepimagine_core.training.data import grpo_examples, sft_examples
 from deepimagine_core.training.distributed import (
@@ -26,7 +29,7 @@ from deepimagine_core.training.distributed import (
 from deepimagine_core.training.grpo import train_grpo
 from deepimagine_core.training.recipes import load_recipe
 from deepimagine_core.training.run import TrainResult
-from deepimagine_core.training.sft import train_operators
+from deepimagine_core.training.sft import train_operators, untrained_operators
 from deepimagine_dagster.resources import StoreResource
 
 GROUP = "training"
@@ -86,7 +89,7 @@ def result_metadata(results: dict[str, TrainResult]) -> dict[str, Any]:
 
 @dg.asset(
     group_name=GROUP,
-    deps=["natural_pairs", "reasoning_traces"],
+    deps=[NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE],
     op_tags=GPU_TAGS,
     kinds={"pytorch"},
 )
@@ -98,16 +101,18 @@ def sft_operators(
     st = store.get()
     recipe = load_recipe(config.recipe, config.overrides)
     built = sft_examples(
-        st.read_table("natural_pairs"), st.read_table("reasoning_traces"), recipe.factors,
+        st.read_table(NATURAL_PAIRS_TABLE), st.read_table(REASONING_TRACES_TABLE), recipe.factors,
         untraced=recipe.untraced_pairs,
     )
     context.log.info(f"SFT data ({recipe.name}): {built.summary()}")
+    skipped = untrained_operators(recipe, built.rows)
+    for name, why in skipped.items():
+        context.log.warning(f"{name} not trained: {why} (training-split natural pairs with an accepted trace, or "
+                            f"any with untraced_pairs: answer_only): {built.summary()}")
     if not built.rows:
-        raise dg.Failure(
-            description="no SFT examples: no training-split natural pair of the recipe's factors has an accepted "
-            "trace (set untraced_pairs: answer_only to train on observed answers)",
-            metadata=built.summary(),
-        )
+        return dg.MaterializeResult(metadata={"recipe": recipe.name, "operators": dg.MetadataValue.json([]),
+                                              "skipped": dg.MetadataValue.json(skipped), "dagster/row_count": 0,
+                                              "data": dg.MetadataValue.json(built.summary())})
     processes = resolve_num_processes(recipe)
     if processes > 1:
         log_launch(context, recipe, processes)
@@ -132,6 +137,7 @@ def sft_operators(
             "processes": processes,
             "operators": dg.MetadataValue.json(sorted(results)),
             "data": dg.MetadataValue.json(built.summary()),
+            "skipped": dg.MetadataValue.json(skipped),
             "dagster/row_count": len(built.rows),
             **result_metadata(results),
         }
@@ -140,7 +146,7 @@ def sft_operators(
 
 @dg.asset(
     group_name=GROUP,
-    deps=["approximate_pairs", "historical_questions", "natural_pairs", sft_operators],
+    deps=[APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, sft_operators],
     op_tags=GPU_TAGS,
     kinds={"pytorch"},
 )
@@ -153,17 +159,17 @@ def grpo_policy(
     st = store.get()
     recipe = load_recipe(config.recipe, config.overrides)
     built = grpo_examples(
-        st.read_table("approximate_pairs"), st.read_table("historical_questions"),
-        st.read_table("natural_pairs") if config.natural_steps else None,
+        st.read_table(APPROXIMATE_PAIRS_TABLE), st.read_table(HISTORICAL_QUESTIONS_TABLE),
+        st.read_table(NATURAL_PAIRS_TABLE) if config.natural_steps else None,
         max_prompts=config.max_prompts or None, seed=recipe.seed,
     )
     context.log.info(f"GRPO data ({recipe.name}): {built.summary()}")
     if not built.rows:
-        raise dg.Failure(
-            description="no GRPO prompts: no training-split historical question with a known answer and no "
-            "natural pair with an observed direction",
-            metadata=built.summary(),
-        )
+        why = "0 GRPO prompts: no training-split historical question with a known answer nor natural pair with an "\
+              "observed direction"
+        context.log.warning(f"grpo not trained: {why}")
+        return dg.MaterializeResult(metadata={"recipe": recipe.name, "skipped": dg.MetadataValue.json({"grpo": why}),
+                                              "data": dg.MetadataValue.json(built.summary()), "dagster/row_count": 0})
     init_adapter = resolve_init_adapter(st, config.init_from)
     processes = resolve_num_processes(recipe)
     if processes > 1:

@@ -9,6 +9,7 @@ real run that is not better deserves a look, not a blocked pipeline).
 import dagster as dg
 
 from deepimagine_core.llm.backends import resolve_model
+from deepimagine_core.tables import NATURAL_PAIRS_TABLE
 from deepimagine_core.training import adapters
 from deepimagine_core.training.data import eval_examples
 from deepimagine_core.training.evaluate import compare_with_base
@@ -27,7 +28,7 @@ def sft_operators_beat_base(
 ) -> dg.AssetCheckResult:
     """Each published SFT operator's direction accuracy on test-split natural pairs beats its base model's."""
     st = store.get()
-    pairs = st.read_table("natural_pairs")
+    pairs = st.read_table(NATURAL_PAIRS_TABLE)
     published = {n: p for n, p in adapters.published_adapters(st).items() if n.startswith("sft_")}
     if not published:
         return dg.AssetCheckResult(

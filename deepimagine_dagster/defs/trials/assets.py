@@ -1,10 +1,15 @@
 """Raw studies and the normalised trial tables. Thin: the work is in deepimagine_core.ctgov.ingest."""
 
 
+from contextlib import contextmanager
+
 import dagster as dg
 
-from deepimagine_core.ctgov.ingest import ApiSettings, fetch_raw, ingest_source
+from deepimagine_core.ctgov.api import ApiSettings
+from deepimagine_core.ctgov.ingest import fetch_raw, ingest_source
+from deepimagine_core.ctgov.records import SourceError
 from deepimagine_core.ctgov.schemas import TABLES
+from deepimagine_core.tables import QUARANTINE_TABLE, TRIALS_TABLE
 from deepimagine_dagster.metadata import table_metadata
 from deepimagine_dagster.resources import StoreResource, TrialSourceResource
 
@@ -25,6 +30,15 @@ def api_settings(source: TrialSourceResource) -> ApiSettings:
     )
 
 
+@contextmanager
+def source_failure():
+    """A bad trial source fails the step with its one-line message (no traceback of the readers)."""
+    try:
+        yield
+    except SourceError as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from None
+
+
 @dg.asset(group_name=GROUP, kinds={"python"})
 def raw_studies(context: dg.AssetExecutionContext, store: StoreResource, trial_source: TrialSourceResource):
     """The raw layer: for the API, new pages downloaded into `raw/api` (resumable, incremental by last-update date);
@@ -37,7 +51,8 @@ def raw_studies(context: dg.AssetExecutionContext, store: StoreResource, trial_s
         if pages % 10 == 0:
             context.log.info(f"fetched {pages} pages")
 
-    info = fetch_raw(trial_source.source, store.get(), api_settings(trial_source), progress=progress)
+    with source_failure():
+        info = fetch_raw(trial_source.source, store.get(), api_settings(trial_source), progress=progress)
     context.log.info(f"raw layer ready: {info}")
     return dg.MaterializeResult(metadata={k: _meta(v) for k, v in info.items()})
 
@@ -54,34 +69,36 @@ def trial_tables(context: dg.AssetExecutionContext, store: StoreResource, trial_
     """Parse every raw study into the normalised tables (see deepimagine_core/ctgov/schemas.py)."""
     st = store.get()
     context.log.info(f"ingesting trial source {trial_source.source!r} into {st.path('tables')}")
-    summary = ingest_source(
-        trial_source.source, st, progress=True,
-    )
+    with source_failure():
+        summary = ingest_source(trial_source.source, st, progress=True, allow_partial=trial_source.allow_partial)
     stats = summary.as_dict()
     context.log.info(
         f"ingest: {summary.studies_read} studies read → {summary.trials} trials, {summary.quarantined} quarantined, "
         f"{summary.duplicates_dropped} duplicates dropped (newest kept), {summary.field_issues} values dropped; "
         f"{stats['studies_per_second']} studies/s"
     )
+    for stop in summary.stopped_early:
+        context.log.warning(f"partial read published (allow_partial): {stop}")
     if not summary.reconciles:
         raise dg.Failure(f"ingest counts do not reconcile: {stats}")
     for name in TABLES:
-        extra = {}
-        if name == "trials":
-            extra = {
-                "studies_read": summary.studies_read,
-                "quarantined": summary.quarantined,
-                "duplicates_dropped": summary.duplicates_dropped,
-                "studies_per_second": stats["studies_per_second"],
-            }
-        if name == "quarantine":
-            extra = {
-                "quarantine_rate": summary.quarantine_rate,
-                "record_level": summary.quarantined,
-                "field_level": summary.field_issues,
-                "reasons": dg.MetadataValue.json(summary.quarantine_reasons),
-            }
-        yield dg.MaterializeResult(asset_key=name, metadata={**table_metadata(st, name), **extra})
+        metadata = {**table_metadata(st, name), **_extra_metadata(name, stats)}
+        yield dg.MaterializeResult(asset_key=name, metadata=metadata)
+
+
+def _extra_metadata(name: str, stats: dict) -> dict:
+    """The ingest figures shown on `trials` and `quarantine`."""
+    if name == TRIALS_TABLE:
+        keep = ("studies_read", "quarantined", "duplicates_dropped", "studies_per_second")
+        return {**{k: stats[k] for k in keep}, "stopped_early": dg.MetadataValue.json(stats["stopped_early"])}
+    if name == QUARANTINE_TABLE:
+        return {
+            "quarantine_rate": stats["quarantine_rate"],
+            "record_level": stats["quarantined"],
+            "field_level": stats["field_issues"],
+            "reasons": dg.MetadataValue.json(stats["quarantine_reasons"]),
+        }
+    return {}
 
 
 def _meta(value):

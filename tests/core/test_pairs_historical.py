@@ -4,7 +4,14 @@ import json
 
 import pytest
 
-from deepimagine_core.pairs.questions import build_questions, questions_from_table, significance
+from deepimagine_core.pairs.comparisons import named_pair
+from deepimagine_core.pairs.historical import (
+    SKIP_REASONS,
+    build_question_tables,
+    build_questions,
+    questions_from_table,
+    significance,
+)
 from deepimagine_core.questions import Question
 from tests.core.test_pairs_fixtures import TrialTables, analysis, two_arm_trial
 
@@ -33,7 +40,8 @@ def test_significant_improvement_gives_all_labels_and_evidence():
     assert json.loads(sup["group_values"])["x"]["value"] == -1.0
     met, = by_kind(rows, "endpoint_met")
     assert met["options"] == ["This endpoint is met.", "This endpoint is not met."]
-    assert met["answer"] == 0 and met["label_kind"] == "significance" and met["category"] == "2-way_implicit"
+    assert met["answer"] == 0 and met["label_kind"] == "benefit" and met["category"] == "2-way_implicit"
+    assert sup["arm_match_methods"] == met["arm_match_methods"] == ["exact"]
     assert not by_kind(rows, "comparative")  # placebo control: no head-to-head question
     assert {r["question_id"] for r in rows} == {"NCT00000001|outcome:0|0", "NCT00000001|outcome:0|1"}
     assert json.loads(sup["arms"])[0] == {"label": "Drug A", "type": "EXPERIMENTAL",
@@ -63,20 +71,27 @@ def test_significance_decides_labels(ana, significant):
 
 
 @pytest.mark.parametrize("ana,reason", [
-    (analysis(p=0.1, raw="<0.1", rel="<"), "p-value bound inconclusive at alpha"),
-    (analysis(p=0.05, raw="<=0.05", rel="<="), "p-value bound inconclusive at alpha"),
-    (analysis(), "no p-value and no two-sided CI"),
-    (analysis(param_type="Other", ci_pct=95.0, ci_lower=0.1, ci_upper=0.4),
-     "CI without a known null value (parameter type)"),
-    (analysis(param_type="Odds Ratio (OR)", ci_pct=90.0, ci_lower=1.1, ci_upper=2.0), "CI level inconclusive at alpha"),
-    (analysis(p=0.001, non_inferiority_type="NON_INFERIORITY"), "non-inferiority or equivalence analysis"),
-    (analysis(group_ids=(), p=0.01), "analysis without group ids"),
-    (analysis(group_ids=("O1",), p=0.01), "single-group analysis"),
-    (analysis(group_ids=("O1", "O9"), p=0.01), "analysis group id not among the outcome's groups"),
+    (analysis(p=0.1, raw="<0.1", rel="<"), "p_inconclusive"),
+    (analysis(p=0.05, raw="<=0.05", rel="<="), "p_inconclusive"),
+    (analysis(), "no_p_no_ci"),
+    (analysis(param_type="Other", ci_pct=95.0, ci_lower=-0.1, ci_upper=0.4), "ci_null_unknown"),  # 0 in, 1 out
+    (analysis(param_type="Odds Ratio (OR)", ci_pct=90.0, ci_lower=1.1, ci_upper=2.0), "ci_inconclusive"),
+    (analysis(p=0.001, non_inferiority_type="NON_INFERIORITY"), "not_superiority"),
+    (analysis(p=0.001, non_inferiority_type="EQUIVALENCE"), "not_superiority"),
+    (analysis(p=0.001, non_inferiority_type="NON_INFERIORITY_OR_EQUIVALENCE"), "not_superiority"),
+    (analysis(p=0.001, non_inferiority_type="NON_INFERIORITY_OR_EQUIVALENCE_LEGACY"), "not_superiority"),
+    (analysis(p=0.001, non_inferiority_type="Non-Inferiority or Equivalence"), "not_superiority"),
+    (analysis(group_ids=(), p=0.01), "no_group_ids"),
+    (analysis(group_ids=("O1",), p=0.01), "within_group_analysis"),
+    (analysis(group_ids=("O1", "O9"), p=0.01), "unknown_group_id"),
 ])
 def test_unusable_analyses_are_counted_not_guessed(ana, reason):
-    rows, skips = build(two_arm_trial(TrialTables(), "NCT00000003", ana=ana))
-    assert rows == [] and skips == {reason: 1}
+    t = two_arm_trial(TrialTables(), "NCT00000003", ana=ana)
+    questions, skip_table, skips = build_question_tables(t.tables())
+    assert questions.num_rows == 0 and skips == {reason: 1}
+    assert skip_table.to_pylist() == [{"nct_id": "NCT00000003", "outcome_index": 0, "analysis_index": 0,
+                                       "reason": reason, "detail": skip_table.column("detail")[0].as_py()}]
+    assert reason in SKIP_REASONS
 
 
 def test_significance_relations():
@@ -88,21 +103,29 @@ def test_significance_relations():
     assert significance({"ci_lower": 0.1, "ci_upper": 0.3, "ci_pct": 95, "ci_n_sides": "ONE_SIDED",
                          "param_type": "Mean Difference"})[0] is None
     log_hr = {"ci_lower": -0.1, "ci_upper": 0.3, "ci_pct": 99, "param_type": "Log hazard ratio"}  # null 0
+    cox = {"ci_lower": 0.63, "ci_upper": 0.97, "ci_pct": 95, "param_type": "Cox Proportional Hazard"}  # an HR
+    assert significance(cox) == (True, "CI")
+    # a "hazard" interval below zero is no ratio; it contains both 0 and 1, so it is not significant either way
+    assert significance({**cox, "ci_lower": -7.2, "ci_upper": 4.6}) == (False, "CI")
+    assert significance({"ci_lower": 85.0, "ci_upper": 110.0, "ci_pct": 95, "param_type": "Ratio in %"}) == \
+        (False, "CI")  # null 100
+    assert significance({"ci_lower": 0.88, "ci_upper": 13.7, "ci_pct": 95, "param_type": "Diff of rates"}) == \
+        (True, "CI")
     assert significance(log_hr) == (None, "CI level inconclusive at alpha")
 
 
-def test_unknown_polarity_excludes_direction_but_keeps_significance():
+def test_unknown_polarity_gives_no_direction_or_benefit_label():
     rows, skips = build(two_arm_trial(TrialTables(), "NCT00000004", title="Change From Baseline in VEGF"))
-    assert [r["kind"] for r in rows] == ["endpoint_met"]
-    assert rows[0]["polarity"] is None and rows[0]["answer"] == 0
-    assert skips == {"superiority: unknown polarity": 1}
+    assert rows == []  # "met" means a benefit: an unknown direction decides nothing
+    assert skips == {"superiority: unknown polarity": 1, "endpoint_met: direction unknown": 1,
+                     "direction_unknown": 1}
 
 
 def test_pk_outcome_gives_no_question():
     rows, skips = build(two_arm_trial(TrialTables(), "NCT00000005", title="Cmax of Drug A"))
     assert rows == []
     assert skips == {"superiority: unknown polarity": 1,
-                     "endpoint_met: pharmacokinetic, ECG or dose-finding outcome": 1}
+                     "endpoint_met: pharmacokinetic, ECG or dose-finding outcome": 1, "excluded_outcome": 1}
 
 
 def test_one_arm_trial_and_unmapped_groups_are_skipped():
@@ -112,20 +135,22 @@ def test_one_arm_trial_and_unmapped_groups_are_skipped():
     two_arm_trial(t, "NCT00000007")
     t.rows["outcome_groups"][-1]["arm_label"] = "Not an arm"
     rows, skips = build(t)
-    assert rows == [] and skips == {"one-arm trial": 1, "group maps to no arm": 1}
+    assert rows == [] and skips == {"one_arm_multi_group": 1, "group_unmapped": 1}
 
 
 def test_non_numeric_and_multi_class_values_skip_direction_only():
     t = two_arm_trial(TrialTables(), "NCT00000008", values=("NA", -0.2))
     rows, skips = build(t)
-    assert [r["kind"] for r in rows] == ["endpoint_met"] and skips == {"superiority: non-numeric group value": 1}
+    assert rows == [] and skips == {"superiority: non-numeric group value": 1, "endpoint_met: direction unknown": 1,
+                                    "direction_unknown": 1}
     t = TrialTables().trial("NCT00000009", [("Drug A", "EXPERIMENTAL"), ("Placebo", "PLACEBO_COMPARATOR")])
     t.outcome("NCT00000009", 0, "Change in pain score",
               [("O1", "Drug A", [1.0, 2.0], 9), ("O2", "Placebo", [3.0, 4.0], 9)],
               analyses=[analysis(p=0.01)], classes=["Week 4", "Week 8"])
     rows, skips = build(t)
-    assert [r["kind"] for r in rows] == ["endpoint_met"]
-    assert skips == {"superiority: several values per group (classes or categories)": 1}
+    assert rows == []
+    assert skips == {"superiority: several values per group (classes or categories)": 1,
+                     "endpoint_met: direction unknown": 1, "direction_unknown": 1}
 
 
 def test_significant_but_worse_against_active_comparator():
@@ -141,7 +166,8 @@ def test_significant_but_worse_against_active_comparator():
                                "No statistically significant difference between Study Arm New drug and Study Arm "
                                "Metformin."]
     assert comp["answer"] == 1 and comp["category"] == "3-way_explicit"
-    assert met["answer"] == 0 and met["x_better"] is False  # significance-only: "met" means significant
+    assert met["answer"] == 1 and met["x_better"] is False  # a significant harm is not "met"
+    assert met["label_kind"] == "benefit"
 
 
 def test_two_experimental_arms_against_placebo():
@@ -171,7 +197,7 @@ def test_repeated_analysis_of_one_pair_is_counted():
     t = two_arm_trial(TrialTables(), "NCT00000012")
     t.rows["outcome_analyses"].append({**t.rows["outcome_analyses"][0], "analysis_index": 1, "p_value": 0.9})
     rows, skips = build(t)
-    assert all(r["analysis_index"] == 0 for r in rows) and skips == {"repeated analysis of the same arm pair": 1}
+    assert all(r["analysis_index"] == 0 for r in rows) and skips == {"repeated_pair": 1}
 
 
 def test_questions_from_table_and_split():
@@ -199,3 +225,77 @@ def test_one_experimental_arm_against_two_controls_is_one_endpoint():
     met, = by_kind(rows, "endpoint_met")
     assert met["options"] == ["This endpoint is met.", "This endpoint is not met."] and met["meta_label"] == "no_arm"
     assert met["answer"] == 0 and met["analysis_index"] == 1 and met["analysis_indices"] == [0, 1]
+
+
+def test_all_experimental_arms_get_an_implicit_question_from_significance():
+    t = TrialTables().trial("NCT00000016", [("Drug 10 mg", "EXPERIMENTAL"), ("Drug 20 mg", "EXPERIMENTAL")])
+    t.outcome("NCT00000016", 0, "Change From Baseline in VEGF", [("O1", "Drug 10 mg", 1.0, 30),
+                                                                ("O2", "Drug 20 mg", 2.0, 30)],
+              analyses=[analysis(p=0.01)])
+    rows, skips = build(t)
+    met, = by_kind(rows, "endpoint_met")  # polarity unknown: no comparative question, but "met" needs none here
+    assert met["options"] == ["This endpoint is met.", "This endpoint is not met."] and met["meta_label"] == "no_arm"
+    assert met["answer"] == 0 and met["label_kind"] == "significance"
+    assert skips == {"comparative: unknown polarity": 1}
+
+
+def test_one_arm_trial_with_a_hypothesis_test():
+    t = TrialTables().trial("NCT00000017", [("Drug A", "EXPERIMENTAL")])
+    t.outcome("NCT00000017", 0, "Change in pain score", [("O1", "Drug A", -2.0, 30)],
+              analyses=[analysis(("O1",), p=0.2)])
+    t.outcome("NCT00000017", 1, "Cmax of Drug A", [("O1", "Drug A", 5.0, 30)], analyses=[analysis(("O1",), p=0.01)])
+    rows, skips = build(t)
+    met, = rows
+    assert (met["kind"], met["label_kind"], met["meta_label"], met["answer"]) == ("endpoint_met", "significance",
+                                                                                 "no_arm", 1)
+    assert met["arm_x"] == "Drug A" and met["arm_y"] is None
+    assert skips == {"endpoint_met: pharmacokinetic, ECG or dose-finding outcome": 1, "excluded_outcome": 1}
+
+
+def test_many_group_analysis_used_by_the_two_groups_its_description_names():
+    t = TrialTables().trial("NCT00000018", [("Drug 10 mg", "EXPERIMENTAL"), ("Drug 20 mg", "EXPERIMENTAL"),
+                                            ("Placebo", "PLACEBO_COMPARATOR")])
+    t.outcome("NCT00000018", 0, "Change From Baseline in HbA1c",
+              [("O1", "Drug 10 mg", -0.5, 30), ("O2", "Drug 20 mg", -0.9, 30), ("O3", "Placebo", -0.1, 30)],
+              analyses=[analysis(("O1", "O2", "O3"), p=0.001, groups_description="Drug 20 mg versus placebo"),
+                        analysis(("O1", "O2", "O3"), p=0.001, groups_description="Overall treatment effect (ANOVA)")])
+    rows, skips = build(t)
+    sup, = by_kind(rows, "superiority")
+    assert (sup["arm_x"], sup["arm_y"], sup["answer"]) == ("Drug 20 mg", "Placebo", 0)
+    assert skips == {"multi_group_no_pair": 1}
+
+
+def test_named_pair_consumes_longer_names_first():
+    groups = {"O1": {"title": "Drug", "arm_label": "Drug"}, "O2": {"title": "Drug plus Placebo", "arm_label": None},
+              "O3": {"title": "Placebo", "arm_label": "Placebo"}}
+    assert named_pair({"group_ids": ["O1", "O2", "O3"], "groups_description": "Drug plus Placebo vs Placebo"},
+                      groups) == ["O2", "O3"]
+    assert named_pair({"group_ids": ["O1", "O2", "O3"], "groups_description": "all groups"}, groups) is None
+
+
+def test_a_hazard_ratio_against_the_medians_leaves_the_direction_unclear():
+    arms = (("New drug", "EXPERIMENTAL"), ("Old drug", "ACTIVE_COMPARATOR"))
+    agree = analysis(param_type="Hazard Ratio (HR)", ci_pct=95.0, ci_lower=0.5, ci_upper=0.9)  # favours X
+    rows, _ = build(two_arm_trial(TrialTables(), "NCT00000019", title="Overall Survival", values=(9.0, 7.0),
+                                  arms=arms, ana=agree))
+    assert by_kind(rows, "superiority")[0]["answer"] == 0
+    against = analysis(param_type="Hazard Ratio (HR)", ci_pct=95.0, ci_lower=1.1, ci_upper=1.9)  # favours Y
+    rows, skips = build(two_arm_trial(TrialTables(), "NCT00000020", title="Overall Survival", values=(9.0, 7.0),
+                                      arms=arms, ana=against))
+    assert rows == [] and skips["superiority: hazard ratio and group values disagree"] == 1
+
+
+def test_the_category_an_analysis_names_gives_the_values():
+    t = TrialTables().trial("NCT00000021", [("Drug A", "EXPERIMENTAL"), ("Placebo", "PLACEBO_COMPARATOR")])
+    t.outcome("NCT00000021", 0, "Clinical Response", [("O1", "Drug A", [80, 20], 100), ("O2", "Placebo", [60, 40], 100)],
+              param_type="COUNT_OF_PARTICIPANTS", unit="participants", classes=["Clinical cure", "Clinical failure"],
+              analyses=[analysis(p=0.01, groups_description="Difference of clinical cure rates"),
+                        analysis(p=0.01, groups_description="all categories")])
+    t.outcome("NCT00000021", 1, "Clinical Response", [("O1", "Drug A", [80, 20], 100), ("O2", "Placebo", [60, 40], 100)],
+              param_type="COUNT_OF_PARTICIPANTS", unit="participants", classes=["Clinical cure", "Clinical failure"],
+              analyses=[analysis(p=0.01, groups_description="Difference of clinical failure rates")])
+    rows, skips = build(t)
+    sup = by_kind(rows, "superiority")
+    assert [(r["outcome_index"], r["answer"]) for r in sup] == [(0, 0)]
+    assert json.loads(sup[0]["group_values"])["x"]["row"] == "Clinical cure"
+    assert skips["superiority: the named category changes the polarity"] == 1

@@ -27,7 +27,8 @@ class _Problems(dict):
 
 def question_evidence_problems(table: pa.Table) -> dict[str, list[str]]:
     """Questions whose label lacks evidence: no p-value/CI behind the significance, an answer outside the options,
-    a direction label without polarity, direction or group values."""
+    a direction label without polarity, direction or group values, a "met" benefit label without polarity or
+    benefit."""
     problems = _Problems()
     for row in table.to_pylist():
         qid = row.get("question_id")
@@ -49,6 +50,10 @@ def question_evidence_problems(table: pa.Table) -> dict[str, list[str]]:
             values = json.loads(row.get("group_values") or "null")
             if not values or values.get("x") is None or values.get("y") is None:
                 problems.add("direction label without both group values", qid)
+        if row.get("label_kind") == "benefit" and row.get("polarity") is None:
+            problems.add("benefit label without polarity", qid)
+        if row.get("label_kind") == "benefit" and row.get("answer") == 0 and row.get("x_better") is not True:
+            problems.add("endpoint met without a benefit of the deciding comparison", qid)
         if row.get("analysis_index") is None:
             problems.add("no analysis index", qid)
     return dict(problems)

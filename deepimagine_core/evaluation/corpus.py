@@ -1,0 +1,101 @@
+"""Historical questions from local ClinicalTrials.gov archives: the input of the whole-corpus evaluation.
+
+    store = Store("/tmp/corpus")
+    info = build_corpus(["/work/shared/data/ctgov/legacy_xml/ctgov_legacy_xml_sample.tar.gz",
+                         "/work/shared/data/ctgov/legacy_xml/ctgov_legacy_xml_rest.tar.gz"], store,
+                        exclude_nct_ids=ct_open.benchmark_nct_ids(ct_open_folder))
+    train, test = corpus_questions(store)
+
+Every archive is ingested into one set of trial tables (`ctgov.ingest`), trials get their temporal side
+(`pairs.split`: the latest ~15% by results-first-posted date are `test`; trials of a CT Open file are `benchmark`
+and never used) and the historical questions are built (`pairs.questions`). A store that already holds the
+questions of the same archives and settings is reused (`reuse=True`), so re-running the evaluation skips ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+from deepimagine_core.questions import Question
+from deepimagine_core.store import Store, atomic_path
+from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE
+
+QUESTIONS_TABLE = HISTORICAL_QUESTIONS_TABLE
+MANIFEST = "corpus_manifest.json"
+
+
+def legacy_archives(ctgov_dir: str | Path) -> list[Path]:
+    """The legacy XML archives of a shared ctgov data folder (`legacy_xml/*.tar.gz`), sorted by name."""
+    found = sorted((Path(ctgov_dir) / "legacy_xml").glob("*.tar.gz"))
+    if not found:
+        raise FileNotFoundError(f"{ctgov_dir}: no legacy_xml/*.tar.gz archives")
+    return found
+
+
+def build_corpus(
+    archives: Sequence[str | Path],
+    store: Store,
+    *,
+    exclude_nct_ids: Iterable[str] = (),
+    test_fraction: float = 0.15,
+    alpha: float = 0.05,
+    reuse: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Ingest `archives`, split trials in time, build the historical questions into `store`; returns a manifest
+    (archives, counts, cutoff, seconds) also written to `store.path(MANIFEST)`."""
+    from deepimagine_core.ctgov.archives import iter_source
+    from deepimagine_core.ctgov.ingest import ingest
+    from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS, build_questions
+    from deepimagine_core.pairs.split import assign_splits, split_map
+    from deepimagine_core.pairs.trialdata import TRIAL_TABLES
+
+    exclude = sorted(set(exclude_nct_ids))
+    key = {"archives": [str(Path(a).resolve()) for a in archives], "test_fraction": test_fraction, "alpha": alpha,
+           "excluded": len(exclude)}
+    manifest_path = store.path(MANIFEST)
+    if reuse and manifest_path.exists() and store.has_table(QUESTIONS_TABLE):
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("key") == key:
+            log(f"corpus: reusing {manifest['questions']} questions in {store.table_path(QUESTIONS_TABLE)}")
+            return manifest
+    started = time.monotonic()
+    summary = ingest(chain.from_iterable(iter_source(a) for a in archives), store, source="+".join(key["archives"]))
+    log(f"corpus: ingested {summary.trials} trials in {summary.seconds:.0f}s ({summary.quarantined} quarantined)")
+    splits, cutoff = assign_splits(store.read_table("trials", columns=["nct_id", "results_first_posted"]),
+                                   None, test_fraction, exclude)
+    tables = {name: store.read_table(name) for name in TRIAL_TABLES}
+    table, skips = build_questions(tables, alpha=alpha, splits=split_map(splits))
+    store.write_table(QUESTIONS_TABLE, table, HISTORICAL_QUESTIONS)
+    sides = table.column("split").to_pylist()
+    manifest = {
+        "key": key, "trials": summary.trials, "quarantined": summary.quarantined, "questions": table.num_rows,
+        "questions_by_split": {s: sides.count(s) for s in sorted(set(sides))},
+        "trials_with_questions": len(set(table.column("nct_id").to_pylist())),
+        "cutoff": cutoff.isoformat() if cutoff else None, "skips": skips,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    with atomic_path(manifest_path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    log(f"corpus: {table.num_rows} questions {manifest['questions_by_split']} in {manifest['seconds']:.0f}s")
+    return manifest
+
+
+def corpus_questions(store: Store) -> tuple[list[Question], list[Question]]:
+    """(train, test) historical questions of a built corpus, each with `extra['results_first_posted']` (ISO date)
+    for ordering in time. Questions of other sides (benchmark) are left out."""
+    table = store.read_table(QUESTIONS_TABLE)
+    train: list[Question] = []
+    test: list[Question] = []
+    for row in table.to_pylist():
+        q = Question.from_row(row)
+        posted = row.get("results_first_posted")
+        q.extra["results_first_posted"] = posted.isoformat() if posted is not None else None
+        q.extra["kind"] = row.get("kind")
+        {"train": train, "test": test}.get(row.get("split"), []).append(q)
+    return train, test

@@ -1,0 +1,158 @@
+"""scikit-learn predictors over transferable features: `logreg`, `random_forest`, `mlp` (the paper's feed-forward
+baseline).
+
+Each learns P(positive) — "significant / met" in the question's own category — with classes balanced within each
+category. `per_category=True` (the default) fits one model per category, so each learns its own label meaning
+(2-way explicit: X significantly better than Y; 2-way implicit: endpoint met; 3-way explicit: a significant
+difference either way); categories with too few training questions of both classes, and categories never seen in
+training (3-way implicit has no historical source), fall back to one pooled model with the category as a feature.
+
+Features (`features.py`): TF-IDF blocks over masked text (`text_blocks`: endpoint wording, brief title, compared
+arms' descriptions) plus a structured dict (`feature_set`). Which blocks, which set and the hyper-parameters are
+chosen by time-ordered cross-validation on historical questions (`selection`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from deepimagine_core.evaluation import features
+from deepimagine_core.evaluation.base import ScoredPredictor, balanced_weights, category_groups, targets
+from deepimagine_core.questions import Question
+
+TOKEN_PATTERN = r"(?u)\b[a-z][a-z0-9]+\b|%|\b\d+\b"
+
+
+def feature_union(
+    max_text_features: int = 20000, min_df: int = 5, feature_set: str = "full",
+    text_blocks: Sequence[str] = ("endpoint",),
+):
+    """TF-IDF per text block (names masked, words seen in at least `min_df` questions; the endpoint block gets
+    `max_text_features`, the others a quarter of it) + structured features (`features.FEATURE_SETS[feature_set]`)."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    parts = []
+    for block in text_blocks:
+        if block not in features.TEXT_BLOCKS:
+            raise ValueError(f"unknown text block {block!r}; choose from {sorted(features.TEXT_BLOCKS)}")
+        size = max_text_features if block == "endpoint" else max(100, max_text_features // 4)
+        tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, max_features=size, sublinear_tf=True,
+                                token_pattern=TOKEN_PATTERN)
+        parts.append((f"{block}_text", Pipeline([("select", FunctionTransformer(features.TEXT_BLOCKS[block])),
+                                                 ("tfidf", tfidf)])))
+    structured = Pipeline(
+        [
+            ("select", FunctionTransformer(features.structured_dicts, kw_args={"feature_set": feature_set})),
+            ("vectorize", DictVectorizer()),
+        ]
+    )
+    return FeatureUnion([*parts, ("structured", structured)])
+
+
+class PipelinePredictor(ScoredPredictor):
+    """A scikit-learn classifier of "positive result" over `feature_union`, one per category (or pooled)."""
+
+    name = "pipeline"
+    #: A category gets its own model when it has at least this many training questions of each class.
+    MIN_PER_CLASS = 30
+
+    def __init__(
+        self, estimator_factory: Callable[[], Any], max_text_features: int = 20000, min_df: int = 5,
+        feature_set: str = "full", text_blocks: Sequence[str] = ("endpoint",), per_category: bool = True,
+    ):
+        super().__init__()
+        self.estimator_factory = estimator_factory
+        self.settings = {"feature_set": feature_set, "text_blocks": list(text_blocks), "min_df": min_df,
+                         "max_text_features": max_text_features, "per_category": per_category}
+        self.models: dict[str, Any] = {}  # category -> fitted pipeline; "*" = pooled
+        self._pooled_data: tuple[list[Question], np.ndarray] | None = None
+
+    def _pipeline(self):
+        from sklearn.pipeline import Pipeline
+
+        s = self.settings
+        return Pipeline([("features", feature_union(s["max_text_features"], s["min_df"], s["feature_set"],
+                                                    s["text_blocks"])),
+                         ("classifier", self.estimator_factory())])
+
+    def describe(self) -> dict[str, Any]:
+        """Settings for the report: features, the classifier and its main parameters, the models fitted."""
+        classifier = self.estimator_factory()
+        keys = ("C", "n_estimators", "min_samples_leaf", "max_features", "hidden_layer_sizes", "alpha")
+        params = {k: v for k, v in classifier.get_params().items() if k in keys}
+        return {**self.settings, "classifier": type(classifier).__name__, **params, "models": sorted(self.models)}
+
+    def _fit_one(self, questions: list[Question], y: np.ndarray):
+        pipeline = self._pipeline()
+        pipeline.fit(questions, y, classifier__sample_weight=balanced_weights(questions, y))
+        return pipeline
+
+    def fit_scores(self, train: list[Question]) -> None:
+        y = targets(train)
+        self.models, self._pooled_data = {}, (train, y)
+        if not self.settings["per_category"]:
+            self.models["*"] = self._fit_one(train, y)
+            return
+        counts = Counter((q.category, int(t)) for q, t in zip(train, y))
+        for category in sorted({q.category for q in train}):
+            if min(counts[(category, 0)], counts[(category, 1)]) < self.MIN_PER_CLASS:
+                continue
+            idx = [i for i, q in enumerate(train) if q.category == category]
+            self.models[category] = self._fit_one([train[i] for i in idx], y[idx])
+
+    def positive_scores(self, questions: list[Question]) -> np.ndarray:
+        out = np.zeros(len(questions))
+        for key, idx in category_groups(questions, [c for c in self.models if c != "*"]).items():
+            if key not in self.models:  # the pooled fallback, fitted the first time a category needs it
+                self.models[key] = self._fit_one(*self._pooled_data)
+            out[idx] = self.models[key].predict_proba([questions[i] for i in idx])[:, 1]
+        return out
+
+
+class LogRegPredictor(PipelinePredictor):
+    name = "logreg"
+
+    def __init__(self, C: float = 0.3, max_text_features: int = 20000, min_df: int = 5, feature_set: str = "endpoint",
+                 text_blocks: Sequence[str] = ("endpoint",), per_category: bool = True, seed: int = 0):
+        from sklearn.linear_model import LogisticRegression
+
+        super().__init__(lambda: LogisticRegression(C=C, solver="liblinear", max_iter=2000, random_state=seed),
+                         max_text_features, min_df, feature_set, text_blocks, per_category)
+
+
+class RandomForestPredictor(PipelinePredictor):
+    name = "random_forest"
+
+    def __init__(self, n_estimators: int = 200, min_samples_leaf: int = 5, max_features: str | float = "sqrt",
+                 max_text_features: int = 3000, min_df: int = 10, feature_set: str = "full",
+                 text_blocks: Sequence[str] = ("endpoint",), per_category: bool = True, seed: int = 0, n_jobs: int = 1):
+        from sklearn.ensemble import RandomForestClassifier
+
+        super().__init__(
+            lambda: RandomForestClassifier(n_estimators=n_estimators, min_samples_leaf=min_samples_leaf,
+                                           max_features=max_features, random_state=seed, n_jobs=n_jobs),
+            max_text_features, min_df, feature_set, text_blocks, per_category)
+
+
+class MLPPredictor(PipelinePredictor):
+    """The feed-forward baseline: one hidden ReLU layer over the same sparse features, early stopping on a
+    held-out tenth, L2 penalty `alpha`."""
+
+    name = "mlp"
+
+    def __init__(self, hidden: int = 64, alpha: float = 1e-3, max_iter: int = 60, max_text_features: int = 5000,
+                 min_df: int = 5, feature_set: str = "endpoint", text_blocks: Sequence[str] = ("endpoint",),
+                 per_category: bool = True, seed: int = 0):
+        from sklearn.neural_network import MLPClassifier
+
+        super().__init__(
+            lambda: MLPClassifier(hidden_layer_sizes=(hidden,), alpha=alpha, max_iter=max_iter, early_stopping=True,
+                                  n_iter_no_change=5, random_state=seed),
+            max_text_features, min_df, feature_set, text_blocks, per_category)

@@ -1,0 +1,131 @@
+"""Choosing predictors, features and hyper-parameters without looking at any benchmark.
+
+Every choice is made by forward-chaining cross-validation on historical training questions grouped by trial and
+ordered in time: the trials are sorted by results-first-posted date and cut into `n_blocks` consecutive blocks; fold
+k trains on blocks 0..k-1 and scores block k with the official metric. Fold k's validation block is also the
+unlabelled target that `_adapted` predictors adapt to, so the same folds are the simulated shift (train on older
+trials, adapt to newer ones) that decides between plain and adapted variants. CT Open files are never read here.
+
+    table = cross_validate_all(CANDIDATES, train)          # [{candidate, folds, mean figures}]
+    best = best_candidate(table)
+
+The reference predictor is the candidate with the best mean overall weighted accuracy in the stored whole-corpus
+run (docs/results/); `REFERENCE` records it so other code gets it without re-running the selection:
+
+    predictor = reference_predictor()        # unfitted; .fit(historical questions) then .predict(questions)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from deepimagine_core.evaluation.predictors import Predictor, make_predictor
+from deepimagine_core.evaluation.scoring import evaluate
+from deepimagine_core.questions import Question
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A predictor name and its keyword options, with a short label for tables."""
+
+    label: str
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def make(self) -> Predictor:
+        return make_predictor(self.name, **self.options)
+
+
+#: The reference predictor (chosen by the whole-corpus selection stored in docs/results/).
+REFERENCE = Candidate("logreg_adapted", "logreg_adapted", {"method": "em_rate"})
+reference_predictor_name = REFERENCE.name
+
+
+def reference_predictor() -> Predictor:
+    """A fresh, unfitted reference predictor: `fit(historical questions)`, then `predict(questions)` (the questions
+    it predicts are also its unlabelled adaptation target, so predict a whole benchmark at once)."""
+    return REFERENCE.make()
+
+
+def trial_dates(questions: Sequence[Question]) -> dict[str, str]:
+    """nct_id -> results-first-posted ISO date (undated trials sort last)."""
+    dates: dict[str, str] = {}
+    for q in questions:
+        dates.setdefault(q.nct_id, str(q.extra.get("results_first_posted") or "9999"))
+    return dates
+
+
+def time_folds(questions: Sequence[Question], n_blocks: int = 4) -> list[tuple[list[int], list[int]]]:
+    """Forward-chaining folds over trials in time: [(train indices, validation indices)] for k = 1..n_blocks-1."""
+    dates = trial_dates(questions)
+    trials = sorted(dates, key=lambda t: (dates[t], t))
+    block = {t: min(n_blocks - 1, i * n_blocks // len(trials)) for i, t in enumerate(trials)}
+    folds = []
+    for k in range(1, n_blocks):
+        tr = [i for i, q in enumerate(questions) if block[q.nct_id] < k]
+        va = [i for i, q in enumerate(questions) if block[q.nct_id] == k]
+        if tr and va:
+            folds.append((tr, va))
+    return folds
+
+
+def fold_figures(questions: Sequence[Question], predictions) -> dict[str, float | None]:
+    """Overall weighted accuracy, macro-F1, cross-entropy, 2-way explicit AUC and per-category accuracy."""
+    s = evaluate(questions, predictions, n_bootstrap=0)
+    out: dict[str, float | None] = dict(s["overall"])
+    out["auc_2way_explicit"] = s["auc_2way_explicit"]
+    for cat, entry in s["categories"].items():
+        out[f"wacc:{cat}"] = entry["weighted_accuracy"]
+    return out
+
+
+def _fold(candidate: Candidate, train: list[Question], valid: list[Question]) -> tuple[dict[str, Any], float]:
+    started = time.monotonic()
+    predictor = candidate.make()
+    predictor.fit(train)
+    return fold_figures(valid, predictor.predict(valid)), time.monotonic() - started
+
+
+def _summarise(candidate: Candidate, per_fold: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    keys = sorted({key for f in per_fold for key in f})
+    mean = {}
+    for key in keys:
+        values = [f[key] for f in per_fold if f.get(key) is not None and np.isfinite(f[key])]
+        mean[key] = float(np.mean(values)) if values else None
+    return {"candidate": candidate.label, "name": candidate.name, "options": candidate.options, "folds": per_fold,
+            "mean": mean, "seconds": round(seconds, 1)}
+
+
+def cross_validate_all(candidates: Sequence[Candidate], questions: Sequence[Question], n_blocks: int = 4,
+                       log: Callable[[str], None] = print, n_jobs: int = 1) -> list[dict[str, Any]]:
+    """Every candidate on every forward fold (`n_jobs` folds at a time, in worker processes when > 1); one row per
+    candidate with its per-fold and mean figures."""
+    questions = [q for q in questions if q.answer is not None]
+    folds = time_folds(questions, n_blocks)
+    log(f"selection: {len(candidates)} candidates, {len(folds)} forward folds over {len(questions)} questions")
+    jobs = [(c, [questions[i] for i in tr], [questions[i] for i in va]) for c in candidates for tr, va in folds]
+    if n_jobs > 1:
+        from joblib import Parallel, delayed
+
+        done = Parallel(n_jobs=n_jobs)(delayed(_fold)(*job) for job in jobs)
+    else:
+        done = [_fold(*job) for job in jobs]
+    rows = []
+    for i, c in enumerate(candidates):
+        mine = done[i * len(folds) : (i + 1) * len(folds)]
+        rows.append(_summarise(c, [f for f, _ in mine], sum(t for _, t in mine)))
+        m = rows[-1]["mean"]
+        per_fold = " / ".join(f"{f['weighted_accuracy']:.3f}" for f, _ in mine)
+        log(f"{c.label}: CV weighted accuracy {m['weighted_accuracy']:.3f} ({per_fold}), AUC 2-way explicit "
+            f"{m.get('auc_2way_explicit') or float('nan'):.3f} ({rows[-1]['seconds']}s of fitting)")
+    return rows
+
+
+def best_candidate(rows: Sequence[dict[str, Any]], metric: str = "weighted_accuracy") -> dict[str, Any]:
+    """The row with the best mean `metric` (ties: the earlier, simpler candidate)."""
+    return max(rows, key=lambda r: (r["mean"].get(metric) or -1.0, -rows.index(r)))

@@ -1,0 +1,75 @@
+"""Result groups → arms: each method, and the cases where no arm must be given."""
+
+from deepimagine_core.ctgov.arm_match import ArmMatcher
+
+
+def matcher(arms: list[tuple[str, str, str]], interventions: list[tuple[str, str]] = ()) -> ArmMatcher:
+    """arms: (label, type, description); interventions: (arm label, name)."""
+    m = ArmMatcher([label for label, _, _ in arms])
+    m.bind([{"label": label, "type": t, "description": d, "intervention_names": []} for label, t, d in arms],
+           [{"arm_label": label, "name": name, "other_names": [], "dose_text": None} for label, name in interventions])
+    return m
+
+
+def groups(*titles, descriptions=None):
+    return [(f"O{i}", title, (descriptions or {}).get(title)) for i, title in enumerate(titles, 1)]
+
+
+def test_label_methods():
+    m = matcher([("Drug A 10 mg", "EXPERIMENTAL", ""), ("Placebo", "PLACEBO_COMPARATOR", "")])
+    assert m.match_groups(groups("Drug A 10 mg", "PLACEBO")) == [("Drug A 10 mg", "exact"), ("Placebo", "normalised")]
+    assert m.match_groups(groups("Drug A 30 mg")) == [(None, None)]  # another dose is another arm
+
+
+def test_evidence_from_descriptions_doses_and_interventions():
+    m = matcher([("1", "EXPERIMENTAL", "Ticagrelor 90 mg twice daily"), ("2", "EXPERIMENTAL", "Ticagrelor 60 mg twice "
+                 "daily"), ("3", "PLACEBO_COMPARATOR", "Matching tablets")], [("3", "Placebo")])
+    assert m.match_groups(groups("Ticagrelor 60 mg", "Ticagrelor 90 mg", "Placebo")) == [
+        ("2", "evidence"), ("1", "evidence"), ("3", "evidence")]
+
+
+def test_position_only_for_opaque_titles_in_order():
+    m = matcher([("Drug A", "EXPERIMENTAL", ""), ("Drug B", "ACTIVE_COMPARATOR", "")])
+    assert m.match_groups(groups("Group 1", "Group 2")) == [("Drug A", "position"), ("Drug B", "position")]
+    assert m.match_groups(groups("Group 1", "Group 2", "Group 3")) == [(None, None)] * 3  # counts differ
+    m = matcher([("Drug A", "EXPERIMENTAL", ""), ("Drug B", "PLACEBO_COMPARATOR", "")])
+    assert m.match_groups(groups("Group 1", "Group 2")) == [("Drug A", "position"), ("Drug B", "position")]
+    m = matcher([("Drug A", "EXPERIMENTAL", ""), ("Drug B", "EXPERIMENTAL", "")])
+    assert m.match_groups(groups("Arm A", "Arm B")) == [("Drug A", "tokens"), ("Drug B", "tokens")]  # not position
+
+
+def test_no_arm_for_pooled_groups_crossovers_and_weak_ties():
+    m = matcher([("1", "EXPERIMENTAL", "Tocilizumab 8 mg/kg"), ("2", "PLACEBO_COMPARATOR", "Placebo")],
+                [("1", "Tocilizumab")])
+    assert m.match_groups(groups("All Participants Treated With Tocilizumab")) == [(None, None)]
+    m = matcher([("Sequence 1", "EXPERIMENTAL", "alendronate then vitamin D"),
+                 ("Sequence 2", "EXPERIMENTAL", "vitamin D then alendronate 2800 IU")])
+    assert m.match_groups(groups("Vitamin D 2800 IU")) == [(None, None)]
+    m = matcher([("1", "EXPERIMENTAL", "Drug X 10 mg"), ("2", "EXPERIMENTAL", "Drug X 20 mg"),
+                 ("3", "PLACEBO_COMPARATOR", "Placebo")])
+    assert m.match_groups(groups("Drug X", "Drug X low")) == [(None, None), (None, None)]  # no distinctive word
+
+
+def test_a_weak_mapping_never_takes_an_arm_a_stronger_one_holds():
+    m = matcher([("Active", "EXPERIMENTAL", "Genotropin 0.035 mg/kg"), ("Control", "NO_INTERVENTION", "untreated")],
+                [("Active", "Genotropin")])
+    assert m.match_groups(groups("Active", "Genotropin")) == [("Active", "exact"), (None, None)]
+
+
+def test_elimination_and_numbers_a_label_states():
+    m = matcher([("Nicotine Nasal Spray", "EXPERIMENTAL", ""), ("Placebo nasal spray", "PLACEBO_COMPARATOR", "")])
+    assert m.match_groups(groups("NNS Active", "Placebo")) == [("Nicotine Nasal Spray", "elimination"),
+                                                                ("Placebo nasal spray", "contained")]
+    m = matcher([("Drug A", "EXPERIMENTAL", ""), ("Placebo", "PLACEBO_COMPARATOR", "")])
+    assert m.match_groups(groups("Drug A", "Drug B 5 mg")) == [("Drug A", "exact"), (None, None)]  # drug vs control
+    m = matcher([("Safety part: EMD 525797 250 mg + Standard of Care (SoC)", "EXPERIMENTAL", ""),
+                 ("Randomized Part: SoC", "OTHER", ""), ("Randomized Part: EMD 525797 500 mg + SoC", "EXPERIMENTAL", "")])
+    assert m.match_groups(groups("Standard of Care (SoC)"))[0][0] != "Safety part: EMD 525797 250 mg + Standard of " \
+                                                                      "Care (SoC)"
+
+
+def test_no_elimination_for_two_visits_of_one_arm():
+    m = matcher([("1", "EXPERIMENTAL", "Subjects received Prevnar"), ("2", "EXPERIMENTAL", "Subjects received MnCC")],
+                [("1", "13vPnC")])
+    found = m.match_groups(groups("Prevnar / 13vPnC Visit 3", "Prevnar / 13vPnC Visit 4"))
+    assert "elimination" not in {method for _, method in found}
