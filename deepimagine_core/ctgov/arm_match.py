@@ -56,7 +56,8 @@ _CONTROL_TYPES = frozenset({"PLACEBO_COMPARATOR", "SHAM_COMPARATOR", "NO_INTERVE
 _OPAQUE = re.compile(r"^(?:(?:arm|group|cohort|part|panel|regimen|treatment|sequence|population)\s*)?"
                      r"(?:[a-z]|\d{1,2}|[ivx]{1,4})$")
 # a pooled group is no single arm; the arms of a crossover are sequences, its groups treatments
-_POOLED = re.compile(r"\b(?:pooled|combined|all (?:participants|patients|subjects|treated|randomi[sz]ed|arms|groups)|"
+_POOLED = re.compile(r"\b(?:pooled|combined|all (?:participants|patients|pts|subjects|treated|randomi[sz]ed|enrolled|"
+                     r"arms|groups|cohorts|doses)|"
                      r"total|overall)\b", re.IGNORECASE)
 _SEQUENCE = re.compile(r"\bsequence\b|\bthen\b|→|->|\bfollowed by\b|\bcross[- ]?over\b|\bperiod\b",
                        re.IGNORECASE)
