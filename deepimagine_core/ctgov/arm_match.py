@@ -14,7 +14,8 @@ A result group of an outcome (``outcome_groups``) names the arm it reports in it
   with the group's description added (two distinctive words needed), when the title alone decides nothing. Never for
   a pooled group ("All participants", "Combined", "Total") or in a crossover (arms that are sequences);
 - ``elimination``: as many groups as arms and every other group mapped to a distinct arm: the last group is the
-  last arm, unless it pools arms or says "placebo" / "control" where the arm is none (or the reverse);
+  last arm, unless it pools arms, says "placebo" / "control" where the arm is none (or the reverse), or shares half
+  its words with another group's title (two visits of one arm);
 - ``position``: the titles are opaque ("1", "Group A", "Arm 2" with no letter an arm label shares) and the outcome
   has exactly as many groups as the study has arms: group *i* ↔ arm *i*, and only when no group title says "placebo"
   / "sham" / "control" against a non-control arm.
@@ -234,6 +235,10 @@ class ArmMatcher:
         is_control = self.types.get(label) in _CONTROL_TYPES or _says_control(label)
         if not title or _POOLED.search(title) or self.crossover or _says_control(title) != is_control:
             return found
+        words = _words(title)
+        for j, (_, other, _) in enumerate(groups):  # "Drug A, visit 4" beside "Drug A, visit 3": one arm, two visits
+            if j != i and words and len(words & _words(other)) * 2 >= len(words):
+                return found
         out = list(found)
         out[i] = (label, "elimination")
         return out

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable
 
-from deepimagine_core.pairs.polarity import Polarity
+from deepimagine_core.pairs.polarity import Polarity, outcome_polarity
 from deepimagine_core.pairs.significance import is_superiority_test, significance
 from deepimagine_core.pairs.trialdata import CONTROL_TYPES, Trial, arm_rank
 
@@ -52,14 +52,41 @@ _HAZARD = re.compile(r"hazard|\bcox\b|\bhr\b", re.IGNORECASE)
 Skip = Callable[[dict, str, str], None]  # (analysis, reason code, detail)
 
 
-def group_value(trial: Trial, outcome: dict, group: dict) -> tuple[dict | None, str | None]:
-    """The comparable value of one result group: the mean/median/..., or the share of participants for counts."""
+def _row_label(row: dict) -> str:
+    return " ".join(filter(None, (row.get("class_title"), row.get("category_title"))))
+
+
+def named_row(rows: list[dict], analysis: dict | None) -> dict | None:
+    """The one row (class / category) of a group that the analysis' description names by its whole title ("0.5
+    hours: treatment difference ...", "... of favorable response rates"), longest titles first, each place in the
+    text used once; None when it names none or several."""
+    if not analysis:
+        return None
+    text = _norm(" ".join(filter(None, (analysis.get("groups_description"), analysis.get("estimate_comment")))))
+    by_label: dict[str, list[dict]] = {}
+    for row in rows:
+        by_label.setdefault(_norm(_row_label(row)), []).append(row)
+    found = []
+    for label in sorted(by_label, key=len, reverse=True):
+        at = text.find(label) if len(label) > 3 else -1
+        if at >= 0:
+            found.append(label)
+            text = text[:at] + " | " + text[at + len(label):]
+    if len(found) != 1 or len(by_label[found[0]]) != 1:
+        return None
+    return by_label[found[0]][0]
+
+
+def group_value(trial: Trial, outcome: dict, group: dict,
+                analysis: dict | None = None) -> tuple[dict | None, str | None]:
+    """The comparable value of one result group: the mean/median/..., or the share of participants for counts; of
+    the class or category the analysis names when the group has several."""
     rows = trial.results_by_group.get((outcome["outcome_index"], group["group_id"]), [])
     if not rows:
         return None, "no result value for a group"
-    if len(rows) > 1:
+    row = rows[0] if len(rows) == 1 else named_row(rows, analysis)
+    if row is None:
         return None, "several values per group (classes or categories)"
-    row = rows[0]
     if row.get("value") is None:
         return None, "non-numeric group value"
     n = row.get("participants_analyzed") or group.get("participants_analyzed")
@@ -74,7 +101,7 @@ def group_value(trial: Trial, outcome: dict, group: dict) -> tuple[dict | None, 
     return {"label": group.get("arm_label"), "group_id": group["group_id"], "title": group.get("title"),
             "value": value, "spread": row.get("spread"), "n": n, "comparable": comparable,
             "comparable_kind": "share" if is_count else "value",
-            "arm_match_method": group.get("arm_match_method")}, None
+            "arm_match_method": group.get("arm_match_method"), "row": _row_label(row) if len(rows) > 1 else None}, None
 
 
 def _norm(text: str | None) -> str:
@@ -189,13 +216,19 @@ def one_arm_tests(trial: Trial, outcome: dict, alpha: float, skip: Skip) -> list
 
 def direction(trial: Trial, outcome: dict, c: dict, polarity: Polarity) -> tuple[bool | None, dict, str | None]:
     """Whether arm X did better (from both group values and the polarity), the values, and why not when None."""
-    vx, why_x = group_value(trial, outcome, c["gx"])
-    vy, why_y = group_value(trial, outcome, c["gy"])
+    vx, why_x = group_value(trial, outcome, c["gx"], c["analysis"])
+    vy, why_y = group_value(trial, outcome, c["gy"], c["analysis"])
     values = {"x": vx, "y": vy}
     if vx is None or vy is None:
         return None, values, why_x or why_y
     if polarity.higher_is_better is None:
         return None, values, "unknown polarity"
+    if vx["row"] != vy["row"]:
+        return None, values, "the groups' named rows differ"
+    if vx["row"] and outcome_polarity(f"{outcome.get('title')} - {vx['row']}", outcome.get("description"),
+                                      outcome.get("unit"), outcome.get("param_type")).higher_is_better \
+            is not polarity.higher_is_better:
+        return None, values, "the named category changes the polarity"  # "Clinical failure" under "Response"
     if vx["comparable"] == vy["comparable"]:
         return None, values, "equal group values"
     x_higher = vx["comparable"] > vy["comparable"]

@@ -28,7 +28,8 @@ How a decision is made (``outcome_polarity``); the word lists are in `polarity_l
    reduction in seizures" are bad events (lower is better); "not pain-free" is bad.
 4. **Guards.** In the ``level`` frame a decrement or negator gives ``None`` ("reduction in HbA1c" is reported with
    either sign) and only improvement-type events ("improvement in", "relief") decide. In the ``proportion`` frame a
-   threshold without any operator ("participants with HbA1c < 7 %") gives ``None``. Conflicting concepts, or a good
+   threshold right after the one quantity named decides by its side: "HbA1c < 7 %" is good, "ALT > 3 x ULN" bad,
+   "CD4 < 200" bad; any other threshold without an operator gives ``None``. Conflicting concepts, or a good
    and a bad event together, give ``None``.
 5. **The description** is read in two ways only. A stated sign convention of a level measure comes first and wins:
    a statement about the reported value ("negative values indicate improvement", "a decrease indicates
@@ -173,6 +174,9 @@ def _event_value(text: str, *, allow_flip: bool, require_operator: bool) -> tupl
         return None, f"reported {(h['negator'] + h['decrement'])[0]!r} may carry either sign"
     if bad_op and good_op:
         return None, f"conflicting operators {good_op[0]!r} and {bad_op[0]!r}"
+    quantities = [sp for sp in h["spans"] if sp[2] in ("scale", "good_concept", "bad_concept")]
+    if require_operator and len(quantities) > 1:  # "HbA1c < 7% and no hypoglycaemia": a composite
+        return None, f"threshold with several quantities ({quantities[0][3]!r}, {quantities[1][3]!r})"
     if good_op:  # a good event: decrements only define it ("response: >= 50% reduction in pain")
         negators, _ = _in_scope(h, {"good_op"})
         value, why = 1, f"good event {good_op[0]!r}"
@@ -187,7 +191,7 @@ def _event_value(text: str, *, allow_flip: bool, require_operator: bool) -> tupl
                     return None, f"operator {(h['negator'] + h['decrement'])[0]!r} without one known concept"
                 return None, why
             if require_operator and not (h["negator"] or h["decrement"]):
-                return None, "threshold without an operator"
+                return _below_or_above(text, h, value, why)
             negators, decrements = _in_scope(h, {"scale", "good_concept", "bad_concept"})
         if decrements:
             value *= (-1) ** len(decrements)
@@ -196,6 +200,24 @@ def _event_value(text: str, *, allow_flip: bool, require_operator: bool) -> tupl
         value *= (-1) ** len(negators)
         why = f"{why}, negated by {', '.join(repr(n) for n in negators)}"
     return value, why
+
+
+_BOUND = re.compile(r"^\W{0,3}(?:[\w.%-]+\W+){0,3}?(?P<op><=|=<|>=|<|>|≤|≥|less than|lower than|below|under|"
+                    r"greater than|higher than|more than|above|over|at least)", re.IGNORECASE)
+_BELOW = ("<", "≤", "less", "lower", "below", "under")
+
+
+def _below_or_above(text: str, h: dict[str, list], value: int, why: str) -> tuple[int | None, str]:
+    """A share of participants whose one named quantity is below or above a threshold ("HbA1c < 7 %" is good,
+    "ALT > 3 x ULN" is bad, "CD4 < 200" is bad), when the threshold follows the quantity closely; else None."""
+    spans = [sp for sp in h["spans"] if sp[2] in ("scale", "good_concept", "bad_concept")]
+    if len(spans) != 1:
+        return None, "threshold without an operator"
+    m = _BOUND.match(text[spans[0][1]:spans[0][1] + 40])
+    if not m:
+        return None, "threshold without an operator"
+    below = m.group("op").lower().startswith(_BELOW)
+    return (-value if below else value), f"{why} {m.group('op')} a threshold"
 
 
 def names_concept(text: str) -> bool:

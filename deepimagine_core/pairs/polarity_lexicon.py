@@ -106,6 +106,7 @@ GOOD_CONCEPTS = [
     r"hemoglobin(?! a1c)", r"haemoglobin(?! a1c)", r"egfr\b", r"glomerular filtration", r"creatinine clearance",
     r"pain intensity difference", r"\bspid\b", r"\btotpar\b",
     r"pain relief", r"volume voided(?: per (?:micturition|void))?",
+    r"\bretain(?:ed)? in (?:treatment|care|the study)\b", r"\btreatment retention\b",
     r"\bdays? alive", r"engraftment", r"patency", r"fertiliz", r"pregnan(?:cy|cies) rate", r"live birth",
 ]
 BAD_CONCEPTS = [
@@ -165,6 +166,7 @@ BAD_CONCEPTS = [
     r"cognitive impairment",
     r"\bpain intensity", r"\bvas\b(?=.{0,30}\bpain)", r"colonization", r"bacteri(?:a|al) (?:count|load)",
     r"parasit(?:a)?emia", r"fever",
+    r"(?:tooth|teeth|dentin(?:e|al)?) (?:hyper)?sensitivity", r"\bhypersensitivity\b(?! reaction)",
     r"minimal residual disease", r"\bmrd\b", r"graft[- ]versus[- ]host", r"\bgvhd\b", r"thromb(?:i|us)\b",
     r"\brisk\b", r"\bevents?\b(?=.{0,3}$)",
     r"major adverse cardiovascular", r"\bmace\b", r"morbidity",

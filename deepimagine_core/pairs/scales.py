@@ -27,6 +27,8 @@ SCALES: list[tuple[str, bool, str, str]] = [
     (r"\bbdi(?:[- ]?ii)?\b|beck depression", False, "BDI-II", "Beck et al., BDI-II manual 1996 (0-63, higher = worse)"),
     (r"\bphq[- ]?(?:9|8|15)\b", False, "PHQ-9", "Kroenke et al., J Gen Intern Med 2001;16:606 (higher = worse)"),
     (r"\bgad[- ]?7\b", False, "GAD-7", "Spitzer et al., Arch Intern Med 2006;166:1092 (higher = worse)"),
+    (r"clinical dementia rating|\bcdr(?:[- ]?sb)?\b", False, "CDR", "Morris, Neurology 1993;43:2412 (higher = more "
+                                                                   "impaired)"),
     (r"\bymrs\b|young mania", False, "YMRS", "Young et al., Br J Psychiatry 1978;133:429 (higher = more manic)"),
     (r"\bbprs\b|brief psychiatric rating", False, "BPRS", "Overall & Gorham, Psychol Rep 1962;10:799 (higher = worse)"),
     (r"\badas[- ]?cog\b", False, "ADAS-Cog", "Rosen et al., Am J Psychiatry 1984;141:1356 (higher = more impaired)"),

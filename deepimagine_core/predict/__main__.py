@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-url", default="https://clinicaltrials.gov/api/v2", help="API v2 base URL (with --api)")
     p.add_argument("--secondary", action="store_true", help="also ask about secondary outcomes")
     p.add_argument("--predictor", action="append", default=[],
-                   help=f"predictor name (repeatable; default: the reference, {reference_predictor()})")
+                   help=f"predictor name (repeatable; default: the reference, {reference_predictor()[0]})")
     p.add_argument("--llm", choices=LLM_MODES, default="auto",
                    help="auto: add deepimagine_sft when its operators are published; off; deepimagine: also the "
                         "pathway on the configured base model")

@@ -99,7 +99,9 @@ def report_blocks(result: PredictionResult) -> list[tuple]:
     ref = result.reference if result.reference in names else names[0]
     blocks = _design_blocks(result)
     t = result.training
-    blocks.append(("p", f"Reference predictor: {ref}. Predictors learnt from {t['n_questions']} historical questions "
+    method = (result.predictors.get(ref) or {}).get("method")
+    how = f" ({method} scores: one trial is not a benchmark to adapt to)" if method == "calibrated" else ""
+    blocks.append(("p", f"Reference predictor: {ref}{how}. Predictors learnt from {t['n_questions']} historical questions "
                         f"over {t['n_trials']} trials with known results ({t['n_target_questions_left_out']} questions "
                         "of this trial itself were left out). Nothing about this trial's own results was read."))
     for name, desc in result.predictors.items():
@@ -159,17 +161,19 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def safe_id(nct_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nct_id) or "trial"
+def report_id(design: Any) -> str:
+    """The report folder's name: the NCT id, or for a draft without one `draft-<title words>`."""
+    name = design.nct_id if design.nct_id != "DRAFT" else "draft-" + "-".join(design.title.lower().split()[:8])
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80] or "trial"
 
 
 def write_prediction_report(store: Store, result: PredictionResult) -> PredictionFiles:
-    """reports/ask/<nct_id>/report.md, report.html and prediction.json (each written atomically)."""
-    root = store.path("reports", REPORTS_SUBDIR, safe_id(result.design.nct_id))
+    """reports/ask/<report_id>/report.md, report.html and prediction.json (each written atomically)."""
+    root = store.path("reports", REPORTS_SUBDIR, report_id(result.design))
     blocks = report_blocks(result)
     markdown_text = render_markdown(blocks, root)
     html_text = _LINK.sub(r'<a href="\2">\1</a>', render_html(blocks, root)).replace(
-        "<title>DeepImagine evaluation</title>", f"<title>DeepImagine prediction: {safe_id(result.design.nct_id)}</title>")
+        "<title>DeepImagine evaluation</title>", f"<title>DeepImagine prediction: {report_id(result.design)}</title>")
     return PredictionFiles(
         root=root,
         markdown=_write(root / "report.md", markdown_text),

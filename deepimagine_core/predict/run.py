@@ -27,16 +27,24 @@ LLM_MODES = ("auto", "off", "deepimagine")
 NEIGHBOUR_CANDIDATES = 60  # hits searched per question before keeping the best one per trial
 
 
-def reference_predictor() -> str:
-    """The one place naming the reference CPU predictor used to answer a user's trial."""
-    return "ensemble"
+def reference_predictor() -> tuple[str, dict[str, Any]]:
+    """The project's reference predictor (`evaluation.selection.REFERENCE`) as (name, options), set up for one trial:
+    an adapted predictor answers from its calibrated scores, because one trial's questions are not a sample of a
+    shifted benchmark to adapt to (what it does anyway below `min_target` questions per category)."""
+    from deepimagine_core.evaluation.predictors import ADAPTED_SUFFIX
+    from deepimagine_core.evaluation.selection import REFERENCE
+
+    options = dict(REFERENCE.options)
+    if REFERENCE.name.endswith(ADAPTED_SUFFIX):
+        options["method"] = "calibrated"
+    return REFERENCE.name, options
 
 
 @dataclass
 class PredictSettings:
     secondary: bool = False  # ask about secondary outcomes too
     neighbours: int = 5  # nearest historical trials shown per question
-    predictors: list[str] = field(default_factory=list)  # empty = [reference_predictor()]
+    predictors: list[str] = field(default_factory=list)  # empty = the reference predictor
     llm: str = "auto"  # auto: deepimagine_sft when its operators are published; off; deepimagine: also the base model
     predictor_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -73,19 +81,19 @@ def load_history(store: Store, exclude_nct_id: str) -> tuple[list[Question], lis
 
 
 def predictor_names(store: Store, settings: PredictSettings) -> list[str]:
-    names = list(settings.predictors) or [reference_predictor()]
+    names = list(settings.predictors) or [reference_predictor()[0]]
     if settings.llm == "deepimagine" and "deepimagine" not in names:
         names.append("deepimagine")
     if settings.llm in ("auto", "deepimagine"):
-        from deepimagine_core.llm.predictors import trained_predictors
+        from deepimagine_core.training.adapters import trained_predictor_options
 
-        if "deepimagine_sft" in trained_predictors(store) and "deepimagine_sft" not in names:
+        if "deepimagine_sft" in trained_predictor_options(store) and "deepimagine_sft" not in names:
             names.append("deepimagine_sft")
     return names
 
 
 def _llm_kwargs(name: str, design: TrialDesign, store: Store, backend: Any) -> dict[str, Any]:
-    import deepimagine_core.llm.predictors  # noqa: F401  (registers the LLM predictors)
+    import deepimagine_core.llm.llm_predictors  # noqa: F401  (registers the LLM predictors)
 
     if not name.startswith(("deepimagine", "llm_")):
         return {}
@@ -93,9 +101,11 @@ def _llm_kwargs(name: str, design: TrialDesign, store: Store, backend: Any) -> d
     if backend is not None:
         kwargs["backend"] = backend
     if name.startswith("deepimagine"):
-        from deepimagine_core.llm.predictors import load_trials
+        from deepimagine_core.llm.factors import load_trials
+        from deepimagine_core.training.adapters import trained_predictor_options
 
         kwargs["trials"] = {**load_trials(store), design.nct_id: design.trial_row()}  # the target's own context
+        kwargs.update(trained_predictor_options(store).get(name, {}))  # deepimagine_sft: the operators' adapters
     return kwargs
 
 
@@ -142,8 +152,10 @@ def predict_trial(design: TrialDesign, store: Store, settings: PredictSettings |
     log(f"{design.nct_id}: {len(questions)} questions; training on {len(history)} historical questions "
         f"({excluded} of the target trial itself left out)")
     predictions, described = {}, {}
+    reference, reference_options = reference_predictor()
     for name in predictor_names(store, settings):
-        kwargs = {**_llm_kwargs(name, design, store, backend), **settings.predictor_kwargs.get(name, {})}
+        kwargs = {**(reference_options if name == reference else {}), **_llm_kwargs(name, design, store, backend),
+                  **settings.predictor_kwargs.get(name, {})}
         try:
             predictor = make_predictor(name, **kwargs)
             predictor.fit(history)
@@ -156,5 +168,4 @@ def predict_trial(design: TrialDesign, store: Store, settings: PredictSettings |
     neighbours = nearest_trials(questions, history, rows, settings.neighbours)
     training = {"table": HISTORY_TABLE, "n_questions": len(history), "n_trials": len({q.nct_id for q in history}),
                 "n_target_questions_left_out": excluded}
-    return PredictionResult(design, questions, predictions, neighbours, described, training,
-                            reference=reference_predictor())
+    return PredictionResult(design, questions, predictions, neighbours, described, training, reference=reference)

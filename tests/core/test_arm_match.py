@@ -66,3 +66,10 @@ def test_elimination_and_numbers_a_label_states():
                  ("Randomized Part: SoC", "OTHER", ""), ("Randomized Part: EMD 525797 500 mg + SoC", "EXPERIMENTAL", "")])
     assert m.match_groups(groups("Standard of Care (SoC)"))[0][0] != "Safety part: EMD 525797 250 mg + Standard of " \
                                                                       "Care (SoC)"
+
+
+def test_no_elimination_for_two_visits_of_one_arm():
+    m = matcher([("1", "EXPERIMENTAL", "Subjects received Prevnar"), ("2", "EXPERIMENTAL", "Subjects received MnCC")],
+                [("1", "13vPnC")])
+    found = m.match_groups(groups("Prevnar / 13vPnC Visit 3", "Prevnar / 13vPnC Visit 4"))
+    assert "elimination" not in {method for _, method in found}

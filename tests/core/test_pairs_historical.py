@@ -283,3 +283,19 @@ def test_a_hazard_ratio_against_the_medians_leaves_the_direction_unclear():
     rows, skips = build(two_arm_trial(TrialTables(), "NCT00000020", title="Overall Survival", values=(9.0, 7.0),
                                       arms=arms, ana=against))
     assert rows == [] and skips["superiority: hazard ratio and group values disagree"] == 1
+
+
+def test_the_category_an_analysis_names_gives_the_values():
+    t = TrialTables().trial("NCT00000021", [("Drug A", "EXPERIMENTAL"), ("Placebo", "PLACEBO_COMPARATOR")])
+    t.outcome("NCT00000021", 0, "Clinical Response", [("O1", "Drug A", [80, 20], 100), ("O2", "Placebo", [60, 40], 100)],
+              param_type="COUNT_OF_PARTICIPANTS", unit="participants", classes=["Clinical cure", "Clinical failure"],
+              analyses=[analysis(p=0.01, groups_description="Difference of clinical cure rates"),
+                        analysis(p=0.01, groups_description="all categories")])
+    t.outcome("NCT00000021", 1, "Clinical Response", [("O1", "Drug A", [80, 20], 100), ("O2", "Placebo", [60, 40], 100)],
+              param_type="COUNT_OF_PARTICIPANTS", unit="participants", classes=["Clinical cure", "Clinical failure"],
+              analyses=[analysis(p=0.01, groups_description="Difference of clinical failure rates")])
+    rows, skips = build(t)
+    sup = by_kind(rows, "superiority")
+    assert [(r["outcome_index"], r["answer"]) for r in sup] == [(0, 0)]
+    assert json.loads(sup[0]["group_values"])["x"]["row"] == "Clinical cure"
+    assert skips["superiority: the named category changes the polarity"] == 1

@@ -47,7 +47,11 @@ CASES = [
     ("Change From Baseline in QTcF", None, "msec", None, None, "excluded"),
     ("Maximum Tolerated Dose", None, "mg", None, None, "excluded"),
     ("Change From Baseline in Body Weight", None, "kg", None, None, "excluded"),  # loss or gain wanted: unknown
-    ("Percentage of participants with HbA1c < 7%", None, None, None, None, "proportion"),  # threshold, no operator
+    ("Percentage of participants with HbA1c < 7%", None, None, None, True, "proportion"),  # below a bad quantity
+    ("Number of participants with ALT > 3 x ULN", None, None, None, False, "proportion"),
+    ("Percentage of participants with CD4 count < 200 cells", None, None, None, False, "proportion"),
+    ("Percentage of participants with HbA1c < 7% and no hypoglycemia", None, None, None, None, "proportion"),
+    ("Percentage of participants with values < 7%", None, None, None, None, "proportion"),  # no quantity named
     ("Reduction in HbA1c From Baseline", None, None, None, None, "level"),  # sign of a "reduction" varies
     ("Stool Frequency", None, None, None, None, "level"),
     ("Change From Baseline in VEGF", None, None, None, None, "level"),
