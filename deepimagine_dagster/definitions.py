@@ -8,10 +8,12 @@ import warnings
 import dagster as dg
 
 from deepimagine_dagster import defs as defs_package
-from deepimagine_dagster.resources import default_resources
+from deepimagine_dagster.automation import with_automation
+from deepimagine_dagster.resources import automation_from_env, default_resources
 
 
-def build_definitions() -> dg.Definitions:
+def base_definitions() -> dg.Definitions:
+    """Every domain's definitions and the shared resources, without the automation policy."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)  # the package loader is marked preview in dagster 1.13
         domains = dg.load_definitions_from_package_module(defs_package)
@@ -20,6 +22,11 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(
         domains, dg.Definitions(resources=default_resources(), executor=dg.in_process_executor)
     )
+
+
+def build_definitions() -> dg.Definitions:
+    """The code location: `base_definitions()` with the automation conditions and their sensor (automation.py)."""
+    return with_automation(base_definitions(), **automation_from_env())
 
 
 defs = build_definitions()

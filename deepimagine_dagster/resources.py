@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from deepimagine_core.ctgov.ingest import ApiSettings
+from deepimagine_core.ctgov.api import ApiSettings
 from deepimagine_core.llm.backends import BackendSettings
 from deepimagine_core.store import DEFAULT_HOME, Store
 
@@ -28,6 +28,9 @@ ENV_LLM_DEVICE = "DEEPIMAGINE_LLM_DEVICE"
 ENV_VLLM_TENSOR_PARALLEL = "DEEPIMAGINE_VLLM_TENSOR_PARALLEL_SIZE"  # GPUs per vLLM engine (default 1)
 ENV_VLLM_DATA_PARALLEL = "DEEPIMAGINE_VLLM_DATA_PARALLEL_SIZE"  # vLLM engines, one process each (default 1)
 
+ENV_AUTOMATION = "DEEPIMAGINE_AUTOMATION"  # on (default) | off: the automation sensor starts stopped
+ENV_AUTOMATE_GPU = "DEEPIMAGINE_AUTOMATE_GPU"  # 1 | true | on: GPU assets (traces, training, LLM report) automated too
+
 _LLM, _API = BackendSettings(), ApiSettings()  # core's defaults
 
 
@@ -35,6 +38,22 @@ def home_from_env(environ: Mapping[str, str] | None = None) -> str:
     """$DEEPIMAGINE_HOME, else `store.DEFAULT_HOME` (~/.deepimagine), as an absolute path."""
     env = os.environ if environ is None else environ
     return os.path.abspath(os.path.expanduser(env.get(ENV_HOME) or DEFAULT_HOME))
+
+
+def automation_from_env(environ: Mapping[str, str] | None = None) -> dict[str, bool]:
+    """{running, automate_gpu} for `automation.with_automation`: $DEEPIMAGINE_AUTOMATION (default on) and
+    $DEEPIMAGINE_AUTOMATE_GPU (default off)."""
+    env = os.environ if environ is None else environ
+
+    def flag(name: str, default: bool) -> bool:
+        value = env.get(name, "").strip().lower()
+        if not value:
+            return default
+        if value not in ("1", "true", "on", "yes", "0", "false", "off", "no"):
+            raise ValueError(f"{name}={value!r}: expected on or off")
+        return value in ("1", "true", "on", "yes")
+
+    return {"running": flag(ENV_AUTOMATION, True), "automate_gpu": flag(ENV_AUTOMATE_GPU, False)}
 
 
 def _env_size(name: str) -> int:
@@ -100,7 +119,7 @@ class LLMBackendResource(dg.ConfigurableResource):
 
     def get(self, store: Store | None = None):
         """A `deepimagine_core.llm.backends.Backend` (the model loads on first generation)."""
-        from deepimagine_core.llm.backends import make_backend
+        from deepimagine_core.llm.backend_factory import make_backend
 
         return make_backend(self.kind, self.model, store=store, device=self.device, batch_size=self.batch_size,
                             adapter_path=self.adapter_path or None, enable_lora=self.enable_lora or None,

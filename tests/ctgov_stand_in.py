@@ -4,11 +4,14 @@
 studies), sorted by NCT id, page by page with opaque page tokens. It honours `pageSize`, `pageToken`, `countTotal`,
 `filter.overallStatus`, `aggFilters` (results:with|without, studyType:int obs exp), `filter.advanced`
 (`AREA[LastUpdatePostDate]RANGE[<date>,MAX]` only), `query.cond` and `query.intr` (case-insensitive substring), and
-answers 400 to any other parameter, as the real API does. Like the real API it hands out a next-page token whenever
-a page is full, so the page after the last full page may be empty.
+answers 400 to any other parameter. Where the published OpenAPI spec of the real API says how, it behaves the same:
+a 400 body is plain text; `pageSize` defaults to 10 (missing or 0) and one above 1000 is lowered to 1000, not refused;
+paging ends with a page that has no `nextPageToken`. Like the real API it hands out a next-page token whenever a page
+is full, so the page after the last full page may be empty.
 
 A `FaultPlan` makes a share of requests fail: 429 with Retry-After, 500, 503, a stall past the client's timeout,
-a truncated JSON body, an invalid JSON body, the previous page again, a "page token expired" 400. Faults are drawn
+a truncated JSON body, an invalid JSON body, the previous page again, a 400 refusing the page token (plain text that
+does not say why, so a client cannot rely on the wording). Faults are drawn
 from a seeded generator in request order (deterministic for a sequential client), never more than `max_in_a_row` in
 a row (so a client always progresses) and at most `max_faults` in all. Kinds come round-robin from seeded shuffles,
 so every kind shows up once enough faults were injected.
@@ -24,6 +27,8 @@ The server shuts itself down on leaving the `with` block, or after `max_lifetime
 from __future__ import annotations
 
 import base64
+import copy
+import datetime
 import functools
 import gzip
 import hashlib
@@ -60,6 +65,7 @@ KNOWN_PARAMS = {
     "filter.advanced",
     "aggFilters",
 }
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 10, 1000
 _STUDY_TYPES = {"int": "INTERVENTIONAL", "obs": "OBSERVATIONAL", "exp": "EXPANDED_ACCESS"}
 _UPDATED_SINCE = re.compile(r"^AREA\[LastUpdatePostDate\]RANGE\[(\d{4}-\d{2}-\d{2}),MAX\]$")
 
@@ -81,6 +87,24 @@ def nct_id(study: dict) -> str:
 
 def last_update(study: dict) -> str:
     return study["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"]
+
+
+def results_first_posted(study: dict) -> str | None:
+    return study["protocolSection"]["statusModule"].get("resultsFirstPostDateStruct", {}).get("date")
+
+
+def two_waves(studies: list[dict], boundary: str) -> tuple[list[dict], list[dict]]:
+    """The same records served in two waves, for a living-benchmark test: (older, all). `older` holds the studies whose
+    results were first posted on or before `boundary`; `all` adds the newer ones, each with its last-update date moved
+    past every older study's (a study whose results were just posted was just updated), so an incremental refresh
+    after the first wave fetches them. Records are deep copies; use `server.replace_studies(all)` between refreshes."""
+    older = [copy.deepcopy(s) for s in studies if (results_first_posted(s) or "9999") <= boundary]
+    newer = [copy.deepcopy(s) for s in studies if (results_first_posted(s) or "9999") > boundary]
+    latest = max((last_update(s) for s in older), default=boundary)
+    bumped = (datetime.date.fromisoformat(latest) + datetime.timedelta(days=7)).isoformat()
+    for study in newer:
+        study["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = max(bumped, last_update(study))
+    return older, older + newer
 
 
 @dataclass
@@ -249,7 +273,7 @@ class CTGovStandIn:
         if kind == "timeout":
             return kind, 0, {}, b""
         if kind == "expired_token":
-            return kind, 400, {}, b'{"message": "The pageToken is invalid or has expired"}'
+            return kind, 400, {}, b"Bad Request"
         if kind == "repeated_page":
             return kind, 200, {}, self._page_before[token]
         if kind == "invalid_json":
@@ -257,7 +281,7 @@ class CTGovStandIn:
         try:
             body, studies = self._page(params)
         except ValueError as exc:
-            return "", 400, {}, json.dumps({"message": str(exc)}).encode()
+            return "", 400, {}, str(exc).encode()
         if kind == "truncated_json":
             return kind, 200, {}, body[: len(body) // 2]
         with self._lock:
@@ -267,9 +291,13 @@ class CTGovStandIn:
         return "", 200, {}, body
 
     def _page(self, params: dict[str, str]) -> tuple[bytes, list[dict]]:
-        size = int(params.get("pageSize", "10"))
-        if not 1 <= size <= 1000:
-            raise ValueError("pageSize must be between 1 and 1000")
+        try:
+            size = int(params.get("pageSize") or 0)
+        except ValueError:
+            raise ValueError(f"pageSize is not a number: {params['pageSize']!r}") from None
+        if size < 0:
+            raise ValueError("pageSize must be 0 or more")
+        size = min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)  # as the spec says: 0 = default, above 1000 lowered
         query = {k: v for k, v in params.items() if k not in ("pageToken", "countTotal")}
         query_hash = hashlib.sha256(json.dumps(query, sort_keys=True).encode()).hexdigest()[:12]
         offset = _token_offset(params["pageToken"], query_hash) if params.get("pageToken") else 0
@@ -345,7 +373,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, headers: dict[str, str], body: bytes, content_length: int | None = None) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json" if body[:1] in (b"{", b"[") else "text/html")
+            kind = "application/json" if body[:1] in (b"{", b"[") else "text/plain" if status == 400 else "text/html"
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(content_length if content_length is not None else len(body)))
             for name, value in headers.items():
                 self.send_header(name, value)

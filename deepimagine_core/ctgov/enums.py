@@ -72,12 +72,17 @@ ENUMS: dict[str, dict[str, str]] = {
         "GEOMETRIC_MEAN", "GEOMETRIC_LEAST_SQUARES_MEAN", "LEAST_SQUARES_MEAN", "LOG_MEAN", "MEAN", "MEDIAN",
         "NUMBER", "COUNT_OF_PARTICIPANTS", "COUNT_OF_UNITS",
     ),
+    # MeasureDispersionType of the API v2 spec; legacy display labels ("Geometric Coefficient of Variation", "Other
+    # Confidence Interval Level") map onto it, and "<pct>% Confidence Interval" through `_confidence` below
     "dispersion_type": _known(
-        "NA", "STANDARD_DEVIATION", "STANDARD_ERROR", "INTER_QUARTILE_RANGE", "FULL_RANGE",
-        "GEOMETRIC_COEFFICIENT_OF_VARIATION",
-        GEOMETRIC_COEFFICIENT="GEOMETRIC_COEFFICIENT_OF_VARIATION", INTERQUARTILE_RANGE="INTER_QUARTILE_RANGE",
-        STANDARD_ERROR_OF_MEAN="STANDARD_ERROR", CONFIDENCE_OTHER="CONFIDENCE_INTERVAL_OTHER",
+        "NA", "STANDARD_DEVIATION", "STANDARD_ERROR", "INTER_QUARTILE_RANGE", "FULL_RANGE", "CONFIDENCE_80",
+        "CONFIDENCE_90", "CONFIDENCE_95", "CONFIDENCE_975", "CONFIDENCE_99", "CONFIDENCE_OTHER",
+        "GEOMETRIC_COEFFICIENT",
+        GEOMETRIC_COEFFICIENT_OF_VARIATION="GEOMETRIC_COEFFICIENT", INTERQUARTILE_RANGE="INTER_QUARTILE_RANGE",
+        STANDARD_ERROR_OF_MEAN="STANDARD_ERROR", OTHER_CONFIDENCE_INTERVAL_LEVEL="CONFIDENCE_OTHER",
+        OTHER_CONFIDENCE_INTERVAL="CONFIDENCE_OTHER",
     ),
+    "reporting_status": _known("POSTED", "NOT_POSTED"),  # ReportingStatus of an outcome measure
     "non_inferiority_type": _known(
         "SUPERIORITY", "NON_INFERIORITY", "EQUIVALENCE", "OTHER", "NON_INFERIORITY_OR_EQUIVALENCE",
         "SUPERIORITY_OR_OTHER", "NON_INFERIORITY_OR_EQUIVALENCE_LEGACY", "SUPERIORITY_OR_OTHER_LEGACY",
@@ -87,11 +92,10 @@ ENUMS: dict[str, dict[str, str]] = {
     "ci_n_sides": _known("ONE_SIDED", "TWO_SIDED", **{"1_SIDED": "ONE_SIDED", "2_SIDED": "TWO_SIDED"}),
 }
 
-# "95% Confidence Interval" (legacy and v2 JSON as served) or CONFIDENCE_95 (v2 enum)
-_CI = re.compile(
-    r"(\d+(?:[.,]\d+)?)\s*%?\s*CONFIDENCE[\s_]*INTERVAL|CONFIDENCE[\s_]*(?:INTERVAL[\s_]*)?(\d+(?:[.,_]\d+)?)",
-    re.IGNORECASE,
-)
+# "95% Confidence Interval" (legacy XML, and some v2 JSON as served); the v2 enum values (CONFIDENCE_95) are in ENUMS
+_CI = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*%?\s*CONFIDENCE[\s_]*INTERVAL\s*$", re.IGNORECASE)
+_CI_LEVELS = {80.0: "CONFIDENCE_80", 90.0: "CONFIDENCE_90", 95.0: "CONFIDENCE_95", 97.5: "CONFIDENCE_975",
+              99.0: "CONFIDENCE_99"}
 _MASK_PARTIES = re.compile(r"\(([^)]*)\)")
 _MASK_BY_COUNT = {1: "SINGLE", 2: "DOUBLE", 3: "TRIPLE", 4: "QUADRUPLE"}
 _PHASES = {"0": "EARLY_PHASE1", "EARLY_1": "EARLY_PHASE1", "1": "PHASE1", "2": "PHASE2", "3": "PHASE3", "4": "PHASE4"}
@@ -105,10 +109,9 @@ def map_enum(field: str, raw: str | None) -> tuple[str | None, bool]:
         return None, True
     key = normalise_enum(raw)
     if field == "dispersion_type":
-        m = _CI.search(raw)
-        if m:
-            pct = (m.group(1) or m.group(2)).replace(",", "_").replace(".", "_")
-            return f"CONFIDENCE_INTERVAL_{pct}", True
+        m = _CI.match(raw)
+        if m:  # a level the spec has no value for (e.g. 84%) is CONFIDENCE_OTHER, as the spec defines it
+            return _CI_LEVELS.get(float(m.group(1).replace(",", ".")), "CONFIDENCE_OTHER"), True
     elif field == "masking":
         return _masking(raw, key)
     value = ENUMS[field].get(key)

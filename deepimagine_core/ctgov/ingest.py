@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from deepimagine_core.ctgov.api import ApiSettings, StudyQuery
 from deepimagine_core.ctgov.records import RawStudy, RecordError, SourceError, SourceNotFound
 from deepimagine_core.ctgov.schemas import TABLES
 from deepimagine_core.store import Store, TableWriter
@@ -44,21 +45,6 @@ SAMPLE_DIR = Path(__file__).parent / "sample"
 NCT_ID = re.compile(r"^NCT\d{8}$")
 SEQ = "_seq"
 NOTHING_PUBLISHED = "nothing published, the existing trial tables are unchanged"
-
-
-@dataclass
-class ApiSettings:
-    """How to reach ClinicalTrials.gov API v2 when the source is `api`."""
-
-    base_url: str = "https://clinicaltrials.gov/api/v2"
-    page_size: int = 1000
-    requests_per_second: float = 2.0
-    timeout_seconds: float = 60.0
-    max_retries: int = 8
-    condition: str = ""
-    intervention: str = ""
-    incremental: bool = True
-    max_studies: int = 0
 
 
 @dataclass
@@ -118,22 +104,17 @@ def fetch_raw(source: str, store: Store, api: ApiSettings | None = None, progres
     or a local archive, the files themselves are the raw layer, so this only checks and describes them."""
     name = describe_source(source)
     if name == "api":
-        from deepimagine_core.ctgov.api import CTGovClient, StudyQuery, refresh_api
+        from deepimagine_core.ctgov.raw_api import refresh_api
 
         api = api or ApiSettings()
-        client = CTGovClient(
-            api.base_url,
-            requests_per_second=api.requests_per_second,
-            timeout=api.timeout_seconds,
-            max_retries=api.max_retries,
-        )
         query = StudyQuery(
             condition=api.condition or None, intervention=api.intervention or None, page_size=api.page_size
         )
-        summary = refresh_api(
-            client, query, store.path("raw", "api"), incremental=api.incremental, max_studies=api.max_studies,
-            progress=progress,
-        )
+        with api.client() as client:
+            summary = refresh_api(
+                client, query, store.path("raw", "api"), incremental=api.incremental, max_studies=api.max_studies,
+                progress=progress,
+            )
         return {"source": "api", "raw_dir": str(store.path("raw", "api")), **_as_plain(summary)}
     if name == "sample":
         files = sorted(f for f in SAMPLE_DIR.iterdir() if f.name.endswith(".gz"))
@@ -154,7 +135,7 @@ def iter_raw(source: str, store: Store) -> Iterator[RawStudy]:
     if name == "sample":
         return archives.iter_embedded_sample()
     if name == "api":
-        from deepimagine_core.ctgov.api import iter_raw_api
+        from deepimagine_core.ctgov.raw_api import iter_raw_api
 
         return iter_raw_api(store.path("raw", "api"))
     return archives.iter_source(Path(name))

@@ -325,6 +325,7 @@ def _outcome(outcome, index: int, s: StudyRows, matcher: ArmMatcher) -> None:
         "unit": _tx(measure, "units"),
         "n_groups": len(groups),
         "n_analyses": len(analyses),
+        "reporting_status": "POSTED" if measures else "NOT_POSTED",  # legacy XML has no field: an outcome without data
     })
     s.add_outcome_groups(index, groups, matcher, participants)
     if measure:

@@ -224,6 +224,9 @@ def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> No
         "unit": _str(outcome.get("unitOfMeasure")),
         "n_groups": len(groups),
         "n_analyses": len(analyses),
+        "reporting_status": s.enum("reporting_status", _str(outcome.get("reportingStatus")),
+                                   "outcome_measures.reporting_status")
+        or ("POSTED" if _list(outcome.get("classes")) else "NOT_POSTED"),
     })
     s.add_outcome_groups(index, groups, matcher, participants)
     _results(outcome, index, s, participants)

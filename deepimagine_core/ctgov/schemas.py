@@ -110,10 +110,11 @@ OUTCOME_MEASURES = _schema(
     ("time_frame", _str),
     ("population", _str),
     ("param_type", _str),  # MEAN, MEDIAN, NUMBER, COUNT_OF_PARTICIPANTS, LEAST_SQUARES_MEAN, GEOMETRIC_MEAN, ...
-    ("dispersion_type", _str),  # STANDARD_DEVIATION, STANDARD_ERROR, 95% CONFIDENCE INTERVAL ... (CI kept as CONFIDENCE_INTERVAL_<pct>)
+    ("dispersion_type", _str),  # API v2 MeasureDispersionType: STANDARD_DEVIATION, CONFIDENCE_95, CONFIDENCE_975 ...
     ("unit", _str),
     ("n_groups", _i64),
     ("n_analyses", _i64),
+    ("reporting_status", _str),  # POSTED | NOT_POSTED (data not posted: no result rows); legacy XML: by its measures
     doc="One row per outcome measure (kept when its data were not posted: it then has no result rows).",
 )
 

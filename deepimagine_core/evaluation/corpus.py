@@ -23,8 +23,9 @@ from typing import Any
 
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store, atomic_path
+from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE
 
-QUESTIONS_TABLE = "historical_questions"
+QUESTIONS_TABLE = HISTORICAL_QUESTIONS_TABLE
 MANIFEST = "corpus_manifest.json"
 
 
@@ -50,7 +51,7 @@ def build_corpus(
     (archives, counts, cutoff, seconds) also written to `store.path(MANIFEST)`."""
     from deepimagine_core.ctgov.archives import iter_source
     from deepimagine_core.ctgov.ingest import ingest
-    from deepimagine_core.pairs.questions import HISTORICAL_QUESTIONS, build_questions
+    from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS, build_questions
     from deepimagine_core.pairs.split import assign_splits, split_map
     from deepimagine_core.pairs.trialdata import TRIAL_TABLES
 

@@ -72,6 +72,7 @@ class PipelinePredictor(ScoredPredictor):
         self.settings = {"feature_set": feature_set, "text_blocks": list(text_blocks), "min_df": min_df,
                          "max_text_features": max_text_features, "per_category": per_category}
         self.models: dict[str, Any] = {}  # category -> fitted pipeline; "*" = pooled
+        self._pooled_data: tuple[list[Question], np.ndarray] | None = None
 
     def _pipeline(self):
         from sklearn.pipeline import Pipeline
@@ -95,8 +96,9 @@ class PipelinePredictor(ScoredPredictor):
 
     def fit_scores(self, train: list[Question]) -> None:
         y = targets(train)
-        self.models = {"*": self._fit_one(train, y)}
+        self.models, self._pooled_data = {}, (train, y)
         if not self.settings["per_category"]:
+            self.models["*"] = self._fit_one(train, y)
             return
         counts = Counter((q.category, int(t)) for q, t in zip(train, y))
         for category in sorted({q.category for q in train}):
@@ -107,7 +109,9 @@ class PipelinePredictor(ScoredPredictor):
 
     def positive_scores(self, questions: list[Question]) -> np.ndarray:
         out = np.zeros(len(questions))
-        for key, idx in category_groups(questions, self.models).items():
+        for key, idx in category_groups(questions, [c for c in self.models if c != "*"]).items():
+            if key not in self.models:  # the pooled fallback, fitted the first time a category needs it
+                self.models[key] = self._fit_one(*self._pooled_data)
             out[idx] = self.models[key].predict_proba([questions[i] for i in idx])[:, 1]
         return out
 

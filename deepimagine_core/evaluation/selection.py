@@ -84,36 +84,45 @@ def fold_figures(questions: Sequence[Question], predictions) -> dict[str, float 
     return out
 
 
-def cross_validate(candidate: Candidate, questions: Sequence[Question], folds, log: Callable[[str], None] = print
-                   ) -> dict[str, Any]:
-    """Fit and score one candidate on every fold; mean figures over folds."""
-    per_fold, started = [], time.monotonic()
-    for k, (tr, va) in enumerate(folds):
-        predictor = candidate.make()
-        predictor.fit([questions[i] for i in tr])
-        valid = [questions[i] for i in va]
-        per_fold.append(fold_figures(valid, predictor.predict(valid)))
-        log(f"  {candidate.label} fold {k + 1}: weighted accuracy {per_fold[-1]['weighted_accuracy']:.3f}")
+def _fold(candidate: Candidate, train: list[Question], valid: list[Question]) -> tuple[dict[str, Any], float]:
+    started = time.monotonic()
+    predictor = candidate.make()
+    predictor.fit(train)
+    return fold_figures(valid, predictor.predict(valid)), time.monotonic() - started
+
+
+def _summarise(candidate: Candidate, per_fold: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     keys = sorted({key for f in per_fold for key in f})
     mean = {}
     for key in keys:
         values = [f[key] for f in per_fold if f.get(key) is not None and np.isfinite(f[key])]
         mean[key] = float(np.mean(values)) if values else None
     return {"candidate": candidate.label, "name": candidate.name, "options": candidate.options, "folds": per_fold,
-            "mean": mean, "seconds": round(time.monotonic() - started, 1)}
+            "mean": mean, "seconds": round(seconds, 1)}
 
 
 def cross_validate_all(candidates: Sequence[Candidate], questions: Sequence[Question], n_blocks: int = 4,
-                       log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                       log: Callable[[str], None] = print, n_jobs: int = 1) -> list[dict[str, Any]]:
+    """Every candidate on every forward fold (`n_jobs` folds at a time, in worker processes when > 1); one row per
+    candidate with its per-fold and mean figures."""
     questions = [q for q in questions if q.answer is not None]
     folds = time_folds(questions, n_blocks)
     log(f"selection: {len(candidates)} candidates, {len(folds)} forward folds over {len(questions)} questions")
+    jobs = [(c, [questions[i] for i in tr], [questions[i] for i in va]) for c in candidates for tr, va in folds]
+    if n_jobs > 1:
+        from joblib import Parallel, delayed
+
+        done = Parallel(n_jobs=n_jobs)(delayed(_fold)(*job) for job in jobs)
+    else:
+        done = [_fold(*job) for job in jobs]
     rows = []
-    for c in candidates:
-        rows.append(cross_validate(c, questions, folds, log))
+    for i, c in enumerate(candidates):
+        mine = done[i * len(folds) : (i + 1) * len(folds)]
+        rows.append(_summarise(c, [f for f, _ in mine], sum(t for _, t in mine)))
         m = rows[-1]["mean"]
-        log(f"{c.label}: CV weighted accuracy {m['weighted_accuracy']:.3f}, AUC 2-way explicit "
-            f"{m.get('auc_2way_explicit') or float('nan'):.3f} ({rows[-1]['seconds']}s)")
+        per_fold = " / ".join(f"{f['weighted_accuracy']:.3f}" for f, _ in mine)
+        log(f"{c.label}: CV weighted accuracy {m['weighted_accuracy']:.3f} ({per_fold}), AUC 2-way explicit "
+            f"{m.get('auc_2way_explicit') or float('nan'):.3f} ({rows[-1]['seconds']}s of fitting)")
     return rows
 
 

@@ -161,17 +161,19 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def safe_id(nct_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nct_id) or "trial"
+def report_id(design: Any) -> str:
+    """The report folder's name: the NCT id, or for a draft without one `draft-<title words>`."""
+    name = design.nct_id if design.nct_id != "DRAFT" else "draft-" + "-".join(design.title.lower().split()[:8])
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80] or "trial"
 
 
 def write_prediction_report(store: Store, result: PredictionResult) -> PredictionFiles:
-    """reports/ask/<nct_id>/report.md, report.html and prediction.json (each written atomically)."""
-    root = store.path("reports", REPORTS_SUBDIR, safe_id(result.design.nct_id))
+    """reports/ask/<report_id>/report.md, report.html and prediction.json (each written atomically)."""
+    root = store.path("reports", REPORTS_SUBDIR, report_id(result.design))
     blocks = report_blocks(result)
     markdown_text = render_markdown(blocks, root)
     html_text = _LINK.sub(r'<a href="\2">\1</a>', render_html(blocks, root)).replace(
-        "<title>DeepImagine evaluation</title>", f"<title>DeepImagine prediction: {safe_id(result.design.nct_id)}</title>")
+        "<title>DeepImagine evaluation</title>", f"<title>DeepImagine prediction: {report_id(result.design)}</title>")
     return PredictionFiles(
         root=root,
         markdown=_write(root / "report.md", markdown_text),

@@ -17,17 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deepimagine_core.ctgov import api
-from deepimagine_core.ctgov.api import (
-    CTGovClient,
-    CTGovError,
-    PageTokenExpired,
-    StudyQuery,
-    TransientError,
-    iter_raw_api,
-    read_watermark,
-    refresh_api,
-)
+from deepimagine_core.ctgov import api, raw_api
+from deepimagine_core.ctgov.api import CTGovClient, CTGovError, PageTokenExpired, StudyQuery, TransientError
+from deepimagine_core.ctgov.raw_api import iter_raw_api, read_watermark, refresh_api
 from tests.ctgov_stand_in import CTGovStandIn, FaultPlan, last_update, nct_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,7 +244,8 @@ def test_resume_after_a_kill_between_page_file_and_cursor(tmp_path):
 CHILD = """
 import os, signal, sys
 from pathlib import Path
-from deepimagine_core.ctgov.api import CTGovClient, StudyQuery, refresh_api
+from deepimagine_core.ctgov.api import CTGovClient, StudyQuery
+from deepimagine_core.ctgov.raw_api import refresh_api
 
 def progress(summary):
     if summary.pages == int(sys.argv[3]):
@@ -304,5 +297,5 @@ def test_a_changed_query_starts_its_own_run(tmp_path):
         other = refresh_api(client, StudyQuery(page_size=9, condition="cancer"), tmp_path)
         resumed = refresh_api(client, StudyQuery(page_size=9), tmp_path)
     assert not other.resumed and resumed.resumed and other.run_id != resumed.run_id
-    assert len(api._read_watermarks(tmp_path)) == 2  # one watermark per selection
+    assert len(raw_api._read_watermarks(tmp_path)) == 2  # one watermark per selection
     assert list(iter_raw_api(tmp_path / "missing")) == []

@@ -93,7 +93,7 @@ def test_dose_ranging_atorvastatin_record():
 
     measure = parsed.rows["outcome_measures"][0]
     assert (measure["type"], measure["param_type"], measure["dispersion_type"], measure["unit"]) == (
-        "PRIMARY", "GEOMETRIC_MEAN", "CONFIDENCE_INTERVAL_90", "Percent reduction")
+        "PRIMARY", "GEOMETRIC_MEAN", "CONFIDENCE_90", "Percent reduction")
     assert (measure["n_groups"], measure["n_analyses"]) == (2, 3)
     result = parsed.rows["outcome_results"][1]
     assert (result["group_id"], result["value"], result["value_raw"]) == ("O2", 5.8, "5.8")

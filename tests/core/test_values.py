@@ -122,8 +122,10 @@ def test_parse_age_weeks_and_days():
         ("param_type", "Number", "NUMBER"),
         ("param_type", "Count of Participants", "COUNT_OF_PARTICIPANTS"),
         ("dispersion_type", "Standard Deviation", "STANDARD_DEVIATION"),
-        ("dispersion_type", "95% Confidence Interval", "CONFIDENCE_INTERVAL_95"),
-        ("dispersion_type", "97.5% Confidence Interval", "CONFIDENCE_INTERVAL_97_5"),
+        ("dispersion_type", "95% Confidence Interval", "CONFIDENCE_95"),  # API v2 MeasureDispersionType spellings
+        ("dispersion_type", "97.5% Confidence Interval", "CONFIDENCE_975"),
+        ("dispersion_type", "CONFIDENCE_975", "CONFIDENCE_975"),
+        ("dispersion_type", "Geometric Coefficient of Variation", "GEOMETRIC_COEFFICIENT"),
         ("dispersion_type", "Inter-Quartile Range", "INTER_QUARTILE_RANGE"),
         ("non_inferiority_type", "No", "SUPERIORITY_OR_OTHER"),
         ("non_inferiority_type", "Yes", "NON_INFERIORITY_OR_EQUIVALENCE"),

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from deepimagine_core.ctgov.api import CTGovClient, StudyQuery, iter_raw_api, refresh_api
+from deepimagine_core.ctgov.api import CTGovClient, StudyQuery
+from deepimagine_core.ctgov.raw_api import iter_raw_api, refresh_api
 from tests.ctgov_stand_in import FAULT_KINDS, CTGovStandIn, FaultPlan
 
 pytestmark = pytest.mark.faults
@@ -71,7 +72,8 @@ def test_refresh_under_20_percent_faults_loses_and_duplicates_nothing(tmp_path, 
 CHILD = """
 import os, signal, sys
 from pathlib import Path
-from deepimagine_core.ctgov.api import CTGovClient, StudyQuery, refresh_api
+from deepimagine_core.ctgov.api import CTGovClient, StudyQuery
+from deepimagine_core.ctgov.raw_api import refresh_api
 
 def progress(summary):
     if summary.pages >= int(sys.argv[3]):

@@ -23,7 +23,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from deepimagine_core.ctgov.api import StudyQuery, iter_raw_api
+from deepimagine_core.ctgov.api import StudyQuery
+from deepimagine_core.ctgov.raw_api import iter_raw_api
 from deepimagine_core.ctgov.schemas import TABLES
 from deepimagine_core.store import Store
 from deepimagine_dagster.definitions import defs

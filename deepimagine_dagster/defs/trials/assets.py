@@ -5,7 +5,8 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from deepimagine_core.ctgov.ingest import ApiSettings, fetch_raw, ingest_source
+from deepimagine_core.ctgov.api import ApiSettings
+from deepimagine_core.ctgov.ingest import fetch_raw, ingest_source
 from deepimagine_core.ctgov.records import SourceError
 from deepimagine_core.ctgov.schemas import TABLES
 from deepimagine_core.tables import QUARANTINE_TABLE, TRIALS_TABLE

@@ -1,0 +1,73 @@
+"""`python -m bench.predict_corpus`: the whole-corpus evaluation of the CPU predictors, stored with date and commit.
+
+    nice -n 10 python -m bench.predict_corpus --ctgov ../shared/data/ctgov --ct-open ../shared/data/ct_open \
+        --work /tmp/deepimagine-corpus --out docs/results/whole_corpus
+
+Builds the historical questions from every legacy XML archive under `--ctgov` (reused from `--work` when already
+built from the same archives), selects the reference predictor by time-ordered CV on the historical training
+questions, scores the reference and the baselines on the historical test split and on the CT Open files, and writes
+`summary.md`/`summary.json` (+ plots) under `--out` and the full report under `--work/reports`.
+`--sample` uses only the 3,000-study sample archive (for development).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import pickle
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from deepimagine_core.evaluation.corpus import legacy_archives
+from deepimagine_core.evaluation.corpus_eval import CorpusSettings, evaluate_corpus
+from deepimagine_core.evaluation.corpus_summary import write_summary
+from deepimagine_core.evaluation.report import write_report
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.predict_corpus", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ctgov", type=Path, default=Path("../shared/data/ctgov"))
+    parser.add_argument("--ct-open", default="../shared/data/ct_open", help="CT Open files ('' for none)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/deepimagine-corpus"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/whole_corpus"))
+    parser.add_argument("--sample", action="store_true", help="only the 3,000-study sample archive")
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    args = parser.parse_args(argv)
+
+    archives = legacy_archives(args.ctgov)
+    if args.sample:
+        archives = [a for a in archives if "sample" in a.name]
+    work = args.work / ("sample" if args.sample else "full")
+    load_before = os.getloadavg()
+    settings = CorpusSettings(ctgov_dir=args.ctgov, ct_open=args.ct_open or None, work_dir=work, out_dir=args.out,
+                              reports_dir=work / "reports", archives=archives, n_bootstrap=args.bootstrap)
+    outcome = evaluate_corpus(settings, log=lambda m: print(m, flush=True))
+    with open(work / "outcome.pkl", "wb") as fh:  # to re-render the summary without re-running
+        pickle.dump(outcome, fh)
+    write_report(settings.reports_dir, outcome["results"])
+    header = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _git("rev-parse", "--short", "HEAD") or "unknown",
+        "dirty": " (with uncommitted changes)" if _git("status", "--porcelain", "--untracked-files=no") else "",
+        "command": "python -m bench.predict_corpus " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python "
+                   f"{platform.python_version()}",
+        "load": f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f}",
+    }
+    path = write_summary(outcome, args.out, settings.reports_dir, header)
+    print(f"summary: {path}; full report: {settings.reports_dir / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""The whole-corpus evaluation: historical questions from local archives, selection by time-ordered CV, the
+reference predictor and the baselines scored on the historical test split and on every CT Open file.
+
+    outcome = evaluate_corpus(CorpusSettings(ctgov_dir=..., ct_open=..., work_dir=..., out_dir=...))
+
+Steps (all on CPU):
+1. `corpus.build_corpus`: ingest the legacy XML archives, temporal split (latest ~15% of trials = test), questions.
+   Trials of the CT Open files are set aside (never trained on); the files themselves are read for nothing else
+   until step 4.
+2. Selection (`selection`): forward-chaining CV over the historical TRAIN questions, in two stages — plain
+   candidates (models, feature sets, per-category or pooled, hyper-parameters), then the adaptation methods of the
+   best plain candidate. The reference is the best mean CV weighted accuracy over both stages.
+3. Historical test split: every reported predictor fitted on train, scored on test.
+4. CT Open: every reported predictor refitted on all historical questions (train + test), scored on each file once.
+Writes the full report (`report.write_report`) under `reports_dir` and a summary with date, commit and timings
+(`corpus_summary`) under `out_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from deepimagine_core.evaluation import ct_open
+from deepimagine_core.evaluation.corpus import build_corpus, corpus_questions, legacy_archives
+from deepimagine_core.evaluation.run import EvaluationResults, run_predictors
+from deepimagine_core.evaluation.selection import Candidate, best_candidate, cross_validate_all
+from deepimagine_core.store import Store
+
+HISTORICAL_TEST = "historical_test"
+
+#: Stage 1: plain candidates (labels are what the report's selection table shows).
+PLAIN_CANDIDATES = (
+    Candidate("logreg pooled endpoint C=0.3", "logreg", {"per_category": False}),
+    Candidate("logreg per-category endpoint C=0.3", "logreg", {"per_category": True}),
+    Candidate("logreg pooled endpoint C=0.1", "logreg", {"per_category": False, "C": 0.1}),
+    Candidate("logreg pooled endpoint C=1", "logreg", {"per_category": False, "C": 1.0}),
+    Candidate("logreg pooled design", "logreg", {"per_category": False, "feature_set": "design"}),
+    Candidate("logreg pooled full", "logreg", {"per_category": False, "feature_set": "full"}),
+    Candidate("logreg pooled endpoint+title+arms text", "logreg",
+              {"per_category": False, "text_blocks": ["endpoint", "title", "arms"]}),
+    Candidate("mlp pooled endpoint", "mlp", {"per_category": False}),
+    Candidate("random_forest pooled full", "random_forest", {"per_category": False}),
+    Candidate("knn_history per-category", "knn_history", {}),
+)
+ADAPT_METHODS = ("calibrated", "median", "em_rate", "bbse_rate")
+QUICK_OPTIONS = {"random_forest": {"n_estimators": 100, "max_text_features": 2000},
+                 "mlp": {"hidden": 32, "max_iter": 30, "max_text_features": 3000}}
+
+
+@dataclass
+class CorpusSettings:
+    ctgov_dir: Path
+    ct_open: str | None  # CT Open files (a file, comma-separated list or folder); None = none
+    work_dir: Path  # the store the corpus is built in (reused when it matches)
+    out_dir: Path  # the stored summary (docs/results/...)
+    reports_dir: Path | None = None  # the full report (default: work_dir/reports)
+    archives: list[Path] = field(default_factory=list)  # default: every legacy_xml/*.tar.gz of ctgov_dir
+    n_blocks: int = 3
+    n_jobs: int = 2  # CV folds fitted at a time (worker processes)
+    n_bootstrap: int = 1000
+    seed: int = 0
+    candidates: tuple[Candidate, ...] = PLAIN_CANDIDATES
+    adapt_methods: tuple[str, ...] = ADAPT_METHODS
+    baselines: tuple[str, ...] = ("majority", "logreg", "mlp", "random_forest", "knn_history")
+
+
+def _with_defaults(c: Candidate) -> Candidate:
+    return replace(c, options={**QUICK_OPTIONS.get(c.name, {}), **c.options})
+
+
+def adapted_candidates(best: Candidate, methods) -> list[Candidate]:
+    return [Candidate(f"{best.name}_adapted [{m}] ({best.label})", f"{best.name}_adapted", {**best.options, "method": m})
+            for m in methods]
+
+
+def run_selection(train, settings: CorpusSettings, log) -> dict[str, Any]:
+    stage1 = cross_validate_all([_with_defaults(c) for c in settings.candidates], train, settings.n_blocks, log,
+                                settings.n_jobs)
+    best_plain = best_candidate(stage1)
+    plain = Candidate(best_plain["candidate"], best_plain["name"], best_plain["options"])
+    stage2 = cross_validate_all(adapted_candidates(plain, settings.adapt_methods), train, settings.n_blocks, log,
+                                settings.n_jobs)
+    rows = stage1 + stage2
+    best = best_candidate(rows)
+    return {"stage1": stage1, "stage2": stage2, "best_plain": best_plain["candidate"], "reference": best["candidate"],
+            "reference_name": best["name"], "reference_options": best["options"], "n_blocks": settings.n_blocks,
+            "metric": "mean over forward folds of the overall weighted accuracy"}
+
+
+def evaluate_corpus(settings: CorpusSettings, log: Callable[[str], None] = print) -> dict[str, Any]:
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    store = Store(settings.work_dir)
+    bench_ids = ct_open.benchmark_nct_ids(settings.ct_open) if settings.ct_open else set()
+    manifest = build_corpus(settings.archives or legacy_archives(settings.ctgov_dir), store,
+                            exclude_nct_ids=bench_ids, log=log)
+    train, test = corpus_questions(store)
+    timings["corpus"] = time.monotonic() - started
+
+    t = time.monotonic()
+    selection = run_selection(train, settings, log)
+    timings["selection"] = time.monotonic() - t
+    reference = selection["reference"]
+    ref_name, ref_options = selection["reference_name"], selection["reference_options"]
+    log(f"reference predictor: {reference}")
+
+    # the reported predictors: the reference, its plain base, and the baselines (with the selected options where
+    # the stage-1 winner is of that model)
+    plain_name = ref_name.removesuffix("_adapted")
+    plain_options = {k: v for k, v in ref_options.items() if k not in ("method",)}
+    labels = {f"reference ({reference})": (ref_name, ref_options)}
+    if ref_name != plain_name:
+        labels[f"{plain_name} (plain base of the reference)"] = (plain_name, plain_options)
+    for name in settings.baselines:
+        labels.setdefault(name, (name, plain_options if name == plain_name else QUICK_OPTIONS.get(name, {})))
+    t = time.monotonic()
+    results = _run_labelled(labels, {HISTORICAL_TEST: test}, train, settings, log)
+    timings["historical_test"] = time.monotonic() - t
+    t = time.monotonic()
+    benchmarks = ct_open.load_benchmarks(settings.ct_open) if settings.ct_open else {}
+    if benchmarks:
+        more = _run_labelled(labels, benchmarks, train + test, settings, log, exclude=bench_ids)
+        results.runs.update(more.runs)
+        results.training.update({f"all historical ({k})": v for k, v in more.training.items()})
+    timings["ct_open"] = time.monotonic() - t
+    timings["total"] = time.monotonic() - started
+    return {"manifest": manifest, "selection": selection, "results": results, "timings": timings,
+            "reference_label": f"reference ({reference})", "n_train": len(train), "n_test": len(test)}
+
+
+def _run_labelled(labels: dict[str, tuple[str, dict]], benchmarks, train, settings: CorpusSettings, log,
+                  exclude: set[str] | None = None) -> EvaluationResults:
+    """`run_predictors` once per label (each label may use the same registered name with other options)."""
+    merged = EvaluationResults(runs={b: {} for b in benchmarks})
+    for label, (name, options) in labels.items():
+        r = run_predictors(benchmarks, train, [name], predictor_kwargs={name: options}, exclude_nct_ids=exclude,
+                           n_bootstrap=settings.n_bootstrap, seed=settings.seed, log=log)
+        for bench, runs in r.runs.items():
+            merged.runs[bench][label] = runs[name]
+        merged.training.update(r.training)
+    return merged
+
+
+def save_json(path: Path, payload: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path

@@ -1,0 +1,102 @@
+"""The living benchmark: predictor snapshots with a training cutoff, the questions posted after it, and the history of
+their scores across refreshes. Thin: the work is in deepimagine_core.evaluation.prospective / history.
+
+historical_questions → predictor_snapshots (fitted once; retrain by materialising it)
+historical_questions, predictor_snapshots, published adapters → prospective_questions → benchmark_history
+Automation (deepimagine_dagster/automation.py) keeps the last two up to date after every refresh of the trial tables.
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from deepimagine_core.evaluation.evaluate_store import parse_predictor_options
+from deepimagine_core.evaluation.history import update_history
+from deepimagine_core.evaluation.prospective import (PROSPECTIVE_QUESTIONS, SNAPSHOT_PREDICTORS, snapshots_dir,
+                                                     train_snapshots, write_prospective_questions)
+from deepimagine_core.tables import (BENCHMARK_HISTORY_TABLE, HISTORICAL_QUESTIONS_TABLE, PROSPECTIVE_QUESTIONS_TABLE,
+                                     TRIALS_TABLE)
+from deepimagine_core.training import adapters
+from deepimagine_dagster.metadata import table_metadata
+from deepimagine_dagster.resources import StoreResource
+
+GROUP = "live"
+
+
+class SnapshotsConfig(dg.Config):
+    predictors: list[str] = list(SNAPSHOT_PREDICTORS)  # CPU predictors (evaluation registry names)
+    predictor_options: str = ""  # JSON {predictor: {keyword: value}}
+
+
+class HistoryConfig(dg.Config):
+    bootstrap_samples: int = 1000
+    seed: int = 0
+
+
+def adapter_cutoffs(store) -> dict[str, dt.date]:
+    """The training cutoff each published adapter recorded (`training_cutoff` in its result's data counts)."""
+    found = {}
+    for name, folder in adapters.published_adapters(store).items():
+        cutoff = adapters.adapter_result(folder).get("data_counts", {}).get("training_cutoff")
+        if cutoff:
+            found[f"adapter:{name}"] = dt.date.fromisoformat(str(cutoff))
+    return found
+
+
+def latest_refresh(context: dg.AssetExecutionContext, store) -> tuple[str, dt.datetime]:
+    """The refresh being scored: the run that last materialised `trials` (else the trials table's write time)."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(TRIALS_TABLE))
+    if event is not None:
+        return event.run_id, dt.datetime.fromtimestamp(event.timestamp, dt.timezone.utc)
+    written = dt.datetime.fromtimestamp(store.table_path(TRIALS_TABLE).stat().st_mtime, dt.timezone.utc)
+    return f"trials@{written.isoformat(timespec='seconds')}", written
+
+
+@dg.asset(group_name=GROUP, deps=[HISTORICAL_QUESTIONS_TABLE], kinds={"python"})
+def predictor_snapshots(context: dg.AssetExecutionContext, config: SnapshotsConfig,
+                        store: StoreResource) -> dg.MaterializeResult:
+    """CPU predictors fitted on the training side of the historical questions and frozen under
+    models/predictors/<name>/ with a card recording their training cutoff (latest results_first_posted seen). Built
+    once by automation; materialise it by hand to retrain (which starts a new prospective series)."""
+    st = store.get()
+    cards = train_snapshots(st, config.predictors, parse_predictor_options(config.predictor_options),
+                            log=context.log.info)
+    cutoffs = {name: card.cutoff for name, card in cards.items()}
+    first = next(iter(cards.values()))
+    return dg.MaterializeResult(metadata={
+        "training_cutoff": dg.MetadataValue.json(cutoffs), "n_questions": first.n_questions,
+        "n_trials": first.n_trials, "path": dg.MetadataValue.path(str(snapshots_dir(st)))})
+
+
+@dg.asset(group_name=GROUP, deps=[HISTORICAL_QUESTIONS_TABLE, predictor_snapshots, "sft_operators", "grpo_policy"],
+          kinds={"parquet"})
+def prospective_questions(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+    """The historical questions of trials whose results were first posted after a predictor's (or adapter's)
+    training cutoff: questions it has never seen. One copy per distinct cutoff, with the predictors sharing it."""
+    st = store.get()
+    table = write_prospective_questions(st, adapter_cutoffs(st))
+    per_cutoff = {}
+    for row in table.select(["cutoff", "predictors", "nct_id"]).to_pylist():
+        entry = per_cutoff.setdefault(str(row["cutoff"]), {"predictors": row["predictors"], "questions": 0})
+        entry["questions"] += 1
+    context.log.info(f"prospective questions per cutoff: {per_cutoff}")
+    return dg.MaterializeResult(metadata={
+        **table_metadata(st, PROSPECTIVE_QUESTIONS_TABLE), "per_cutoff": dg.MetadataValue.json(per_cutoff),
+        "columns": ", ".join(PROSPECTIVE_QUESTIONS.names[-2:]) + " (added to the historical question columns)"})
+
+
+@dg.asset(group_name=GROUP, deps=[prospective_questions, predictor_snapshots], kinds={"parquet"})
+def benchmark_history(context: dg.AssetExecutionContext, config: HistoryConfig,
+                      store: StoreResource) -> dg.MaterializeResult:
+    """Every predictor snapshot scored (official metric, trial-bootstrap CI) on the questions posted after its own
+    cutoff, appended to table `benchmark_history` once per refresh (a re-run replaces that refresh's rows), with the
+    plot of the whole history (reports/history/benchmark_history.png)."""
+    st = store.get()
+    refresh, when = latest_refresh(context, st)
+    outcome = update_history(st, refresh, when, n_bootstrap=config.bootstrap_samples, seed=config.seed,
+                             log=context.log.info)
+    return dg.MaterializeResult(metadata={
+        **table_metadata(st, BENCHMARK_HISTORY_TABLE), "refresh": refresh, "refresh_date": when.isoformat(),
+        "refreshes": len(set(outcome.table.column("refresh").to_pylist())),
+        "report": dg.MetadataValue.md(outcome.markdown),
+        **({"figure": dg.MetadataValue.path(str(outcome.figure))} if outcome.figure else {})})
