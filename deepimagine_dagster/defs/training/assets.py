@@ -19,6 +19,7 @@ from deepimagine_core.tables import (
     APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE,
 )
 from deepimagine_core.training import adapters
+from deepimagine_core.training.cutoff import record_cutoffs
 from deepimagine_core.training.data import grpo_examples, sft_examples
 from deepimagine_core.training.distributed import (
     accelerate_config_path,
@@ -71,6 +72,12 @@ def curves_markdown(results: dict[str, TrainResult]) -> str:
             data = base64.b64encode(Path(result.curves_path).read_bytes()).decode()
             parts.append(f"**{name}**\n\n![{name} curves](data:image/png;base64,{data})")
     return "\n\n".join(parts) or "_(no curves logged)_"
+
+
+def cutoff_metadata(store, rows, results: dict[str, TrainResult]) -> dict[str, Any]:
+    """Record the training cutoff (latest results_first_posted of the trials trained on) beside each adapter."""
+    info = record_cutoffs(store, rows, [result.adapter_path for result in results.values()])
+    return {"training_cutoff": info.get("training_cutoff") or "unknown", "trials_seen": info.get("trials_seen", 0)}
 
 
 def result_metadata(results: dict[str, TrainResult]) -> dict[str, Any]:
@@ -140,6 +147,7 @@ def sft_operators(
             "skipped": dg.MetadataValue.json(skipped),
             "dagster/row_count": len(built.rows),
             **result_metadata(results),
+            **cutoff_metadata(st, built.rows, results),
         }
     )
 
@@ -194,6 +202,7 @@ def grpo_policy(
             "data": dg.MetadataValue.json(built.summary()),
             "dagster/row_count": len(built.rows),
             **result_metadata({adapters.GRPO_NAME: result}),
+            **cutoff_metadata(st, built.rows, {adapters.GRPO_NAME: result}),
         }
     )
 
