@@ -119,7 +119,7 @@ class LLMBackendResource(dg.ConfigurableResource):
 
     def get(self, store: Store | None = None):
         """A `deepimagine_core.llm.backends.Backend` (the model loads on first generation)."""
-        from deepimagine_core.llm.backends import make_backend
+        from deepimagine_core.llm.backend_factory import make_backend
 
         return make_backend(self.kind, self.model, store=store, device=self.device, batch_size=self.batch_size,
                             adapter_path=self.adapter_path or None, enable_lora=self.enable_lora or None,

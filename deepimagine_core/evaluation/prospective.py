@@ -165,9 +165,12 @@ def write_prospective_questions(store: Store, extra_cutoffs: dict[str, dt.date |
 
 def latest_posted(store: Store, nct_ids: Iterable[str]) -> dt.date | None:
     """The latest results_first_posted among these trials (from the `trials` table): their training cutoff. None
-    when none is dated, or when the store has no trial table (data built elsewhere: the cutoff is unknown)."""
+    when none is dated, or when the store has no trial table with results dates (the cutoff is unknown)."""
     wanted = set(nct_ids)
     if not wanted or not store.has_table(TRIALS_TABLE):
         return None
-    trials = store.read_table(TRIALS_TABLE, ["nct_id", "results_first_posted"]).to_pylist()
+    try:
+        trials = store.read_table(TRIALS_TABLE, ["nct_id", "results_first_posted"]).to_pylist()
+    except (pa.ArrowInvalid, KeyError):  # a trial table without results dates (hand-made): the cutoff is unknown
+        return None
     return latest_date(r["results_first_posted"] for r in trials if r["nct_id"] in wanted)

@@ -27,6 +27,8 @@ import numpy as np
 from deepimagine_core.evaluation.figures import write_figures
 from deepimagine_core.evaluation.run import EvaluationResults, fmt_interval, safe_name
 from deepimagine_core.evaluation.scoring import METRICS
+from deepimagine_core.evaluation.trajectory_tables import HEADER as TRAJECTORY_HEADER
+from deepimagine_core.evaluation.trajectory_tables import trajectory_rows
 from deepimagine_core.store import atomic_path
 
 TRAJECTORY_SAMPLE = 3  # questions shown step by step per trajectory file
@@ -170,6 +172,9 @@ def trajectory_blocks(path: Path, reports_dir: Path, sample: int = TRAJECTORY_SA
             steps = rec.get("trajectory") or []
             if not isinstance(steps, list):
                 steps = [steps]
+            if rows := trajectory_rows(steps):  # an imagination pathway: one row per anchor
+                blocks.append(("table", TRAJECTORY_HEADER, rows))
+                continue
             items = []
             for i, step in enumerate(steps, start=1):
                 if isinstance(step, dict):

@@ -4,7 +4,7 @@ import dataclasses
 
 import dagster as dg
 
-import deepimagine_core.llm.predictors as llm_predictors  # registers the LLM predictors in the evaluation registry
+import deepimagine_core.llm.llm_predictors  # noqa: F401  (registers the LLM predictors in the evaluation registry)
 from deepimagine_core.evaluation.evaluate_store import (
     EvaluationOutcome,
     EvaluationSettings,
@@ -16,6 +16,7 @@ from deepimagine_core.evaluation.report import markdown_table, summary_table
 from deepimagine_core.llm.backends import is_tiny
 from deepimagine_core.questions import CATEGORIES
 from deepimagine_core.tables import CT_OPEN_TABLE, HISTORICAL_QUESTIONS_TABLE
+from deepimagine_core.training.adapters import trained_predictor_options
 from deepimagine_dagster.resources import ENV_CT_OPEN, CTOpenResource, LLMBackendResource, StoreResource
 
 __all__ = ["CT_OPEN_QUESTIONS", "CT_OPEN_TABLE", "EvaluationConfig", "ct_open_benchmark", "evaluation_report"]
@@ -78,7 +79,7 @@ def report_metadata(outcome: EvaluationOutcome) -> dict:
 @dg.asset(
     group_name=GROUP,
     # the trained operators are optional inputs: the report uses whatever adapters are published when it runs
-    deps=[HISTORICAL_QUESTIONS_TABLE, ct_open_benchmark, "sft_operators", "grpo_policy"],
+    deps=[HISTORICAL_QUESTIONS_TABLE, ct_open_benchmark, "sft_operators", "rl_operators", "grpo_policy"],
     kinds={"python"},
     op_tags={"deepimagine/gpu": "true"},
     pool="gpu",
@@ -89,7 +90,7 @@ def evaluation_report(
     """Every predictor on every benchmark (each CT Open file, and the historical test split), scored with CT Open's
     official metric and trial-bootstrap intervals: reports/evaluation.json, report.md/html, figures, predictions."""
     st = store.get()
-    lend = LLMPredictors(backend=lambda: llm.get(st), is_tiny=is_tiny, trained=llm_predictors.trained_predictors(st))
+    lend = LLMPredictors(backend=lambda: llm.get(st), is_tiny=is_tiny, trained=trained_predictor_options(st))
     settings = EvaluationSettings(**{f.name: getattr(config, f.name) for f in dataclasses.fields(EvaluationSettings)})
     try:
         outcome = evaluate_store(st, settings, llm=lend, log=context.log.info)

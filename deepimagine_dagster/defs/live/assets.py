@@ -65,8 +65,8 @@ def predictor_snapshots(context: dg.AssetExecutionContext, config: SnapshotsConf
         "n_trials": first.n_trials, "path": dg.MetadataValue.path(str(snapshots_dir(st)))})
 
 
-@dg.asset(group_name=GROUP, deps=[HISTORICAL_QUESTIONS_TABLE, predictor_snapshots, "sft_operators", "grpo_policy"],
-          kinds={"parquet"})
+@dg.asset(group_name=GROUP, kinds={"parquet"},
+          deps=[HISTORICAL_QUESTIONS_TABLE, predictor_snapshots, "sft_operators", "rl_operators", "grpo_policy"])
 def prospective_questions(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
     """The historical questions of trials whose results were first posted after a predictor's (or adapter's)
     training cutoff: questions it has never seen. One copy per distinct cutoff, with the predictors sharing it."""
