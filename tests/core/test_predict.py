@@ -146,6 +146,19 @@ def test_registration_without_results_gives_the_questions_its_results_give(histo
     assert checked >= 20  # 25 API v2 sample trials have historical questions
 
 
+def test_every_sample_registration_with_arms_gives_questions():
+    studies = sample_studies()
+    for nct_id, study in studies.items():
+        study = json.loads(json.dumps(study))
+        study["protocolSection"].setdefault("designModule", {})["enrollmentInfo"] = {"count": 0}  # 0 = no size
+        if study["protocolSection"].get("armsInterventionsModule", {}).get("armGroups"):
+            design = design_from_registration(study)
+            assert design.enrollment is None and design_questions(design, secondary=True), nct_id
+        else:
+            with pytest.raises(DesignError, match="arms: List should have at least 1 item"):
+                design_from_registration(study)
+
+
 def test_trial_tables_give_the_same_questions_for_legacy_trials(history_store):
     rows = [r for r in history_store.read_table("historical_questions").to_pylist()
             if json.loads(r["endpoint"])["outcome_type"] != "otherOutcomes"]
@@ -324,7 +337,7 @@ def test_deepimagine_trajectories_are_reported_as_tables(history_store, tmp_path
 
 
 def test_cli_on_a_sample_trial_prints_a_table_and_writes_the_report(history_store, target, capsys):
-    assert main([target, "--home", str(history_store.root), "--quiet", "--llm", "off"]) == 0
+    assert main([target, "--home", str(history_store.root), "--quiet"]) == 0  # --llm auto: no adapters here
     out = capsys.readouterr().out.splitlines()
     design = load_design(target, history_store)
     questions = design_questions(design)
