@@ -228,7 +228,8 @@ def names_concept(text: str) -> bool:
 
 # what a description may decide by: a plain concept or scale of a level, proportion or count measure; never a
 # negation, a decrement or an event (they describe the study's procedures as often as the measure)
-_PLAIN_CONCEPT = re.compile(r"^(?:level|proportion|count): (?:good concept|bad concept|scale) '[^']*'(?: \([^)]*\))?$")
+_PLAIN_CONCEPT = re.compile(r"^(?:level|proportion|count): (?:good concept|bad concept|scale) '(?P<word>[^']*)'"
+                            r"(?: \([^)]*\))?$")
 _LEVEL_OPERATOR = re.compile(r"improv|relief", re.IGNORECASE)  # in a level measure only these fix the sign
 _NOT_PK_AUC = re.compile(r"fev|glucose|pain|symptom|score|effect", re.IGNORECASE)
 
@@ -339,7 +340,9 @@ def outcome_polarity(
         from_description = _decide(f"{title}. {description}", unit, param_type)
         # descriptions decide through concepts only: their operators ("improvement", "normalized") describe
         # the study, not the sign of the measure
-        if from_description.higher_is_better is not None and _PLAIN_CONCEPT.match(from_description.rule):
+        m = _PLAIN_CONCEPT.match(from_description.rule)
+        if from_description.higher_is_better is not None and m and m.group("word").lower() not in \
+                lx.WEAK_IN_DESCRIPTION:
             return Polarity(from_description.higher_is_better, f"{from_description.rule} [from description]",
                             from_description.frame)
         if from_description.frame == "excluded":

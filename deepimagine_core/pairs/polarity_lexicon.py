@@ -40,7 +40,7 @@ EXCLUDED: list[tuple[str, re.Pattern]] = [
                          r"dose[- ]limiting", r"optimal dose")),
     ("ambiguous_quantity", _rx(r"body weight", r"\bweight\b(?! gain| loss)", r"\bbmi\b", r"body mass index",
                                r"global impression", r"\bcgi\b", r"\bpgi\b", r"\bpgic\b",
-                               r"laboratory (?:values|parameters|tests)",
+                               r"laboratory (?:values|parameters|tests)", r"liver function",
                                r"hematology|haematology|clinical chemistry|urinalysis")),
 ]
 
@@ -136,7 +136,7 @@ BAD_CONCEPTS = [
     
     
     
-    r"disability", r"depressi(?:on|ve)", r"anxiety", r"fatigue", r"nausea", r"vomiting", r"emesis", r"itch(?:ing)?",
+    r"disability", r"depressi(?:on|ve)", r"anxiety", r"fatigue", r"nausea", r"vomiting", r"emesis", r"\bitch(?:ing|y)?\b",
     r"prurit(?:us|ic)",
     r"insomnia", r"sleep latency", r"awakenings?",
     
@@ -203,4 +203,8 @@ PK_UNIT = re.compile(
     r"|l\s*/\s*h(?:r|our)?\b|\bml\s*/\s*min(?:ute)?\b(?!.*1\.73)",  # clearance (not eGFR per 1.73 m2)
     re.IGNORECASE)
 
-
+# Concepts too general to decide from a description, where they describe the study more often than the measure.
+WEAK_IN_DESCRIPTION = frozenset(
+    "function functional functioning mobility strength symptom symptoms severity risk event events complication "
+    "complications inflammation disability satisfaction compliance adherence lesion lesions episode episodes attack "
+    "attacks rescue infection infections well-being".split())

@@ -176,3 +176,13 @@ def test_sleep_latency_of_a_sleepiness_test_is_higher_better():
     p = outcome_polarity("Mean Sleep Latency (Minutes) From the Multiple Sleep Latency Tests (MSLT) at Day 1")
     assert p.higher_is_better is True and "MSLT" in p.rule
     assert outcome_polarity("Change in Sleep Latency (Insomnia)").higher_is_better is False
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    ("Summary of Subject Preference Assessments", "whether subjects would switch pens", None),  # not "itch"
+    ("Sodium Count at Baseline", "the balance of sodium is important for kidney function", None),  # weak concept
+    ("Mean Baseline Liver Function Parameters", None, None),
+    ("Primary Efficacy Endpoint", "Change from baseline in pain intensity on an 11-point NRS", False),
+])
+def test_weak_words_decide_nothing(title, description, expected):
+    assert outcome_polarity(title, description).higher_is_better is expected
