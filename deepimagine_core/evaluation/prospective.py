@@ -31,7 +31,7 @@ from deepimagine_core.evaluation.selection import reference_predictor_name
 from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store, atomic_path
-from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE, PROSPECTIVE_QUESTIONS_TABLE
+from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE, PROSPECTIVE_QUESTIONS_TABLE, TRIALS_TABLE
 
 SNAPSHOT_PREDICTORS = ("majority", "logreg", "knn_history", reference_predictor_name)
 CARD_FILE = "card.json"
@@ -161,3 +161,16 @@ def write_prospective_questions(store: Store, extra_cutoffs: dict[str, dt.date |
     table = prospective_questions(store.read_table(HISTORICAL_QUESTIONS_TABLE), {**cutoffs, **(extra_cutoffs or {})})
     store.write_table(PROSPECTIVE_QUESTIONS_TABLE, table, PROSPECTIVE_QUESTIONS)
     return table
+
+
+def latest_posted(store: Store, nct_ids: Iterable[str]) -> dt.date | None:
+    """The latest results_first_posted among these trials (from the `trials` table): their training cutoff. None
+    when none is dated, or when the store has no trial table with results dates (the cutoff is unknown)."""
+    wanted = set(nct_ids)
+    if not wanted or not store.has_table(TRIALS_TABLE):
+        return None
+    try:
+        trials = store.read_table(TRIALS_TABLE, ["nct_id", "results_first_posted"]).to_pylist()
+    except (pa.ArrowInvalid, KeyError):  # a trial table without results dates (hand-made): the cutoff is unknown
+        return None
+    return latest_date(r["results_first_posted"] for r in trials if r["nct_id"] in wanted)
