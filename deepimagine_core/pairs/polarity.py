@@ -34,7 +34,8 @@ How a decision is made (``outcome_polarity``); the word lists are in `polarity_l
 5. **The description** is read in two ways only. A stated sign convention of a level measure comes first and wins:
    a statement about the reported value ("negative values indicate improvement", "a decrease indicates
    improvement"), a statement about the scale ("higher scores indicate worse symptoms", used when the title names no
-   concept), and arithmetic ("change = baseline − week 12", which reverses the direction of a change score). Its
+   concept), and arithmetic ("change = baseline − week 12", which reverses the direction of a change score: a title
+   with "change", not a measure such as PID that is defined that way and already read as such). Its
    concepts are read only when the title names no concept at all, never its operators.
 
 The result is a `Polarity`: ``higher_is_better`` (True / False / None), the ``rule`` that decided (e.g.
@@ -286,6 +287,11 @@ _BASELINE_MINUS = re.compile(
     r"|\bbaseline\s+(?:value\s+|score\s+)?minus\b", re.IGNORECASE)
 
 
+_CHANGE_SCORE = re.compile(r"\bchange|\breduction\b|\bdecrease\b", re.IGNORECASE)
+# measures defined as baseline minus follow-up whose direction the lexicon already gives (more relief is better)
+_DIFFERENCE_DEFINED = re.compile(r"pain intensity difference|\bs?pid\b|\btotpar\b|\brelief\b", re.IGNORECASE)
+
+
 def _statement(pattern: re.Pattern, text: str) -> tuple[bool | None, str]:
     """Higher is better? from an explicit statement "<direction> ... indicates <good | bad>", and the phrase."""
     for m in pattern.finditer(text):
@@ -307,7 +313,7 @@ def _with_conventions(result: Polarity, title: str, description: str) -> Polarit
         higher, phrase = _statement(_SCALE_CONVENTION, description)
         rule = f"level: description scale convention {phrase!r} [from description]"
     m = _BASELINE_MINUS.search(description)
-    if higher is not None and m:
+    if higher is not None and m and _CHANGE_SCORE.search(title) and not _DIFFERENCE_DEFINED.search(title):
         return Polarity(not higher, f"{rule}; reversed: change defined as {m.group(0).strip()!r} [from description]",
                         "level")
     return Polarity(higher, rule, "level") if higher is not None else result

@@ -41,6 +41,8 @@ EXCLUDED: list[tuple[str, re.Pattern]] = [
     ("ambiguous_quantity", _rx(r"body weight", r"\bweight\b(?! gain| loss)", r"\bbmi\b", r"body mass index",
                                r"global impression", r"\bcgi\b", r"\bpgi\b", r"\bpgic\b",
                                r"laboratory (?:values|parameters|tests)", r"liver function",
+                               # a force threshold: higher is better, against the word "sensitivity"
+                               r"tactile (?:sensitivity|threshold)", r"\byeaple\b",
                                r"hematology|haematology|clinical chemistry|urinalysis")),
 ]
 
@@ -136,7 +138,8 @@ BAD_CONCEPTS = [
     
     
     
-    r"disability", r"depressi(?:on|ve)", r"anxiety", r"fatigue", r"nausea", r"vomiting", r"emesis", r"\bitch(?:ing|y)?\b",
+    r"disability", r"depressi(?:on|ve)", r"anxiety", r"fatigue", r"nausea", r"vomiting", r"emesis",
+    r"\bitch(?:ing|y)?\b",
     r"prurit(?:us|ic)",
     r"insomnia", r"sleep latency", r"awakenings?",
     
@@ -166,7 +169,7 @@ BAD_CONCEPTS = [
     r"cognitive impairment",
     r"\bpain intensity", r"\bvas\b(?=.{0,30}\bpain)", r"colonization", r"bacteri(?:a|al) (?:count|load)",
     r"parasit(?:a)?emia", r"fever",
-    r"(?:tooth|teeth|dentin(?:e|al)?) (?:hyper)?sensitivity", r"\bhypersensitivity\b(?! reaction)",
+    r"(?:tooth|teeth|dentin(?:e|al)?) hypersensitivity", r"\bhypersensitivity\b(?! reaction)",
     r"minimal residual disease", r"\bmrd\b", r"graft[- ]versus[- ]host", r"\bgvhd\b", r"thromb(?:i|us)\b",
     r"\brisk\b", r"\bevents?\b(?=.{0,3}$)",
     r"major adverse cardiovascular", r"\bmace\b", r"morbidity",

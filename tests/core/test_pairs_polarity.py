@@ -186,3 +186,13 @@ def test_sleep_latency_of_a_sleepiness_test_is_higher_better():
 ])
 def test_weak_words_decide_nothing(title, description, expected):
     assert outcome_polarity(title, description).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    ("Pain Intensity Difference (PID) at 120 Minutes", "PID = baseline pain intensity minus pain intensity at 120 min",
+     True),  # defined that way, and read as such: no second reversal
+    ("Change From Baseline in Pain Score", "change = baseline minus week 12", True),
+    ("Mean Tactile Sensitivity Score at Week 4", "tooth sensitivity measured with a Yeaple probe in grams", None),
+])
+def test_arithmetic_reverses_change_scores_only(title, description, expected):
+    assert outcome_polarity(title, description).higher_is_better is expected
