@@ -231,6 +231,7 @@ def names_concept(text: str) -> bool:
 # negation, a decrement or an event (they describe the study's procedures as often as the measure)
 _PLAIN_CONCEPT = re.compile(r"^(?:level|proportion|count): (?:good concept|bad concept|scale) '(?P<word>[^']*)'"
                             r"(?: \([^)]*\))?$")
+_RESPONSE = re.compile(r"'respon", re.IGNORECASE)
 _LEVEL_OPERATOR = re.compile(r"improv|relief", re.IGNORECASE)  # in a level measure only these fix the sign
 _NOT_PK_AUC = re.compile(r"fev|glucose|pain|symptom|score|effect", re.IGNORECASE)
 
@@ -261,6 +262,9 @@ def _decide(text: str, unit: str, param_type: str) -> Polarity:
         return Polarity(None if value is None else value > 0, f"{frame}: {why}", frame)
     value, why = _event_value(text, allow_flip=False, require_operator=False)
     if value is not None and why.startswith("good event") and not _LEVEL_OPERATOR.search(why):
+        concept, what = _concept(_hits(text))
+        if concept == 1 and _RESPONSE.search(why):  # "trough FEV1 response": more of a good quantity
+            return Polarity(True, f"level: {what} (its response)", "level")
         return Polarity(None, f"level: {why} does not say which way the measure moves", "level")
     return Polarity(None if value is None else value > 0, f"level: {why}", "level")
 

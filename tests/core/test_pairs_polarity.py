@@ -196,3 +196,24 @@ def test_weak_words_decide_nothing(title, description, expected):
 ])
 def test_arithmetic_reverses_change_scores_only(title, description, expected):
     assert outcome_polarity(title, description).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,expected", [
+    ("Trough FEV1 Response at Week 18", True),
+    ("Geometric Mean Titer of the Serotype 22F Antibody Response", True),
+    ("FEV1, Late Asthmatic Response (LAR) 1 Week After Last Dose", None),  # a fall in FEV1 after a challenge
+    ("HbA1c Response at Week 24", None),  # a response of a bad quantity: which way?
+    ("Mean Latency to Persistent Sleep (LPS) Via Polysomnography", False),
+    ("Percent Change From Baseline in Lumbar Spine BMC (Bone Mineral Content)", True),
+])
+def test_responses_of_good_quantities_and_sleep(title, expected):
+    assert outcome_polarity(title).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,expected", [
+    ("Change in the fMRI Response of the Functional Magnetic Resonance Imaging Signal", None),
+    ("Area Under the Percent Drop in FEV1 Curve From 0 to 3 Hours", None),
+    ("Number of Falls", False),
+])
+def test_words_that_looked_like_concepts(title, expected):
+    assert outcome_polarity(title).higher_is_better is expected
