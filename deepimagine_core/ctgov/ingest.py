@@ -185,7 +185,8 @@ def ingest(
     gc_threshold = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
     try:
-        for seq, raw in enumerate(tqdm(raws, desc="ingest", unit="study", disable=not progress, mininterval=2)):
+        for seq, raw in enumerate(tqdm(raws, desc="ingest", unit="study", disable=None if progress else True,
+                                              mininterval=2)):
             summary.studies_read += 1
             if on_progress and summary.studies_read % log_every == 0:
                 on_progress(summary.studies_read)

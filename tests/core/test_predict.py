@@ -332,8 +332,12 @@ def test_deepimagine_trajectories_are_reported_as_tables(history_store, tmp_path
     assert all(p.trajectory for p in result.predictions["deepimagine"])
     store = Store(tmp_path / "reports_home")
     text = write_prediction_report(store, result).markdown.read_text()
-    assert "deepimagine trajectories" in text and "| anchor | factor | change | imagined result |" in text
-    assert text.count("start (observed)") >= len(result.questions)
+    assert "deepimagine trajectories (one row per anchor)" in text
+    assert "| anchor | factors changed | imagined result | answer |" in text
+    from deepimagine_core.evaluation.trajectory_tables import trajectory_rows
+
+    assert all(len(trajectory_rows(p.trajectory)) == 2 for p in result.predictions["deepimagine"])  # k = 2 anchors
+    assert text.count("(0.70, 0.30) |") >= len(result.questions)  # each anchor's scripted answer, in its row
 
 
 def test_cli_on_a_sample_trial_prints_a_table_and_writes_the_report(history_store, target, capsys):
