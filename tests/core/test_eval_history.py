@@ -35,13 +35,33 @@ def store(tmp_path):
 
 
 def test_snapshots_remember_their_cutoff_and_reload(store):
-    cards = prospective.train_snapshots(store, ["majority", "logreg"], log=lambda *_: None)
+    cards, skipped = prospective.train_snapshots(store, ["majority", "logreg"], log=lambda *_: None)
+    assert skipped == {}
     cutoff = dt.date(2020, 1, 1) + dt.timedelta(days=30 * 19)  # the latest training-side question
     assert {c.cutoff_date for c in cards.values()} == {cutoff}
     assert prospective.snapshot_cards(store)["logreg"].n_questions == 20
     reloaded = prospective.load_snapshot(store, "logreg")
     questions = [Question.from_row(r) for r in store.read_table(HISTORICAL_QUESTIONS_TABLE).to_pylist()]
     assert len(reloaded.predict(questions)) == 30
+
+
+def test_nothing_to_fit_is_said_not_raised(tmp_path):
+    st = Store(tmp_path)
+    rows = [_row(i, dt.date(2020, 1, 1), "test") for i in range(3)]
+    st.write_table(HISTORICAL_QUESTIONS_TABLE, pa.Table.from_pylist(rows, schema=HISTORICAL_QUESTIONS))
+    cards, skipped = prospective.train_snapshots(st, ["majority"], log=lambda *_: None)
+    assert cards == {} and "no answered, dated training-split" in skipped["majority"]
+    with pytest.raises(KeyError):  # a misspelt predictor is the user's error, not a small source
+        prospective.train_snapshots(_one_class_store(tmp_path / "b"), ["no_such_predictor"], log=lambda *_: None)
+    cards, skipped = prospective.train_snapshots(_one_class_store(tmp_path / "c"), ["logreg"], log=lambda *_: None)
+    assert cards == {} and "could not be fitted" in skipped["logreg"]
+
+
+def _one_class_store(root):
+    st = Store(root)
+    rows = [{**_row(i, dt.date(2020, 1, 1), "train"), "answer": 0} for i in range(6)]
+    st.write_table(HISTORICAL_QUESTIONS_TABLE, pa.Table.from_pylist(rows, schema=HISTORICAL_QUESTIONS))
+    return st
 
 
 def test_prospective_questions_are_those_posted_after_each_cutoff(store):

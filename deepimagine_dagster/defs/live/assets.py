@@ -56,13 +56,14 @@ def predictor_snapshots(context: dg.AssetExecutionContext, config: SnapshotsConf
     models/predictors/<name>/ with a card recording their training cutoff (latest results_first_posted seen). Built
     once by automation; materialise it by hand to retrain (which starts a new prospective series)."""
     st = store.get()
-    cards = train_snapshots(st, config.predictors, parse_predictor_options(config.predictor_options),
-                            log=context.log.info)
-    cutoffs = {name: card.cutoff for name, card in cards.items()}
-    first = next(iter(cards.values()))
+    cards, skipped = train_snapshots(st, config.predictors, parse_predictor_options(config.predictor_options),
+                                     log=context.log.info)
+    first = next(iter(cards.values()), None)
     return dg.MaterializeResult(metadata={
-        "training_cutoff": dg.MetadataValue.json(cutoffs), "n_questions": first.n_questions,
-        "n_trials": first.n_trials, "path": dg.MetadataValue.path(str(snapshots_dir(st)))})
+        "training_cutoff": dg.MetadataValue.json({name: card.cutoff for name, card in cards.items()}),
+        "n_questions": first.n_questions if first else 0, "n_trials": first.n_trials if first else 0,
+        "path": dg.MetadataValue.path(str(snapshots_dir(st))),
+        **({"why_empty": dg.MetadataValue.json(skipped)} if skipped else {})})
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"},
