@@ -29,7 +29,7 @@ EAGER = (
 #: Built with the first questions, then only by hand.
 ON_MISSING = ("predictor_snapshots",)
 #: Tagged `deepimagine/gpu`: automated only when the user turns it on.
-GPU = ("reasoning_traces", "sft_operators", "grpo_policy", "evaluation_report")
+GPU = ("reasoning_traces", "sft_operators", "rl_operators", "grpo_policy", "evaluation_report")
 
 
 def condition_for(key: dg.AssetKey, automate_gpu: bool) -> dg.AutomationCondition | None:

@@ -181,7 +181,7 @@ def ingest(
     reasons: Counter[str] = Counter()
     reading = _Reading(summary, log_every, on_progress)
     try:
-        raws = tqdm(raws, desc="ingest", unit="study", disable=not progress, mininterval=2)
+        raws = tqdm(raws, desc="ingest", unit="study", disable=None if progress else True, mininterval=2)
         for batch in parse_batches(reading.track(raws), parse):
             rejected.update(batch.rejected)
             issues = iter(batch.issues)

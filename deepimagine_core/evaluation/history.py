@@ -107,7 +107,8 @@ def append_history(store: Store, rows: list[dict[str, Any]], refresh: str) -> pa
 
 
 def plot_history(table: pa.Table, path: Path) -> Path | None:
-    """Weighted accuracy (with its interval) against refresh date, one panel per category, one line per predictor."""
+    """Weighted accuracy (with its bootstrap interval) at each refresh, one panel per category, one line per
+    predictor (refreshes evenly spaced, labelled with their date)."""
     scored = [r for r in table.to_pylist() if r["n"] and r["weighted_accuracy"] is not None]
     if not scored:
         return None
@@ -117,23 +118,25 @@ def plot_history(table: pa.Table, path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     categories = [c for c in (OVERALL, *CATEGORIES) if any(r["category"] == c for r in scored)]
-    fig, axes = plt.subplots(1, len(categories), figsize=(4.2 * len(categories), 3.4), squeeze=False, sharey=True)
+    refreshes = sorted({r["refresh_date"] for r in scored})
+    predictors = sorted({r["predictor"] for r in scored})
+    fig, axes = plt.subplots(1, len(categories), figsize=(4.2 * len(categories), 3.6), squeeze=False, sharey=True)
     for ax, category in zip(axes[0], categories):
-        for predictor in sorted({r["predictor"] for r in scored}):
+        for k, predictor in enumerate(predictors):
             points = [r for r in scored if r["category"] == category and r["predictor"] == predictor]
             if not points:
                 continue
-            x = [r["refresh_date"] for r in points]
+            x = [refreshes.index(r["refresh_date"]) + (k - (len(predictors) - 1) / 2) * 0.08 for r in points]
             y = [r["weighted_accuracy"] for r in points]
-            line, = ax.plot(x, y, marker="o", label=predictor)
-            low = [r["ci_low"] if r["ci_low"] is not None else v for r, v in zip(points, y)]
-            high = [r["ci_high"] if r["ci_high"] is not None else v for r, v in zip(points, y)]
-            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.12)
+            low = [v - (r["ci_low"] if r["ci_low"] is not None else v) for r, v in zip(points, y)]
+            high = [(r["ci_high"] if r["ci_high"] is not None else v) - v for r, v in zip(points, y)]
+            ax.errorbar(x, y, yerr=[low, high], marker="o", markersize=4, capsize=2, linewidth=1.2, label=predictor)
+        ax.set_xticks(range(len(refreshes)), [d.strftime("%Y-%m-%d\n%H:%M") for d in refreshes], fontsize=7)
+        ax.set_xlim(-0.5, len(refreshes) - 0.5)
         ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
         ax.set_title(f"{category} (n = {points_n(scored, category)})", fontsize=9)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
-        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     axes[0][0].set_ylabel("weighted accuracy (prospective)")
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.suptitle("Prospective score at each refresh (questions posted after each predictor's cutoff)", fontsize=10)

@@ -13,7 +13,7 @@ from typing import Any
 
 from deepimagine_core.llm.prompts import clip
 from deepimagine_core.questions import Question
-from deepimagine_core.tables import TRIALS_TABLE
+from deepimagine_core.tables import BENCHMARK_REGISTRATIONS_TABLE, TRIALS_TABLE
 
 FACTORS = ("intervention", "arm", "outcome", "population", "geography", "design")
 DEFAULT_ORDER = FACTORS
@@ -157,9 +157,12 @@ def factor_adapters(families: Mapping[str, str]) -> dict[str, str]:
 
 
 def load_trials(store) -> dict[str, dict[str, Any]]:
-    """nct_id → the `trials` columns the factors use, from a `Store`, or {} when the table is not built."""
-    if store is None or not store.has_table(TRIALS_TABLE):
-        return {}
-    table = store.read_table(TRIALS_TABLE)
-    columns = [c for c in TRIAL_COLUMNS if c in table.column_names]
-    return {row["nct_id"]: row for row in table.select(columns).to_pylist()}
+    """nct_id → the `trials` columns the factors use, from a `Store`: table `trials`, then the fetched registrations
+    of benchmark trials it lacks (`benchmark_registrations`); {} when neither is built."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in (BENCHMARK_REGISTRATIONS_TABLE, TRIALS_TABLE):  # the trials table wins
+        if store is not None and store.has_table(name):
+            table = store.read_table(name)
+            columns = [c for c in TRIAL_COLUMNS if c in table.column_names]
+            out.update({row["nct_id"]: row for row in table.select(columns).to_pylist()})
+    return out

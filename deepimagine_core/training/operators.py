@@ -24,6 +24,7 @@ from deepimagine_core.tables import (
     APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE,
 )
 from deepimagine_core.training import adapters
+from deepimagine_core.training.cutoff import record_cutoffs
 from deepimagine_core.training.recipes import Recipe, load_recipe
 from deepimagine_core.training.run import Progress, TrainResult
 
@@ -53,7 +54,17 @@ def train_adapter(
     data_counts: dict[str, Any] | None = None,
 ) -> TrainResult:
     """One SFT or GRPO adapter: in this process, or under `accelerate launch` when the recipe asks for more than one
-    process (0 = one per GPU). The only place that makes this choice."""
+    process (0 = one per GPU). The only place that makes this choice. The adapter's training cutoff (latest results
+    date of the trials its rows name) is recorded beside it and in its card (`training.cutoff`)."""
+    result = _train_adapter(recipe, rows, output_dir, name=name, store=store, resume=resume, progress=progress,
+                            log=log, init_adapter=init_adapter, data_counts=data_counts)
+    result.data_counts = {**result.data_counts, **record_cutoffs(store, rows, [result.adapter_path])}
+    return result
+
+
+def _train_adapter(recipe: Recipe, rows: list[dict[str, Any]], output_dir: str | Path, *, name: str, store: Store,
+                   resume: bool, progress: Progress | None, log: Log | None, init_adapter: str | None,
+                   data_counts: dict[str, Any] | None) -> TrainResult:
     from deepimagine_core.training.distributed import accelerate_config_path, launch_training, resolve_num_processes
 
     processes = resolve_num_processes(recipe)

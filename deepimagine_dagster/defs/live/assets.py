@@ -17,6 +17,7 @@ from deepimagine_core.evaluation.prospective import (PROSPECTIVE_QUESTIONS, SNAP
 from deepimagine_core.tables import (BENCHMARK_HISTORY_TABLE, HISTORICAL_QUESTIONS_TABLE, PROSPECTIVE_QUESTIONS_TABLE,
                                      TRIALS_TABLE)
 from deepimagine_core.training import adapters
+from deepimagine_core.training.cutoff import read_cutoff
 from deepimagine_dagster.metadata import table_metadata
 from deepimagine_dagster.resources import StoreResource
 
@@ -34,13 +35,9 @@ class HistoryConfig(dg.Config):
 
 
 def adapter_cutoffs(store) -> dict[str, dt.date]:
-    """The training cutoff each published adapter recorded (`training_cutoff` in its result's data counts)."""
-    found = {}
-    for name, folder in adapters.published_adapters(store).items():
-        cutoff = adapters.adapter_result(folder).get("data_counts", {}).get("training_cutoff")
-        if cutoff:
-            found[f"adapter:{name}"] = dt.date.fromisoformat(str(cutoff))
-    return found
+    """The training cutoff each published adapter recorded (training/cutoff.py), by `adapter:<name>`."""
+    found = {f"adapter:{name}": read_cutoff(folder) for name, folder in adapters.published_adapters(store).items()}
+    return {name: cutoff for name, cutoff in found.items() if cutoff is not None}
 
 
 def latest_refresh(context: dg.AssetExecutionContext, store) -> tuple[str, dt.datetime]:
@@ -59,17 +56,18 @@ def predictor_snapshots(context: dg.AssetExecutionContext, config: SnapshotsConf
     models/predictors/<name>/ with a card recording their training cutoff (latest results_first_posted seen). Built
     once by automation; materialise it by hand to retrain (which starts a new prospective series)."""
     st = store.get()
-    cards = train_snapshots(st, config.predictors, parse_predictor_options(config.predictor_options),
-                            log=context.log.info)
-    cutoffs = {name: card.cutoff for name, card in cards.items()}
-    first = next(iter(cards.values()))
+    cards, skipped = train_snapshots(st, config.predictors, parse_predictor_options(config.predictor_options),
+                                     log=context.log.info)
+    first = next(iter(cards.values()), None)
     return dg.MaterializeResult(metadata={
-        "training_cutoff": dg.MetadataValue.json(cutoffs), "n_questions": first.n_questions,
-        "n_trials": first.n_trials, "path": dg.MetadataValue.path(str(snapshots_dir(st)))})
+        "training_cutoff": dg.MetadataValue.json({name: card.cutoff for name, card in cards.items()}),
+        "n_questions": first.n_questions if first else 0, "n_trials": first.n_trials if first else 0,
+        "path": dg.MetadataValue.path(str(snapshots_dir(st))),
+        **({"why_empty": dg.MetadataValue.json(skipped)} if skipped else {})})
 
 
-@dg.asset(group_name=GROUP, deps=[HISTORICAL_QUESTIONS_TABLE, predictor_snapshots, "sft_operators", "grpo_policy"],
-          kinds={"parquet"})
+@dg.asset(group_name=GROUP, kinds={"parquet"},
+          deps=[HISTORICAL_QUESTIONS_TABLE, predictor_snapshots, "sft_operators", "rl_operators", "grpo_policy"])
 def prospective_questions(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
     """The historical questions of trials whose results were first posted after a predictor's (or adapter's)
     training cutoff: questions it has never seen. One copy per distinct cutoff, with the predictors sharing it."""

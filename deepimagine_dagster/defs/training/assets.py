@@ -106,6 +106,7 @@ def result_metadata(results: dict[str, TrainResult]) -> dict[str, Any]:
         meta[f"{name}/global_step"] = result.global_step
         meta[f"{name}/resumed_from"] = result.resumed_from or "(fresh run)"
         meta[f"{name}/reused"] = result.reused
+        meta[f"{name}/training_cutoff"] = str(result.data_counts.get("training_cutoff") or "unknown")  # live benchmark
         for key in ("final_loss", "final_reward", "tokens_per_second"):
             if key in result.metrics:
                 meta[f"{name}/{key}"] = float(result.metrics[key])
