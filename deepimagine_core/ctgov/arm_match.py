@@ -10,12 +10,12 @@ A result group of an outcome (``outcome_groups``) names the arm it reports in it
 - ``single_arm``: the study has one arm and the outcome one group;
 - ``evidence``: the title's distinctive words (drug names, doses, "placebo", "sham", "control") found in one arm's
   *profile* — its label, description and intervention names (with other names and doses) — more than in any other,
-  covering at least half of the title's words that any arm states, with no title word that only another arm's profile has (nor a number
-  other than the arm's own, when it states numbers); a title that says "placebo" / "sham" / "vehicle" and names
-  nothing else is the one placebo or sham arm; then the same
-  with the group's description added (two distinctive words needed), when the title alone decides nothing. Never for
-  a pooled group ("All participants", "Combined", "Total"), in a crossover (arms that are sequences) or for a group
-  whose description speaks of sequences ("placebo first, then ...");
+  covering at least half of the title's words that any arm states, with no title word that only another arm's
+  profile has (nor a number other than the arm's own, when it states numbers); a title that says "placebo" / "sham" /
+  "vehicle" and names nothing else is the one placebo or sham arm; then the same with the group's description added
+  (two distinctive words needed), when the title alone decides nothing. Never for a pooled group ("All
+  participants", "Combined", "Total"), in a crossover (arms that are sequences) or for a group whose description
+  speaks of sequences ("placebo first, then ...");
 - ``elimination``: as many groups as arms and every other group mapped to a distinct arm: the last group is the
   last arm, unless it pools arms, says "placebo" / "control" where the arm is none (or the reverse), or differs from
   another group's title only in numbers and time words (two visits of one arm);

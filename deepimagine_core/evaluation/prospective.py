@@ -5,7 +5,7 @@ A snapshot is a CPU predictor fitted once on the training side of the historical
 `results_first_posted` among the questions it was fitted on. Later refreshes bring questions whose results were first
 posted after that date: no snapshot has seen them, so they score it prospectively, the way CT Open does.
 
-    cards = train_snapshots(store, ["majority", "logreg_adapted"])
+    cards, skipped = train_snapshots(store, ["majority", "logreg_adapted"])
     table = prospective_questions(store.read_table("historical_questions"), {n: c.cutoff for n, c in cards.items()})
 
 A snapshot is retrained only when asked (materialise `predictor_snapshots`): retraining moves its cutoff to the latest
@@ -81,25 +81,33 @@ def training_rows(table: pa.Table, split: str = "train") -> pa.Table:
 
 def train_snapshots(store: Store, names: Sequence[str] = SNAPSHOT_PREDICTORS,
                     options: dict[str, dict[str, Any]] | None = None,
-                    log: Callable[[str], None] = print) -> dict[str, SnapshotCard]:
-    """Fit each predictor on the training side of `historical_questions`, save it with its card; {name: card}."""
+                    log: Callable[[str], None] = print) -> tuple[dict[str, SnapshotCard], dict[str, str]]:
+    """Fit each predictor on the training side of `historical_questions`, save it with its card. Returns ({name:
+    card}, {name: why not trained}): a small source can leave nothing (or one class only) to fit, which is said, not
+    raised; an unknown predictor name is an error."""
     rows = training_rows(store.read_table(HISTORICAL_QUESTIONS_TABLE))
     if rows.num_rows == 0:
-        raise ValueError("no answered, dated training-split historical questions to fit a snapshot on")
+        why = "no answered, dated training-split historical question to fit on"
+        return {}, {name: why for name in names}
     questions = [Question.from_row(r) for r in rows.to_pylist()]
     cutoff = latest_date(rows.column("results_first_posted").to_pylist())
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    cards = {}
+    cards, skipped = {}, {}
     for name in names:
         opts = dict((options or {}).get(name, {}))
         predictor = make_predictor(name, **opts)
-        predictor.fit(questions)
+        try:
+            predictor.fit(questions)
+        except ValueError as exc:  # e.g. every training answer in one class
+            skipped[name] = f"could not be fitted on {len(questions)} questions: {exc}"
+            log(f"snapshot {name} not trained: {skipped[name]}")
+            continue
         card = SnapshotCard(name, cutoff.isoformat() if cutoff else None, len(questions),
                             len({q.nct_id for q in questions}), now, opts)
         save_snapshot(store, predictor, card)
         log(f"snapshot {name}: fitted on {card.n_questions} questions ({card.n_trials} trials), cutoff {card.cutoff}")
         cards[name] = card
-    return cards
+    return cards, skipped
 
 
 def save_snapshot(store: Store, predictor: Predictor, card: SnapshotCard) -> Path:

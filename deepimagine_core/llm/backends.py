@@ -185,7 +185,8 @@ class TransformersBackend:
             torch.manual_seed(params.seed)
         results: list[Generation | None] = [None] * len(flat)
         batches = range(0, len(order), self.batch_size)
-        for start in tqdm(batches, desc="generate", unit="batch", leave=False, disable=len(batches) < 4):
+        for start in tqdm(batches, desc="generate", unit="batch", leave=False,
+                          disable=True if len(batches) < 4 else None):
             chunk = order[start : start + self.batch_size]
             enc = tok.pad({"input_ids": [ids[i] for i in chunk]}, padding=True, return_tensors="pt").to(self.device)
             kwargs: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, pad_token_id=tok.pad_token_id)

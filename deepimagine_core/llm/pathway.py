@@ -248,7 +248,7 @@ def run_pathway(
     flat = [t for ts in trajs for t in ts]
 
     max_steps = max((len(t["planned"]) for t in flat), default=0)
-    for index in tqdm(range(max_steps), desc="imagination steps", disable=not flat):
+    for index in tqdm(range(max_steps), desc="imagination steps", disable=None if flat else True):
         by_adapter: dict[str | None, list[tuple[dict, str]]] = defaultdict(list)
         for t in flat:
             if index < len(t["planned"]):

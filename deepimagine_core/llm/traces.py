@@ -117,7 +117,7 @@ def trace_pairs(
     params_json = json.dumps(params.to_dict(), sort_keys=True)
     now = datetime.now(timezone.utc)
     chunk_pairs *= getattr(backend, "data_parallel_size", 1)
-    for start in tqdm(range(0, len(pairs), chunk_pairs), desc="reasoning traces", disable=not pairs):
+    for start in tqdm(range(0, len(pairs), chunk_pairs), desc="reasoning traces", disable=None if pairs else True):
         chunk = pairs[start : start + chunk_pairs]
         prompts = [trace_prompts(p) for p in chunk]
         outputs = backend.generate([teacher for teacher, _ in prompts], params, adapter=adapter)

@@ -34,7 +34,8 @@ How a decision is made (``outcome_polarity``); the word lists are in `polarity_l
 5. **The description** is read in two ways only. A stated sign convention of a level measure comes first and wins:
    a statement about the reported value ("negative values indicate improvement", "a decrease indicates
    improvement"), a statement about the scale ("higher scores indicate worse symptoms", used when the title names no
-   concept), and arithmetic ("change = baseline − week 12", which reverses the direction of a change score). Its
+   concept), and arithmetic ("change = baseline − week 12", which reverses the direction of a change score: a title
+   with "change", not a measure such as PID that is defined that way and already read as such). Its
    concepts are read only when the title names no concept at all, never its operators.
 
 The result is a `Polarity`: ``higher_is_better`` (True / False / None), the ``rule`` that decided (e.g.
@@ -230,6 +231,7 @@ def names_concept(text: str) -> bool:
 # negation, a decrement or an event (they describe the study's procedures as often as the measure)
 _PLAIN_CONCEPT = re.compile(r"^(?:level|proportion|count): (?:good concept|bad concept|scale) '(?P<word>[^']*)'"
                             r"(?: \([^)]*\))?$")
+_RESPONSE = re.compile(r"'respon", re.IGNORECASE)
 _LEVEL_OPERATOR = re.compile(r"improv|relief", re.IGNORECASE)  # in a level measure only these fix the sign
 _NOT_PK_AUC = re.compile(r"fev|glucose|pain|symptom|score|effect", re.IGNORECASE)
 
@@ -260,6 +262,9 @@ def _decide(text: str, unit: str, param_type: str) -> Polarity:
         return Polarity(None if value is None else value > 0, f"{frame}: {why}", frame)
     value, why = _event_value(text, allow_flip=False, require_operator=False)
     if value is not None and why.startswith("good event") and not _LEVEL_OPERATOR.search(why):
+        concept, what = _concept(_hits(text))
+        if concept == 1 and _RESPONSE.search(why):  # "trough FEV1 response": more of a good quantity
+            return Polarity(True, f"level: {what} (its response)", "level")
         return Polarity(None, f"level: {why} does not say which way the measure moves", "level")
     return Polarity(None if value is None else value > 0, f"level: {why}", "level")
 
@@ -286,6 +291,11 @@ _BASELINE_MINUS = re.compile(
     r"|\bbaseline\s+(?:value\s+|score\s+)?minus\b", re.IGNORECASE)
 
 
+_CHANGE_SCORE = re.compile(r"\bchange|\breduction\b|\bdecrease\b", re.IGNORECASE)
+# measures defined as baseline minus follow-up whose direction the lexicon already gives (more relief is better)
+_DIFFERENCE_DEFINED = re.compile(r"pain intensity difference|\bs?pid\b|\btotpar\b|\brelief\b", re.IGNORECASE)
+
+
 def _statement(pattern: re.Pattern, text: str) -> tuple[bool | None, str]:
     """Higher is better? from an explicit statement "<direction> ... indicates <good | bad>", and the phrase."""
     for m in pattern.finditer(text):
@@ -307,7 +317,7 @@ def _with_conventions(result: Polarity, title: str, description: str) -> Polarit
         higher, phrase = _statement(_SCALE_CONVENTION, description)
         rule = f"level: description scale convention {phrase!r} [from description]"
     m = _BASELINE_MINUS.search(description)
-    if higher is not None and m:
+    if higher is not None and m and _CHANGE_SCORE.search(title) and not _DIFFERENCE_DEFINED.search(title):
         return Polarity(not higher, f"{rule}; reversed: change defined as {m.group(0).strip()!r} [from description]",
                         "level")
     return Polarity(higher, rule, "level") if higher is not None else result

@@ -30,9 +30,9 @@ RewardFunc = Callable[..., list[float | None]]
 PROB_FLOOR = 1e-3
 
 
-def parse_decision(text: str, n_options: int | None) -> list[float] | None:
-    """DECISION probabilities (the llm team's parser, the format its prompts ask for), or None when the text has no
-    valid DECISION with `n_options` scores (None `n_options`: any 2 or 3)."""
+def decision_probabilities(text: str, n_options: int | None) -> list[float] | None:
+    """DECISION probabilities read by the project's one parser (`evaluation.scoring.parse_decision`), or None when the
+    text has no valid DECISION with `n_options` scores (None `n_options`: any 2 or 3)."""
     for k in (n_options,) if n_options else (2, 3):
         decision = parsing.parse_decision(text, int(k))
         if decision.parsed:
@@ -70,7 +70,7 @@ def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     scores = []
     for completion, task, k in zip(completions, tasks, n_options):
         text = completion_text(completion)
-        has_decision = parse_decision(text, k) is not None
+        has_decision = decision_probabilities(text, k) is not None
         has_direction = parse_direction(text) is not None
         ok = {"question": has_decision, "step": has_direction}.get(task, has_decision or has_direction)
         scores.append(1.0 if ok else 0.0)
@@ -97,7 +97,7 @@ def correctness_reward(completions: list[Any], **kwargs: Any) -> list[float | No
         if answer is None:
             scores.append(None)
             continue
-        probs = parse_decision(completion_text(completion), k)
+        probs = decision_probabilities(completion_text(completion), k)
         if probs is None:
             scores.append(0.0)
             continue
@@ -117,7 +117,7 @@ def neg_cross_entropy_reward(completions: list[Any], **kwargs: Any) -> list[floa
         if answer is None:
             scores.append(None)
             continue
-        probs = parse_decision(completion_text(completion), k)
+        probs = decision_probabilities(completion_text(completion), k)
         if probs is None or not 0 <= answer < len(probs):
             scores.append(floor)
         else:

@@ -35,13 +35,33 @@ def store(tmp_path):
 
 
 def test_snapshots_remember_their_cutoff_and_reload(store):
-    cards = prospective.train_snapshots(store, ["majority", "logreg"], log=lambda *_: None)
+    cards, skipped = prospective.train_snapshots(store, ["majority", "logreg"], log=lambda *_: None)
+    assert skipped == {}
     cutoff = dt.date(2020, 1, 1) + dt.timedelta(days=30 * 19)  # the latest training-side question
     assert {c.cutoff_date for c in cards.values()} == {cutoff}
     assert prospective.snapshot_cards(store)["logreg"].n_questions == 20
     reloaded = prospective.load_snapshot(store, "logreg")
     questions = [Question.from_row(r) for r in store.read_table(HISTORICAL_QUESTIONS_TABLE).to_pylist()]
     assert len(reloaded.predict(questions)) == 30
+
+
+def test_nothing_to_fit_is_said_not_raised(tmp_path):
+    st = Store(tmp_path)
+    rows = [_row(i, dt.date(2020, 1, 1), "test") for i in range(3)]
+    st.write_table(HISTORICAL_QUESTIONS_TABLE, pa.Table.from_pylist(rows, schema=HISTORICAL_QUESTIONS))
+    cards, skipped = prospective.train_snapshots(st, ["majority"], log=lambda *_: None)
+    assert cards == {} and "no answered, dated training-split" in skipped["majority"]
+    with pytest.raises(KeyError):  # a misspelt predictor is the user's error, not a small source
+        prospective.train_snapshots(_one_class_store(tmp_path / "b"), ["no_such_predictor"], log=lambda *_: None)
+    cards, skipped = prospective.train_snapshots(_one_class_store(tmp_path / "c"), ["logreg"], log=lambda *_: None)
+    assert cards == {} and "could not be fitted" in skipped["logreg"]
+
+
+def _one_class_store(root):
+    st = Store(root)
+    rows = [{**_row(i, dt.date(2020, 1, 1), "train"), "answer": 0} for i in range(6)]
+    st.write_table(HISTORICAL_QUESTIONS_TABLE, pa.Table.from_pylist(rows, schema=HISTORICAL_QUESTIONS))
+    return st
 
 
 def test_prospective_questions_are_those_posted_after_each_cutoff(store):
@@ -94,3 +114,22 @@ def test_adapter_cutoff_is_recorded_beside_the_adapter_and_in_its_card(store, tm
     card = (adapter / "README.md").read_text()
     assert card.count("## Training cutoff") == 1 and "2021-01-01" in card and "## Data" in card
     assert json.loads((adapter / "training_cutoff.json").read_text())["training_cutoff"] == "2021-01-01"
+
+
+def test_each_contender_is_scored_after_its_own_cutoff(store):
+    prospective.train_snapshots(store, ["majority"], log=lambda *_: None)
+    late = dt.date(2020, 1, 1) + dt.timedelta(days=30 * 25)
+    prospective.write_prospective_questions(store, {"late_one": late})
+
+    def ready():
+        from deepimagine_core.evaluation.predictors import make_predictor
+
+        predictor = make_predictor("majority")
+        predictor.fit([Question.from_row(r) for r in store.read_table(HISTORICAL_QUESTIONS_TABLE).to_pylist()])
+        return predictor
+
+    extra = {"late_one": history.Contender(late, ready, max_questions=3)}
+    out = history.update_history(store, "r", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), extra=extra,
+                                 n_bootstrap=20, log=lambda *_: None)
+    overall = {r["predictor"]: (r["n"], r["cutoff"]) for r in out.rows if r["category"] == "overall"}
+    assert overall == {"majority": (10, dt.date(2020, 1, 1) + dt.timedelta(days=30 * 19)), "late_one": (3, late)}

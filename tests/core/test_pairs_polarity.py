@@ -186,3 +186,34 @@ def test_sleep_latency_of_a_sleepiness_test_is_higher_better():
 ])
 def test_weak_words_decide_nothing(title, description, expected):
     assert outcome_polarity(title, description).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    ("Pain Intensity Difference (PID) at 120 Minutes", "PID = baseline pain intensity minus pain intensity at 120 min",
+     True),  # defined that way, and read as such: no second reversal
+    ("Change From Baseline in Pain Score", "change = baseline minus week 12", True),
+    ("Mean Tactile Sensitivity Score at Week 4", "tooth sensitivity measured with a Yeaple probe in grams", None),
+])
+def test_arithmetic_reverses_change_scores_only(title, description, expected):
+    assert outcome_polarity(title, description).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,expected", [
+    ("Trough FEV1 Response at Week 18", True),
+    ("Geometric Mean Titer of the Serotype 22F Antibody Response", True),
+    ("FEV1, Late Asthmatic Response (LAR) 1 Week After Last Dose", None),  # a fall in FEV1 after a challenge
+    ("HbA1c Response at Week 24", None),  # a response of a bad quantity: which way?
+    ("Mean Latency to Persistent Sleep (LPS) Via Polysomnography", False),
+    ("Percent Change From Baseline in Lumbar Spine BMC (Bone Mineral Content)", True),
+])
+def test_responses_of_good_quantities_and_sleep(title, expected):
+    assert outcome_polarity(title).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,expected", [
+    ("Change in the fMRI Response of the Functional Magnetic Resonance Imaging Signal", None),
+    ("Area Under the Percent Drop in FEV1 Curve From 0 to 3 Hours", None),
+    ("Number of Falls", False),
+])
+def test_words_that_looked_like_concepts(title, expected):
+    assert outcome_polarity(title).higher_is_better is expected
