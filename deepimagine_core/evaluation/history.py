@@ -4,6 +4,9 @@ and a plot of it.
 
     outcome = update_history(store, refresh="run-id-of-the-refresh", refresh_time=datetime.now(timezone.utc))
 
+Snapshots are scored by default; callers add other contenders (a cutoff and a fitted predictor), e.g. the fine-tuned
+LLM predictors, which the Dagster layer lends when asked (they need the model).
+
 Re-running the same refresh replaces that refresh's rows (idempotent); a new refresh appends. Categories are CT Open's
 four plus `overall`; figures are CT Open's official metric with trial-bootstrap intervals (`scoring.evaluate`).
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +24,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from deepimagine_core.evaluation.base import Predictor
 from deepimagine_core.evaluation.prospective import load_snapshot, questions_after, snapshot_cards
+from deepimagine_core.evaluation.run import sample_questions
 from deepimagine_core.evaluation.scoring import evaluate
 from deepimagine_core.questions import CATEGORIES
 from deepimagine_core.store import Store
@@ -78,20 +84,38 @@ def _interval(intervals: dict[str, Any]) -> dict[str, float | None]:
     return {"ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None}
 
 
-def score_snapshots(store: Store, refresh: str, refresh_time: dt.datetime, *, n_bootstrap: int = 1000, seed: int = 0,
-                    alpha: float = 0.05, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Every saved snapshot on the prospective questions of its own cutoff: this refresh's history rows."""
+@dataclass
+class Contender:
+    """A predictor to score prospectively: its training cutoff and how to get it ready (fitted)."""
+
+    cutoff: dt.date | None
+    ready: Callable[[], Predictor]
+    max_questions: int = 0  # costly predictors (LLMs) score a seeded sample of at most this many; 0 = all
+
+
+def snapshot_contenders(store: Store) -> dict[str, Contender]:
+    """Every saved predictor snapshot (prospective.py), loaded when scored."""
+    return {name: Contender(card.cutoff_date, functools.partial(load_snapshot, store, name))
+            for name, card in snapshot_cards(store).items()}
+
+
+def score_contenders(store: Store, contenders: dict[str, Contender], refresh: str, refresh_time: dt.datetime, *,
+                     n_bootstrap: int = 1000, seed: int = 0, alpha: float = 0.05,
+                     log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Every contender on the prospective questions of its own cutoff: this refresh's history rows."""
     table = store.read_table(PROSPECTIVE_QUESTIONS_TABLE) if store.has_table(PROSPECTIVE_QUESTIONS_TABLE) else None
     rows = []
-    for name, card in snapshot_cards(store).items():
-        questions = questions_after(table, card.cutoff_date) if table is not None else []
+    for name, contender in contenders.items():
+        questions = questions_after(table, contender.cutoff) if table is not None else []
+        if contender.max_questions and len(questions) > contender.max_questions:
+            questions = sample_questions(questions, contender.max_questions, seed)
         scores = None
         if questions:
-            predictions = load_snapshot(store, name).predict(questions)
+            predictions = contender.ready().predict(questions)
             scores = evaluate(questions, predictions, n_bootstrap=n_bootstrap, seed=seed, alpha=alpha)
-        log(f"{name} (cutoff {card.cutoff}): {len(questions)} prospective questions"
+        log(f"{name} (cutoff {contender.cutoff}): {len(questions)} prospective questions"
             + (f", weighted accuracy {scores['overall']['weighted_accuracy']:.3f}" if scores else ""))
-        rows += history_rows(refresh, refresh_time, name, card.cutoff_date, scores)
+        rows += history_rows(refresh, refresh_time, name, contender.cutoff, scores)
     return rows
 
 
@@ -172,10 +196,14 @@ def history_markdown(rows: list[dict[str, Any]], figure: Path | None) -> str:
     return text
 
 
-def update_history(store: Store, refresh: str, refresh_time: dt.datetime, *, n_bootstrap: int = 1000, seed: int = 0,
+def update_history(store: Store, refresh: str, refresh_time: dt.datetime, *,
+                   extra: dict[str, Contender] | None = None, n_bootstrap: int = 1000, seed: int = 0,
                    alpha: float = 0.05, log: Callable[[str], None] = print) -> HistoryOutcome:
-    """Score every snapshot prospectively, record this refresh in `benchmark_history`, redraw the plot."""
-    rows = score_snapshots(store, refresh, refresh_time, n_bootstrap=n_bootstrap, seed=seed, alpha=alpha, log=log)
+    """Score every snapshot (and any `extra` contenders, e.g. fine-tuned LLM predictors) prospectively, record this
+    refresh in `benchmark_history`, redraw the plot."""
+    contenders = {**snapshot_contenders(store), **(extra or {})}
+    rows = score_contenders(store, contenders, refresh, refresh_time, n_bootstrap=n_bootstrap, seed=seed, alpha=alpha,
+                            log=log)
     table = append_history(store, rows, refresh)
     figure = plot_history(table, store.path("reports", "history", HISTORY_FIGURE))
     log(f"benchmark history: {table.num_rows} rows over {len(set(table.column('refresh').to_pylist()))} refreshes")

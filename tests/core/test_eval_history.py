@@ -114,3 +114,22 @@ def test_adapter_cutoff_is_recorded_beside_the_adapter_and_in_its_card(store, tm
     card = (adapter / "README.md").read_text()
     assert card.count("## Training cutoff") == 1 and "2021-01-01" in card and "## Data" in card
     assert json.loads((adapter / "training_cutoff.json").read_text())["training_cutoff"] == "2021-01-01"
+
+
+def test_each_contender_is_scored_after_its_own_cutoff(store):
+    prospective.train_snapshots(store, ["majority"], log=lambda *_: None)
+    late = dt.date(2020, 1, 1) + dt.timedelta(days=30 * 25)
+    prospective.write_prospective_questions(store, {"late_one": late})
+
+    def ready():
+        from deepimagine_core.evaluation.predictors import make_predictor
+
+        predictor = make_predictor("majority")
+        predictor.fit([Question.from_row(r) for r in store.read_table(HISTORICAL_QUESTIONS_TABLE).to_pylist()])
+        return predictor
+
+    extra = {"late_one": history.Contender(late, ready, max_questions=3)}
+    out = history.update_history(store, "r", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), extra=extra,
+                                 n_bootstrap=20, log=lambda *_: None)
+    overall = {r["predictor"]: (r["n"], r["cutoff"]) for r in out.rows if r["category"] == "overall"}
+    assert overall == {"majority": (10, dt.date(2020, 1, 1) + dt.timedelta(days=30 * 19)), "late_one": (3, late)}
