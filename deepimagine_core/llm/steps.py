@@ -98,7 +98,8 @@ NUMBER_FIELDS = ("p_value", "p_value_raw", "param_type", "ci_lower", "ci_upper")
 
 def result_numbers(q: Question) -> str:
     """The numbers behind a question's known result where its record carries them (in `extra`: the p-value as
-    posted, the analysis' parameter and its confidence interval), e.g. "p = 0.003 (Mean Difference), CI -1.2 to -0.4"."""
+    posted, the analysis' parameter and its confidence interval), e.g. "p = 0.003 (Mean Difference), CI -1.2 to -0.4".
+    """
     x = q.extra
     p = x.get("p_value_raw") or (f"{x['p_value']:g}" if isinstance(x.get("p_value"), (int, float)) else None)
     parts = [f"p {p}" if p and str(p)[:1] in "<>=≤≥" else f"p = {p}"] if p else []
