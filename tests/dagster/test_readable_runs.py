@@ -20,7 +20,9 @@ def test_jobs_log_info_by_default_and_keep_user_config():
         job = defs.resolve_job_def(name)
         assert job.run_config == INFO_LOGS, name
     main = defs.resolve_job_def("deepimagine")
-    assert dg.AssetKey("run_summary") in main.asset_layer.executable_asset_keys
+    keys = main.asset_layer.executable_asset_keys
+    upstream = dg.AssetSelection.assets("run_summary").upstream().resolve(defs.resolve_asset_graph())
+    assert dg.AssetKey("run_summary") in keys and keys <= upstream  # the summary is the main job's last step
     # a user's partial run config is merged with the default, not refused
     config = {"ops": {"trial_splits": {"config": {"test_fraction": 0.2}}}}
     assert main.run_config_schema.config_type.fields  # the schema builds with the default

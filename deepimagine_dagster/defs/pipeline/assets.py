@@ -13,7 +13,13 @@ from deepimagine_dagster.resources import StoreResource
 GROUP = "pipeline"
 
 
-@dg.asset(group_name=GROUP, deps=["evaluation_report", "pair_datasets"], kinds={"python"})
+#: every other asset of the `deepimagine` job is upstream of these, so the summary is the job's last step
+#: (tests/dagster/test_readable_runs.py checks it; a new leaf asset goes here)
+LAST_BEFORE_SUMMARY = ["evaluation_report", "pair_datasets", "benchmark_history", "question_skips", "locations",
+                       "quarantine"]
+
+
+@dg.asset(group_name=GROUP, deps=LAST_BEFORE_SUMMARY, kinds={"python"})
 def run_summary(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
     """Tables and their row counts, published adapters, the evaluation report's path and headline figures."""
     st = store.get()
