@@ -80,11 +80,12 @@ def write_shape(name: str, folder: Path, *, weights: bool) -> Path:
                          pad_token_id=tok.convert_tokens_to_ids(tiny.PAD_TOKEN), torch_dtype="bfloat16")
     if weights:
         torch.manual_seed(0)
-        with torch.device("cuda"):
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
             model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
         model.save_pretrained(folder, safe_serialization=True)
         del model
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     else:
         config.save_pretrained(folder)
     return folder
@@ -155,7 +156,9 @@ def _training(name: str, root: str, kind: str) -> dict[str, Any]:
     steps = SFT_STEPS if kind == "sft" else GRPO_STEPS
     common = {"model_name_or_path": str(folder), "max_steps": steps, "save_steps": steps + 1, "num_processes": 1,
               "logging_steps": 1}
-    torch.cuda.reset_peak_memory_stats()
+    cuda = torch.cuda.is_available()  # (the CPU path exists for tests/test_bench_gpu.py on a tiny shape)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     if kind == "sft":
         from deepimagine_core.training.sft import train_sft
 
@@ -177,13 +180,13 @@ def _training(name: str, root: str, kind: str) -> dict[str, Any]:
         result = train_grpo(recipe, rows, Path(root) / f"{name}-grpo", resume=False)
     runtime = result.metrics.get("train_runtime_s") or 0.0
     tokens = result.metrics.get("num_tokens")
-    peak = peak_tflops(torch.cuda.get_device_name(0))
+    peak = peak_tflops(torch.cuda.get_device_name(0)) if cuda else None
     flops_per_s = 6 * parameter_count(SHAPES[name]) * tokens / runtime if tokens and runtime else None
     return {"recipe": recipe.name, "steps": result.global_step, "train_runtime_s": round(runtime, 2),
             "steps_per_s": round(result.global_step / runtime, 3) if runtime else None,
             "tokens_per_s": round(tokens / runtime, 1) if tokens and runtime else None,
             "mfu": round(flops_per_s / (peak * 1e12), 4) if flops_per_s and peak else None,
-            "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1)}
+            "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1) if cuda else None}
 
 
 def _part(fn, *args, timeout: float = 900) -> dict[str, Any]:

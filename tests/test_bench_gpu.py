@@ -45,3 +45,18 @@ def test_shape_folder_from_the_config_alone(tmp_path):
     assert not list(folder.glob("*.safetensors"))  # no weights: vLLM loads dummy ones
     text = tok.apply_chat_template(gpu._prompts(1)[0], tokenize=False, add_generation_prompt=True)
     assert 200 < len(tok(text)["input_ids"]) < 2 * gpu.INPUT_LEN
+
+
+@pytest.mark.parametrize("kind", ["sft", "grpo"])
+def test_training_part_runs_on_a_tiny_shape(kind, tmp_path, monkeypatch):
+    """The training measurement's code path end to end on a tiny shape (on CPU here: no MFU, no GPU memory)."""
+    tiny_shape = dict(gpu.SHAPES["qwen3-0.6b"], hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=4352)
+    monkeypatch.setitem(gpu.SHAPES, "tiny-test", tiny_shape)
+    monkeypatch.setattr(gpu, "SFT_STEPS", 1)
+    monkeypatch.setattr(gpu, "GRPO_STEPS", 1)
+    result = gpu._training("tiny-test", str(tmp_path), kind)
+    assert result["steps"] == 1 and result["steps_per_s"] > 0
+    assert result["recipe"] == {"sft": "sft_gpu_qwen3_8b", "grpo": "grpo_operator_gpu_qwen3_8b"}[kind]
+    if kind == "sft":
+        assert result["tokens_per_s"] > 0

@@ -103,6 +103,7 @@ class ArmMatcher:
         self.doses = {label: _dose_key(label) for label in self.labels}
         self.cache: dict[str, tuple[str | None, str | None]] = {}
         self.evidence_cache: dict[tuple, tuple[str | None, str | None]] = {}
+        self.groups_cache: dict[tuple, list[tuple[str | None, str | None]]] = {}
         self.profiles: dict[str, set[str]] | None = None
         self.types: dict[str, str | None] = {}
         self.spread: Counter[str] = Counter()
@@ -134,7 +135,14 @@ class ArmMatcher:
         return self._by_label(title, n_groups)[0]
 
     def match_groups(self, groups: list[tuple]) -> list[tuple[str | None, str | None]]:
-        """(arm label, method) for each (group_id, title, description) of one outcome."""
+        """(arm label, method) for each (group_id, title, description) of one outcome (outcomes of a study mostly
+        list the same groups: computed once per list)."""
+        key = tuple((title, description) for _, title, description in groups)
+        if key not in self.groups_cache:
+            self.groups_cache[key] = self._match_groups(groups)
+        return self.groups_cache[key]
+
+    def _match_groups(self, groups: list[tuple]) -> list[tuple[str | None, str | None]]:
         n = len(groups)
         found = [self._by_label(title, n) for _, title, _ in groups]
         if self.profiles is not None:

@@ -166,3 +166,4 @@ def load_trials(store) -> dict[str, dict[str, Any]]:
             columns = [c for c in TRIAL_COLUMNS if c in table.column_names]
             out.update({row["nct_id"]: row for row in table.select(columns).to_pylist()})
     return out
+

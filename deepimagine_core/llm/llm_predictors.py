@@ -25,6 +25,7 @@ from deepimagine_core.llm.factors import DEFAULT_ORDER, FACTORS, OPERATOR_FAMILI
 from deepimagine_core.llm.parsing import ParseCounter, parse_decision
 from deepimagine_core.llm.pathway import DEFAULT_K, IndexAnchorRetriever, PathwayConfig, run_pathway, trajectory_steps
 from deepimagine_core.llm.prompts import direct_messages, rag_messages, template_id
+from deepimagine_core.llm.steps import load_result_numbers, with_numbers
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store
 
@@ -175,7 +176,9 @@ class DeepImaginePredictor(_LLMPredictor):
                              adapters=self.adapters, answer_adapter=self.adapter, aggregate=self.aggregate)
 
     def fit(self, train: list[Question]) -> None:
-        self.retriever = IndexAnchorRetriever(train, index=self.index)
+        """Anchors = the answered training questions, with the numbers behind their results where the store's
+        `historical_questions` table has them; targets' context from the store's `trials` (unless given)."""
+        self.retriever = IndexAnchorRetriever(with_numbers(train, load_result_numbers(self.store)), index=self.index)
         if self.trials is None:
             self.trials = load_trials(self.store)
 

@@ -23,6 +23,7 @@ from typing import Any
 from deepimagine_core.llm.factors import configuration_of
 from deepimagine_core.llm.prompts import clip, load_template, template_id
 from deepimagine_core.questions import Question
+from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE
 
 STEP_TEMPLATE = "step"
 TRACE_TEMPLATE = "trace"
@@ -92,14 +93,44 @@ def result_sentence(q: Question) -> str:
     return clip(q.options[q.answer], 600)
 
 
+NUMBER_FIELDS = ("p_value", "p_value_raw", "param_type", "ci_lower", "ci_upper")  # `historical_questions` columns
+
+
 def result_numbers(q: Question) -> str:
-    """The numbers behind a question's known result where its record carries them (p-value, estimate, CI)."""
-    parts = []
-    for key, label in (("p_value", "p"), ("estimate", "estimate"), ("ci_lower", "CI from"), ("ci_upper", "to")):
-        value = q.extra.get(key)
-        if value not in (None, ""):
-            parts.append(f"{label} {value:g}" if isinstance(value, (int, float)) else f"{label} {value}")
+    """The numbers behind a question's known result where its record carries them (in `extra`: the p-value as
+    posted, the analysis' parameter and its confidence interval), e.g. "p = 0.003 (Mean Difference), CI -1.2 to -0.4".
+    """
+    x = q.extra
+    p = x.get("p_value_raw") or (f"{x['p_value']:g}" if isinstance(x.get("p_value"), (int, float)) else None)
+    parts = [f"p {p}" if p and str(p)[:1] in "<>=≤≥" else f"p = {p}"] if p else []
+    if x.get("param_type"):
+        parts[-1:] = [f"{parts[-1]} ({x['param_type']})"] if parts else [str(x["param_type"])]
+    if isinstance(x.get("ci_lower"), (int, float)) and isinstance(x.get("ci_upper"), (int, float)):
+        parts.append(f"CI {x['ci_lower']:g} to {x['ci_upper']:g}")
     return ", ".join(parts)
+
+
+def with_numbers(questions: list[Question], numbers: dict[tuple, dict]) -> list[Question]:
+    """`questions` with the numbers of their records (`numbers`: question key -> NUMBER_FIELDS values) in `extra`."""
+    import dataclasses
+
+    return [dataclasses.replace(q, extra={**q.extra, **numbers[q.key]}) if q.key in numbers else q for q in questions]
+
+
+def load_result_numbers(store) -> dict[tuple, dict[str, Any]]:
+    """Question key -> the numbers behind its known result (p-value, parameter, CI), from `historical_questions`."""
+    if store is None or not store.has_table(HISTORICAL_QUESTIONS_TABLE):
+        return {}
+    table = store.read_table(HISTORICAL_QUESTIONS_TABLE)
+    fields = [c for c in NUMBER_FIELDS if c in table.column_names]
+    if not fields:
+        return {}
+    out = {}
+    for row in table.select(["nct_id", "endpoint_key", "question_index", *fields]).to_pylist():
+        values = {k: row[k] for k in fields if row[k] not in (None, "")}
+        if values:
+            out[(row["nct_id"], row["endpoint_key"], row["question_index"])] = values
+    return out
 
 
 def significant(q: Question) -> bool:

@@ -24,7 +24,9 @@ import pyarrow as pa
 
 from deepimagine_core.llm.factors import FAMILIES, same_value
 from deepimagine_core.llm.prompts import template_id
-from deepimagine_core.llm.steps import STEP_TEMPLATE, question_step, result_sentence, significance_change, step_messages
+from deepimagine_core.llm.steps import (
+    NUMBER_FIELDS, STEP_TEMPLATE, question_step, result_sentence, significance_change, step_messages,
+)
 from deepimagine_core.questions import Question
 from deepimagine_core.tables import APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE
 from deepimagine_core.training.data import (
@@ -39,7 +41,9 @@ def _answered_by_trial(questions: pa.Table | Iterable[dict[str, Any]]) -> tuple[
         if row["split"] != TRAIN_SPLIT or row["answer"] is None:
             skipped["question_not_train_or_unanswered"] += 1
             continue
-        by_trial[row["nct_id"]].append(Question.from_row(row))
+        question = Question.from_row(row)  # with the numbers behind its result, as the pathway's anchors have them
+        question.extra.update({k: row[k] for k in NUMBER_FIELDS if row.get(k) not in (None, "")})
+        by_trial[row["nct_id"]].append(question)
     return by_trial, skipped
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 from deepimagine_core.llm.backends import SamplingParams
 from deepimagine_core.llm.pathway import PathwayConfig, run_pathway
 from deepimagine_core.llm.prompts import template_id
-from deepimagine_core.llm.steps import significance_change, step_messages
+from deepimagine_core.llm.steps import significance_change, step_messages, with_numbers
 from deepimagine_core.llm.traces import generate_traces
 from deepimagine_core.pairs.natural import NATURAL_PAIRS
 from deepimagine_core.questions import Question
@@ -30,12 +30,14 @@ def trial_question(nct: str, drug: str, answer: int, split: str = "train") -> Qu
         arms=[{"label": "Active", "type": "EXPERIMENTAL", "interventionNames": [f"Drug: {drug}"]},
               {"label": "Control", "type": "PLACEBO_COMPARATOR", "interventionNames": ["Drug: placebo"]}],
         meta_label="single_arm", options=[f"{drug} significantly better", f"{drug} not significantly better"],
-        answer=answer, extra={"split": split, "p_value": 0.01 if answer == 0 else 0.4},
+        answer=answer, extra={"split": split},
     )
 
 
 def question_rows(*questions: Question) -> list[dict]:
-    return [{**q.to_row(), "split": q.extra["split"]} for q in questions]
+    """Rows of `historical_questions`: the numbers are columns there (p-value, parameter, CI)."""
+    return [{**q.to_row(), "split": q.extra["split"], "p_value": 0.01 if q.answer == 0 else 0.4,
+             "param_type": "Mean Difference", "ci_lower": None, "ci_upper": None} for q in questions]
 
 
 def test_natural_pair_trace_and_sft_example_share_the_step():
@@ -68,14 +70,16 @@ def test_approximate_pair_example_matches_the_pathway_step_field_for_field():
             "content"] else "DECISION: (0.5, 0.5)"
 
     target_unanswered = Question(**{**target.__dict__, "answer": None})
-    [result] = run_pathway([target_unanswered], FixedRetriever({"NCT2": [source]}), ScriptedBackend(respond),
+    numbers = {q.key: {"p_value": r["p_value"], "param_type": r["param_type"]} for q, r in zip([source], rows)}
+    [anchor] = with_numbers([source], numbers)  # what DeepImaginePredictor.fit does with the store's table
+    [result] = run_pathway([target_unanswered], FixedRetriever({"NCT2": [anchor]}), ScriptedBackend(respond),
                            PathwayConfig(k=1))
     first = result.trajectories[0]["steps"][0]
     for name in STEP_FIELDS:
         assert first["input"][name] == example["step"][name], name
     assert first["input"]["template"] == example["template"] == template_id("step")
     assert seen[0] == example["prompt"] == step_messages_of(example)
-    assert first["input"]["numbers"] == "p 0.4"  # the anchor's numbers, where its record has them
+    assert first["input"]["numbers"] == "p = 0.4 (Mean Difference)"  # the anchor's numbers, where its record has them
 
 
 def step_messages_of(example: dict) -> list[dict[str, str]]:
