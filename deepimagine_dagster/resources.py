@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from deepimagine_core.ctgov.api import ApiSettings
+from deepimagine_core.ctgov.parse_pool import ParseSettings
 from deepimagine_core.llm.backends import BackendSettings
 from deepimagine_core.store import DEFAULT_HOME, Store
 
@@ -31,7 +32,7 @@ ENV_VLLM_DATA_PARALLEL = "DEEPIMAGINE_VLLM_DATA_PARALLEL_SIZE"  # vLLM engines, 
 ENV_AUTOMATION = "DEEPIMAGINE_AUTOMATION"  # on (default) | off: the automation sensor starts stopped
 ENV_AUTOMATE_GPU = "DEEPIMAGINE_AUTOMATE_GPU"  # 1 | true | on: GPU assets (traces, training, LLM report) automated too
 
-_LLM, _API = BackendSettings(), ApiSettings()  # core's defaults
+_LLM, _API, _PARSE = BackendSettings(), ApiSettings(), ParseSettings()  # core's defaults
 
 
 def home_from_env(environ: Mapping[str, str] | None = None) -> str:
@@ -80,10 +81,13 @@ class TrialSourceResource(dg.ConfigurableResource):
 
     A source that yields no study fails the refresh and publishes nothing. So does one whose stream stopped early
     (truncated archive, cut JSON array / JSON Lines) unless `allow_partial` is set: then the studies read before the
-    stop are published (the stop is logged as a warning and kept in `quarantine`)."""
+    stop are published (the stop is logged as a warning and kept in `quarantine`).
+
+    `workers`: processes that parse the records (0 = one per core); the tables are the same whatever the number."""
 
     source: str = "sample"
     allow_partial: bool = False
+    workers: int = _PARSE.workers
     max_quarantine_rate: float = DEFAULT_MAX_QUARANTINE_RATE  # above it the (blocking) quarantine check fails
     api_base_url: str = _API.base_url
     page_size: int = _API.page_size
@@ -93,6 +97,9 @@ class TrialSourceResource(dg.ConfigurableResource):
     timeout_seconds: float = _API.timeout_seconds
     max_retries: int = _API.max_retries
     max_studies: int = _API.max_studies  # 0 = no limit
+
+    def parse_settings(self) -> ParseSettings:
+        return ParseSettings(workers=self.workers)
 
 
 class CTOpenResource(dg.ConfigurableResource):

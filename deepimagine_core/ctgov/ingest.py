@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import os
 import re
 import shutil
 import time
@@ -175,7 +176,7 @@ def ingest(
     staging = store.path("tables", f".staging-{uuid.uuid4().hex[:8]}")
     staging.mkdir(parents=True, exist_ok=True)
     rejected: dict[int, str] = {}  # seq -> why its rows did not fit the schema
-    writers = {name: _StagingWriter(staging / f"{name}.parquet", _staged(schema)) for name, schema in TABLES.items()}
+    writers = {name: _StagingWriter(staging / f"{name}.parquet", schema) for name, schema in TABLES.items()}
     quarantine = Columns(_staged(TABLES[QUARANTINE_TABLE]))
     winners: dict[str, tuple[dt.date, int, tuple]] = {}
     reasons: Counter[str] = Counter()
@@ -221,7 +222,7 @@ def ingest(
         if summary.duplicates_dropped or rejected:
             keep = pa.array(sorted(seq for _, seq, _ in winners.values()), pa.int64())
         for name, schema in TABLES.items():
-            summary.rows[name] = _publish(staging / f"{name}.parquet", store.table_path(name), schema, keep, name)
+            summary.rows[name] = _publish(writers[name], store.table_path(name), keep, name)
         summary.trials = summary.rows[TRIALS_TABLE]
     except BaseException:
         for writer in writers.values():
@@ -292,18 +293,22 @@ def _one_line(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _publish(staged: Path, final: Path, schema: pa.Schema, keep: pa.Array | None, name: str) -> int:
-    """Copy the staged rows of winning records (all of them when there were no duplicates) into the final table."""
-    data = ds.dataset(staged, format="parquet")
-    expr = None
-    if keep is not None:
-        expr = pc.field(SEQ).isin(keep)
-        if name == QUARANTINE_TABLE:  # record-level rows of every read are kept; field issues only for winners
-            expr = expr | (pc.field("level") == "record")
-    writer = TableWriter(final, schema)
+def _publish(staged: _StagingWriter, final: Path, keep: pa.Array | None, name: str) -> int:
+    """Publish the staged rows of winning records: the staged file itself when every record won (no duplicates,
+    nothing rejected), else a filtered copy."""
+    if keep is None:
+        os.replace(staged.path, final)  # atomic, like TableWriter's own publish
+        return staged.rows_written
+    mask = pc.is_in(staged.seqs(), value_set=keep)
+    writer = TableWriter(final, staged.schema)
     try:
-        for batch in data.to_batches(columns=schema.names, filter=expr, batch_size=50_000):
-            writer.write_table(pa.Table.from_batches([batch]))
+        offset = 0
+        for batch in ds.dataset(staged.path, format="parquet").to_batches(batch_size=50_000):
+            keep_rows = mask.slice(offset, batch.num_rows)
+            offset += batch.num_rows
+            if name == QUARANTINE_TABLE:  # record-level rows of every read are kept; field issues only for winners
+                keep_rows = pc.or_(keep_rows, pc.equal(batch.column("level"), "record"))
+            writer.write_table(pa.Table.from_batches([batch.filter(keep_rows)]))
         writer.close()
     except BaseException:
         writer.abort()
@@ -312,19 +317,27 @@ def _publish(staged: Path, final: Path, schema: pa.Schema, keep: pa.Array | None
 
 
 class _StagingWriter(TableWriter):
-    """A staging table fed with the Arrow tables of parsed batches, written in row groups of ~`batch_rows` rows."""
+    """A staging table fed with the Arrow tables of parsed batches (with `_seq`), written without `_seq` in row
+    groups of ~`batch_rows` rows; the sequence numbers stay in memory (8 bytes a row) for the publish filter."""
 
     def __init__(self, path: Path, schema: pa.Schema):
         super().__init__(path, schema, batch_rows=50_000)
         self._tables: list[pa.Table] = []
         self._rows = 0
+        self._seqs: list[pa.ChunkedArray] = []
 
     def add_table(self, table: pa.Table) -> None:
         if table.num_rows:
-            self._tables.append(table)
+            self._seqs.append(table.column(SEQ))
+            self._tables.append(table.drop_columns([SEQ]))
             self._rows += table.num_rows
         if self._rows >= self.batch_rows:
             self._write()
+
+    def seqs(self) -> pa.Array:
+        """The sequence number of every staged row, in order."""
+        chunks = [chunk for column in self._seqs for chunk in column.chunks]
+        return pa.concat_arrays(chunks) if chunks else pa.array([], pa.int64())
 
     def _write(self) -> None:
         if self._tables:

@@ -36,7 +36,9 @@ How a decision is made (``outcome_polarity``); the word lists are in `polarity_l
    improvement"), a statement about the scale ("higher scores indicate worse symptoms", used when the title names no
    concept), and arithmetic ("change = baseline − week 12", which reverses the direction of a change score: a title
    with "change", not a measure such as PID that is defined that way and already read as such). Its
-   concepts are read only when the title names no concept at all, never its operators.
+   concepts are read only when the title names no concept at all, only in its first eight words (where it names the
+   measure; later words describe methods and procedures: "... participants who discontinued were censored"), never
+   its operators, and never the most general ones ("function", "symptoms", "events").
 
 The result is a `Polarity`: ``higher_is_better`` (True / False / None), the ``rule`` that decided (e.g.
 ``"proportion: good event 'response'"``, ``"level: scale 'ODI' (...)"``, ``"level: description convention ..."``) and
@@ -231,6 +233,7 @@ def names_concept(text: str) -> bool:
 # negation, a decrement or an event (they describe the study's procedures as often as the measure)
 _PLAIN_CONCEPT = re.compile(r"^(?:level|proportion|count): (?:good concept|bad concept|scale) '(?P<word>[^']*)'"
                             r"(?: \([^)]*\))?$")
+_LEAD_WORDS = 8  # a description names the measure in its first words; later words describe the study (audit)
 _RESPONSE = re.compile(r"'respon", re.IGNORECASE)
 _LEVEL_OPERATOR = re.compile(r"improv|relief", re.IGNORECASE)  # in a level measure only these fix the sign
 _NOT_PK_AUC = re.compile(r"fev|glucose|pain|symptom|score|effect", re.IGNORECASE)
@@ -285,10 +288,12 @@ _SCALE_CONVENTION = re.compile(
     re.IGNORECASE)
 _UP = re.compile(r"positive|increase|rise|higher|greater|larger", re.IGNORECASE)
 _BASELINE_MINUS = re.compile(
-    r"(?:(?:=|\bas\b|\bis\b)\s*|\()(?:the\s+)?(?:baseline|pre[- ]?(?:treatment|dose|operative|intervention)?)\s*"
-    r"(?:value|score|measurement|level)?\s*(?:minus|−|–|-)\s*(?:the\s+)?(?:value\s+|score\s+)?(?:at\s+)?"
+    r"(?:(?:=|\bas\b|\bis\b)\s*|\()(?:the\s+)?(?:baseline|pre[- ]?(?:treatment|dose|operative|intervention)?)"
+    r"(?:\s+(?:value|score|measurement|level))?(?:\s*(?:minus|−|–)\s*|\s+-\s+)(?:the\s+)?(?:value\s+|score\s+)?"
+    r"(?:at\s+)?"
     r"(?:week|day|month|visit|post|follow|final|end|endpoint|last|treatment|time ?point|the (?:value|score))"
-    r"|\bbaseline\s+(?:value\s+|score\s+)?minus\b", re.IGNORECASE)
+    r"|(?<!post-)(?<!post )\bbaseline\s+(?:value\s+|score\s+)?minus\b", re.IGNORECASE)
+_MINUS_BASELINE = re.compile(r"(?:minus|−|–)\s*(?:the\s+)?baseline", re.IGNORECASE)  # the usual convention
 
 
 _CHANGE_SCORE = re.compile(r"\bchange|\breduction\b|\bdecrease\b", re.IGNORECASE)
@@ -317,7 +322,8 @@ def _with_conventions(result: Polarity, title: str, description: str) -> Polarit
         higher, phrase = _statement(_SCALE_CONVENTION, description)
         rule = f"level: description scale convention {phrase!r} [from description]"
     m = _BASELINE_MINUS.search(description)
-    if higher is not None and m and _CHANGE_SCORE.search(title) and not _DIFFERENCE_DEFINED.search(title):
+    if higher is not None and m and _CHANGE_SCORE.search(title) and not _DIFFERENCE_DEFINED.search(title) \
+            and not _MINUS_BASELINE.search(description):
         return Polarity(not higher, f"{rule}; reversed: change defined as {m.group(0).strip()!r} [from description]",
                         "level")
     return Polarity(higher, rule, "level") if higher is not None else result
@@ -347,7 +353,8 @@ def outcome_polarity(
     if result.frame == "level":
         result = _with_conventions(result, title, description)
     if result.higher_is_better is None and not names_concept(title):
-        from_description = _decide(f"{title}. {description}", unit, param_type)
+        lead = " ".join(re.split(r"(?<=[.;:])\s", description, maxsplit=1)[0].split()[:_LEAD_WORDS])
+        from_description = _decide(f"{title}. {lead}", unit, param_type)
         # descriptions decide through concepts only: their operators ("improvement", "normalized") describe
         # the study, not the sign of the measure
         m = _PLAIN_CONCEPT.match(from_description.rule)

@@ -42,6 +42,8 @@ EXCLUDED: list[tuple[str, re.Pattern]] = [
                                r"global impression", r"\bcgi\b", r"\bpgi\b", r"\bpgic\b",
                                r"laboratory (?:values|parameters|tests)", r"liver function",
                                r"(?:early|late|dual) (?:phase )?asthmatic response", r"allergic response",
+                               r"stroke volume", r"normal (?:and|or|/) abnormal", r"abnormal (?:and|or|/) normal",
+                               r"platelet (?:function|aggregation|reactivity|inhibition)",
                                # a force threshold: higher is better, against the word "sensitivity"
                                r"tactile (?:sensitivity|threshold)", r"\byeaple\b",
                                r"hematology|haematology|clinical chemistry|urinalysis")),
@@ -111,6 +113,7 @@ GOOD_CONCEPTS = [
     r"pain intensity difference", r"\bspid\b", r"\btotpar\b",
     r"pain relief", r"volume voided(?: per (?:micturition|void))?",
     r"\bretain(?:ed)? in (?:treatment|care|the study)\b", r"\btreatment retention\b",
+    r"\bremain(?:ed|ing)? (?:in|on) (?:the )?(?:study|treatment|therapy)\b",
     r"\bdays? alive", r"engraftment", r"patency", r"fertiliz", r"pregnan(?:cy|cies) rate", r"live birth",
 ]
 BAD_CONCEPTS = [

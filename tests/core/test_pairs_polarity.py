@@ -217,3 +217,35 @@ def test_responses_of_good_quantities_and_sleep(title, expected):
 ])
 def test_words_that_looked_like_concepts(title, expected):
     assert outcome_polarity(title).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    ("Percentage of Participants Who Remained in the Study", "Kaplan-Meier; participants who discontinued were "
+     "censored", True),
+    ("Cortisol (ug/dL)", "Cortisol was measured in the blood throughout the hyperinsulinemic-hypoglycemic clamp.", None),
+    ("Endometrial Biopsy Classification Results", "A subset of study participants agreed to have baseline and "
+     "endpoint (Week 51/Early Withdrawal) biopsies", None),
+    ("Outcomes for VF Patients", "Survival and neurologically-intact survival of patients admitted", True),
+])
+def test_descriptions_name_the_measure_in_their_first_words(title, description, expected):
+    assert outcome_polarity(title, description).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    ("Change From Baseline in Exercise Capacity Assessed by 6-minute Walk Test",
+     "Change from Baseline was calculated as the post-Baseline value minus the Baseline value.", True),
+    ("Percent Change in Peak Exercise SVI", "Stroke volume - the volume of blood ejected at each beat", None),
+    ("Number of Subjects With Normal and Abnormal Biochemical Parameters", "ALT, AST, bilirubin", None),
+])
+def test_post_baseline_minus_baseline_is_the_usual_change(title, description, expected):
+    assert outcome_polarity(title, description).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    ("Percentage Change From Baseline in Total Cholesterol", "Baseline was defined as the average of the screening "
+     "and Study Day 1 (pre-treatment) assessments.", False),  # "pre-treatment" is no subtraction
+    ("Change of AST From Baseline at Week 12", "Change = (Baseline Level - Week 12 Level).", True),
+    ("Changes in Platelet Function in Response to Clopidogrel", "Baseline minus post clopidogrel PRP", None),
+])
+def test_subtractions_are_read_only_when_stated(title, description, expected):
+    assert outcome_polarity(title, description).higher_is_better is expected

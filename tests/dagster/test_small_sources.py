@@ -25,6 +25,7 @@ QUICK = {  # the tiny model on a CPU, as little generation and training as still
         "sft_operators": {"config": {"overrides": {"max_steps": 2, "save_steps": 2}}},
         "sft_operators_sft_operators_beat_base": {"config": {"max_pairs_per_factor": 2, "max_new_tokens": 8}},
         "grpo_policy": {"config": {"overrides": {"max_steps": 1, "save_steps": 1}, "max_prompts": 8}},
+        "rl_operators": {"config": {"overrides": {"max_steps": 1, "save_steps": 1}, "max_prompts": 8}},
         "evaluation_report": {"config": {"predictors": ["majority", "logreg", "deepimagine"],
                                          "bootstrap_samples": 20, "llm_max_questions": 4}},
     }
