@@ -22,6 +22,7 @@ from deepimagine_core.store import Store
 __all__ = ["StoreSummary", "summarize_store"]
 
 HEADLINE_PREDICTORS = 3  # best predictors shown per benchmark (plus majority and deepimagine when present)
+MAX_EMPTY_PARTS = 12  # reasons shown on the console (all of them in the markdown)
 
 
 @dataclass
@@ -32,6 +33,7 @@ class StoreSummary:
     report: Path | None = None  # report.md, when written
     headline: dict[str, dict[str, dict]] = field(default_factory=dict)  # benchmark -> predictor -> {wa, interval, n}
     notes: list[str] = field(default_factory=list)
+    empty_parts: dict[str, str] = field(default_factory=dict)  # "asset[/part]" -> why it is empty or was skipped
 
     def lines(self) -> list[str]:
         out = [f"DeepImagine store {self.root}"]
@@ -47,6 +49,12 @@ class StoreSummary:
             out += textwrap.wrap(f"{bench} ({n} questions), weighted accuracy: {figures}", 110, initial_indent="  ",
                                  subsequent_indent="    ")
         out += [f"  note: {note}" for note in self.notes]
+        if self.empty_parts:
+            out.append("empty or skipped, and why:")
+            shown = list(self.empty_parts.items())[:MAX_EMPTY_PARTS]
+            out += [f"  {part}: {why}" for part, why in shown]
+            if len(self.empty_parts) > len(shown):
+                out.append(f"  (+{len(self.empty_parts) - len(shown)} more in the assets' metadata)")
         return out
 
     def text(self) -> str:
@@ -61,6 +69,9 @@ class StoreSummary:
             parts.append(f"**{bench}** weighted accuracy: " + "; ".join(
                 f"{p} {s['weighted_accuracy']:.3f}{_interval(s)}" for p, s in scores.items()))
         parts += [f"_{note}_" for note in self.notes]
+        if self.empty_parts:
+            parts.append("**Empty or skipped, and why**\n\n" + "\n".join(
+                f"- `{part}`: {why}" for part, why in self.empty_parts.items()))
         return "\n\n".join(parts)
 
 
@@ -90,9 +101,13 @@ def headline_figures(evaluation: Mapping[str, Mapping[str, Mapping]]) -> dict[st
     return out
 
 
-def summarize_store(store: Store, adapters: Mapping[str, str | Path] | None = None) -> StoreSummary:
+def summarize_store(store: Store, adapters: Mapping[str, str | Path] | None = None,
+                    empty_parts: Mapping[str, str] | None = None) -> StoreSummary:
+    """The summary of `store`; `adapters` (name -> folder) and `empty_parts` ("asset[/part]" -> reason, e.g. from the
+    assets' `why_empty`/`skipped` metadata) come from the caller."""
     summary = StoreSummary(root=store.root, tables=table_rows(store),
-                           adapters={n: str(p) for n, p in sorted((adapters or {}).items())})
+                           adapters={n: str(p) for n, p in sorted((adapters or {}).items())},
+                           empty_parts=dict(empty_parts or {}))
     report = store.path("reports", "report.md")
     summary.report = report if report.is_file() else None
     evaluation = store.path("reports", "evaluation.json")

@@ -49,8 +49,6 @@ class LLMPredictors:
     is_tiny: Callable[[Any], bool]  # whether that backend runs the tiny model (its answers are noise)
     # fine-tuned predictors whose adapters are published -> the keyword arguments that hand them their adapters
     trained: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    # nct_id -> `trials` row for the pathway predictors (e.g. with fetched benchmark registrations); None = the store's
-    pathway_trials: Mapping[str, Mapping[str, Any]] | None = None
 
 
 @dataclass
@@ -81,8 +79,6 @@ def _llm_plan(settings: EvaluationSettings, predictors: list[str], options: dict
     backend = llm.backend()
     for name in llm_names:  # one backend (one loaded model) for every LLM predictor
         options.setdefault(name, {}).update(backend=backend, store=store)
-        if llm.pathway_trials is not None and name.startswith("deepimagine"):
-            options[name].setdefault("trials", llm.pathway_trials)
     if settings.llm_max_questions or not llm.is_tiny(backend):
         return {name: settings.llm_max_questions for name in llm_names} if settings.llm_max_questions else {}
     return {name: TINY_PATHWAY_MAX_QUESTIONS if name.startswith("deepimagine") else TINY_LLM_MAX_QUESTIONS

@@ -40,3 +40,13 @@ def test_summary_lists_tables_adapters_report_and_headline(tmp_path):
 def test_summary_of_an_empty_store_says_so(tmp_path):
     text = summarize_store(Store(tmp_path)).text()
     assert "tables (0, rows): none" in text and "adapters: none published" in text and "report: not written" in text
+
+
+def test_summary_says_why_parts_are_empty(tmp_path):
+    parts = {f"approximate_pairs/f{i}": "no approximate pairs: fewer than 2 trials (1) to pair" for i in range(14)}
+    summary = summarize_store(Store(tmp_path), empty_parts=parts)
+    lines = summary.text().splitlines()
+    assert "empty or skipped, and why:" in lines
+    assert "  approximate_pairs/f0: no approximate pairs: fewer than 2 trials (1) to pair" in lines
+    assert lines[-1] == "  (+2 more in the assets' metadata)"  # the console shows 12, the UI's markdown all 14
+    assert summary.markdown().count("- `approximate_pairs/f") == 14

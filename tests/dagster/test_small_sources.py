@@ -25,6 +25,7 @@ QUICK = {  # the tiny model on a CPU, as little generation and training as still
         "sft_operators": {"config": {"overrides": {"max_steps": 2, "save_steps": 2}}},
         "sft_operators_sft_operators_beat_base": {"config": {"max_pairs_per_factor": 2, "max_new_tokens": 8}},
         "grpo_policy": {"config": {"overrides": {"max_steps": 1, "save_steps": 1}, "max_prompts": 8}},
+        "rl_operators": {"config": {"overrides": {"max_steps": 1, "save_steps": 1}, "max_prompts": 8}},
         "evaluation_report": {"config": {"predictors": ["majority", "logreg", "deepimagine"],
                                          "bootstrap_samples": 20, "llm_max_questions": 4}},
     }
@@ -65,12 +66,12 @@ def test_downstream_jobs_succeed_on_a_small_source(tmp_path, tmp_path_factory, n
     everything += [c for c in defs.asset_checks if {k.asset_key for k in c.check_keys} & keys]
     resources_ = {"store": store_res, "ct_open": CTOpenResource(paths=""), "llm": LLMBackendResource(),
                   "trial_source": TrialSourceResource()}
-    meta = {}
+    meta, instance = {}, dg.DagsterInstance.ephemeral()
     for name, job in jobs.items():
         selection = dg.AssetSelection.assets(*job.asset_layer.executable_asset_keys)
         result = dg.materialize(everything, selection=selection, resources=resources_, run_config={
             "ops": {k: v for k, v in QUICK["ops"].items() if k in {n.name for n in job.graph.node_defs}}},
-            instance=dg.DagsterInstance.ephemeral())
+            instance=instance)
         assert result.success, name
         meta.update(materializations(result))
 
@@ -113,3 +114,15 @@ def test_downstream_jobs_succeed_on_a_small_source(tmp_path, tmp_path_factory, n
         assert set(approx) == set(counts) and all("fewer than 2 trials" in r for r in approx.values())
         assert not trained and not published
         assert any(r.startswith("no historical questions") for r in reasons)
+
+    # the closing summary gathers every reason in one place
+    from deepimagine_dagster.defs.pipeline.assets import run_summary
+
+    result = dg.materialize([run_summary], resources={"store": store_res}, instance=instance)
+    summary = materializations(result)["run_summary"]["summary"].value
+    for factor, why in approx.items():
+        assert f"- `approximate_pairs/{factor}`: {why}" in summary
+    for name, why in skipped.items():
+        assert f"- `sft_operators/{name}`: {why}" in summary
+    if reasons:
+        assert f"- `evaluation_report`: {'; '.join(reasons)}" in summary
