@@ -20,6 +20,7 @@ from deepimagine_core.ctgov.schemas import TABLES
 from deepimagine_core.tables import QUARANTINE_TABLE
 
 SEQ = "_seq"
+_append = list.append
 _CONVERSION_ERRORS = (pa.ArrowException, OverflowError, TypeError, ValueError)
 
 
@@ -35,8 +36,9 @@ class Columns:
 
     def add(self, *values: Any) -> None:
         """Append one row: exactly one value per column, in schema order."""
-        for column, value in zip(self.lists, values, strict=True):
-            column.append(value)
+        if len(values) != len(self.lists):
+            raise ValueError(f"{len(values)} values for the {len(self.lists)} columns {self.names}")
+        any(map(_append, self.lists, values))  # list.append returns None: `any` runs it for every column
 
     def appenders(self) -> tuple:
         """The columns' bound `append` methods, in schema order (for a parser's innermost loop)."""

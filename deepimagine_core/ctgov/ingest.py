@@ -318,7 +318,8 @@ def _publish(staged: _StagingWriter, final: Path, keep: pa.Array | None, name: s
 
 class _StagingWriter(TableWriter):
     """A staging table fed with the Arrow tables of parsed batches (with `_seq`), written without `_seq` in row
-    groups of ~`batch_rows` rows; the sequence numbers stay in memory (8 bytes a row) for the publish filter."""
+    groups of ~`batch_rows` rows; the sequence numbers stay in memory, run-length encoded (a record's rows are
+    contiguous: a few bytes per record), for the publish filter."""
 
     def __init__(self, path: Path, schema: pa.Schema):
         super().__init__(path, schema, batch_rows=50_000)
@@ -328,7 +329,7 @@ class _StagingWriter(TableWriter):
 
     def add_table(self, table: pa.Table) -> None:
         if table.num_rows:
-            self._seqs.append(table.column(SEQ))
+            self._seqs.append(pc.run_end_encode(table.column(SEQ)))
             self._tables.append(table.drop_columns([SEQ]))
             self._rows += table.num_rows
         if self._rows >= self.batch_rows:
@@ -336,7 +337,7 @@ class _StagingWriter(TableWriter):
 
     def seqs(self) -> pa.Array:
         """The sequence number of every staged row, in order."""
-        chunks = [chunk for column in self._seqs for chunk in column.chunks]
+        chunks = [pc.run_end_decode(chunk) for column in self._seqs for chunk in column.chunks]
         return pa.concat_arrays(chunks) if chunks else pa.array([], pa.int64())
 
     def _write(self) -> None:

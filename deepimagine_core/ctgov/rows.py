@@ -141,7 +141,7 @@ class StudyRows:
         for group_index, ((group_id, title, description), (label, method)) in enumerate(
                 zip(groups, matcher.match_groups(groups))):
             add(self.nct_id, outcome_index, group_id, group_index, title, description, label, method,
-                participants.get(group_id), *dose_tuple(group_dose(title, description)))
+                participants.get(group_id), *_group_dose_values(title, description))
 
     def done(self, last_update) -> ParsedStudy:
         """The parsed study, with rows repeating a table's key (a result group or measurement listed twice) dropped
@@ -236,6 +236,12 @@ def _group_dose(title: str | None, description: str | None) -> tuple[Dose | None
         return dose, "group_title"
     dose = parse_dose(description)
     return (dose, "group_description") if dose is not None else (None, None)
+
+
+@lru_cache(maxsize=8192)
+def _group_dose_values(title: str | None, description: str | None) -> tuple:
+    """`group_dose` as the DOSE_FIELDS values in schema order (result-group titles repeat across outcomes)."""
+    return dose_tuple(dose_columns(*_group_dose(title, description)))
 
 
 def group_dose(title: str | None, description: str | None) -> dict[str, Any]:
