@@ -1,5 +1,9 @@
 """`python -m bench [--quick] [--out DIR] [--only P1,P2]`: run the benchmark suite and write results.json + results.md.
 
+`python -m bench --gpu [--out DIR]`: the GPU check instead (`bench/gpu.py`: vLLM generation and SFT/GRPO training on
+Qwen3-0.6B and Qwen3-8B shapes with random weights); prints one JSON and writes it to DIR/gpu-results.json. Without
+CUDA it reports that it was skipped, and why, and exits 0.
+
 --quick uses small inputs (the embedded sample, small sizes) so CI proves the suite runs; it asserts no timing.
 The full run uses the shared ClinicalTrials.gov snapshot beside the repository when present.
 """
@@ -30,7 +34,8 @@ def _parts(quick: bool) -> dict:
     sizes = (300, 1000) if quick else (3_000, 30_000, 100_000)
     return {
         "P1": lambda: p1_ingest.run(str(xml), str(js), growth_path=str(rest) if rest and rest.exists() else None,
-                                    json_studies=300 if quick else 3_000),
+                                    json_studies=300 if quick else 3_000,
+                                    corpus_path=str(rest.parent) if rest and rest.exists() else None),
         "P2": lambda: p2_retrieval.run(str(xml), sizes),
         "P3": lambda: p3_pipeline.run(quick=quick),
         "P4": lambda: p4_generation.run(quick=quick),
@@ -105,12 +110,32 @@ def to_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _gpu(out: Path) -> int:
+    from bench import gpu
+
+    started, load_before = time.perf_counter(), _load()
+    result = {"machine": machine(), "code": code_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              **gpu.run()}
+    result["part_seconds"] = round(time.perf_counter() - started, 2)
+    result["load_avg"] = {"before": load_before, "after": _load()}
+    text = json.dumps(result, indent=2, default=str)
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu-results.json").write_text(text)
+    failed = any("error" in part for shape in result["shapes"].values() for part in shape.values()
+                 if isinstance(part, dict))
+    return 1 if failed else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (CI): proves the suite runs")
     parser.add_argument("--out", default="bench-results", help="folder for results.json and results.md")
     parser.add_argument("--only", default="", help="comma-separated parts, e.g. P1,P2")
+    parser.add_argument("--gpu", action="store_true", help="the GPU check (bench/gpu.py) instead of the CPU suite")
     args = parser.parse_args(argv)
+    if args.gpu:
+        return _gpu(Path(args.out))
     parts = _parts(args.quick)
     wanted = [p.strip().upper() for p in args.only.split(",") if p.strip()] or list(parts)
     unknown = sorted(set(wanted) - set(parts))

@@ -19,3 +19,8 @@ NATURAL_PAIRS_TABLE = "natural_pairs"
 APPROXIMATE_PAIRS_TABLE = "approximate_pairs"
 REASONING_TRACES_TABLE = "reasoning_traces"
 CT_OPEN_TABLE = "ct_open_questions"
+BENCHMARK_REGISTRATIONS_TABLE = "benchmark_registrations"  # `trials` rows of benchmark trials, from their registrations
+
+# The living benchmark (deepimagine_core.evaluation.prospective / history).
+PROSPECTIVE_QUESTIONS_TABLE = "prospective_questions"
+BENCHMARK_HISTORY_TABLE = "benchmark_history"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import dagster as dg
 
 from deepimagine_core.ctgov.api import ApiSettings
+from deepimagine_core.ctgov.parse_pool import ParseSettings
 from deepimagine_core.llm.backends import BackendSettings
 from deepimagine_core.store import DEFAULT_HOME, Store
 
@@ -28,13 +29,32 @@ ENV_LLM_DEVICE = "DEEPIMAGINE_LLM_DEVICE"
 ENV_VLLM_TENSOR_PARALLEL = "DEEPIMAGINE_VLLM_TENSOR_PARALLEL_SIZE"  # GPUs per vLLM engine (default 1)
 ENV_VLLM_DATA_PARALLEL = "DEEPIMAGINE_VLLM_DATA_PARALLEL_SIZE"  # vLLM engines, one process each (default 1)
 
-_LLM, _API = BackendSettings(), ApiSettings()  # core's defaults
+ENV_AUTOMATION = "DEEPIMAGINE_AUTOMATION"  # on (default) | off: the automation sensor starts stopped
+ENV_AUTOMATE_GPU = "DEEPIMAGINE_AUTOMATE_GPU"  # 1 | true | on: GPU assets (traces, training, LLM report) automated too
+
+_LLM, _API, _PARSE = BackendSettings(), ApiSettings(), ParseSettings()  # core's defaults
 
 
 def home_from_env(environ: Mapping[str, str] | None = None) -> str:
     """$DEEPIMAGINE_HOME, else `store.DEFAULT_HOME` (~/.deepimagine), as an absolute path."""
     env = os.environ if environ is None else environ
     return os.path.abspath(os.path.expanduser(env.get(ENV_HOME) or DEFAULT_HOME))
+
+
+def automation_from_env(environ: Mapping[str, str] | None = None) -> dict[str, bool]:
+    """{running, automate_gpu} for `automation.with_automation`: $DEEPIMAGINE_AUTOMATION (default on) and
+    $DEEPIMAGINE_AUTOMATE_GPU (default off)."""
+    env = os.environ if environ is None else environ
+
+    def flag(name: str, default: bool) -> bool:
+        value = env.get(name, "").strip().lower()
+        if not value:
+            return default
+        if value not in ("1", "true", "on", "yes", "0", "false", "off", "no"):
+            raise ValueError(f"{name}={value!r}: expected on or off")
+        return value in ("1", "true", "on", "yes")
+
+    return {"running": flag(ENV_AUTOMATION, True), "automate_gpu": flag(ENV_AUTOMATE_GPU, False)}
 
 
 def _env_size(name: str) -> int:
@@ -61,10 +81,13 @@ class TrialSourceResource(dg.ConfigurableResource):
 
     A source that yields no study fails the refresh and publishes nothing. So does one whose stream stopped early
     (truncated archive, cut JSON array / JSON Lines) unless `allow_partial` is set: then the studies read before the
-    stop are published (the stop is logged as a warning and kept in `quarantine`)."""
+    stop are published (the stop is logged as a warning and kept in `quarantine`).
+
+    `workers`: processes that parse the records (0 = one per core); the tables are the same whatever the number."""
 
     source: str = "sample"
     allow_partial: bool = False
+    workers: int = _PARSE.workers
     max_quarantine_rate: float = DEFAULT_MAX_QUARANTINE_RATE  # above it the (blocking) quarantine check fails
     api_base_url: str = _API.base_url
     page_size: int = _API.page_size
@@ -74,6 +97,9 @@ class TrialSourceResource(dg.ConfigurableResource):
     timeout_seconds: float = _API.timeout_seconds
     max_retries: int = _API.max_retries
     max_studies: int = _API.max_studies  # 0 = no limit
+
+    def parse_settings(self) -> ParseSettings:
+        return ParseSettings(workers=self.workers)
 
 
 class CTOpenResource(dg.ConfigurableResource):
@@ -100,7 +126,7 @@ class LLMBackendResource(dg.ConfigurableResource):
 
     def get(self, store: Store | None = None):
         """A `deepimagine_core.llm.backends.Backend` (the model loads on first generation)."""
-        from deepimagine_core.llm.backends import make_backend
+        from deepimagine_core.llm.backend_factory import make_backend
 
         return make_backend(self.kind, self.model, store=store, device=self.device, batch_size=self.batch_size,
                             adapter_path=self.adapter_path or None, enable_lora=self.enable_lora or None,

@@ -27,6 +27,8 @@ The server shuts itself down on leaving the `with` block, or after `max_lifetime
 from __future__ import annotations
 
 import base64
+import copy
+import datetime
 import functools
 import gzip
 import hashlib
@@ -85,6 +87,24 @@ def nct_id(study: dict) -> str:
 
 def last_update(study: dict) -> str:
     return study["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"]
+
+
+def results_first_posted(study: dict) -> str | None:
+    return study["protocolSection"]["statusModule"].get("resultsFirstPostDateStruct", {}).get("date")
+
+
+def two_waves(studies: list[dict], boundary: str) -> tuple[list[dict], list[dict]]:
+    """The same records served in two waves, for a living-benchmark test: (older, all). `older` holds the studies whose
+    results were first posted on or before `boundary`; `all` adds the newer ones, each with its last-update date moved
+    past every older study's (a study whose results were just posted was just updated), so an incremental refresh
+    after the first wave fetches them. Records are deep copies; use `server.replace_studies(all)` between refreshes."""
+    older = [copy.deepcopy(s) for s in studies if (results_first_posted(s) or "9999") <= boundary]
+    newer = [copy.deepcopy(s) for s in studies if (results_first_posted(s) or "9999") > boundary]
+    latest = max((last_update(s) for s in older), default=boundary)
+    bumped = (datetime.date.fromisoformat(latest) + datetime.timedelta(days=7)).isoformat()
+    for study in newer:
+        study["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = max(bumped, last_update(study))
+    return older, older + newer
 
 
 @dataclass

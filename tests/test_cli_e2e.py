@@ -23,7 +23,7 @@ def _dagster(job: str, home: Path, extra_env: dict | None = None) -> subprocess.
 def test_refresh_trials_from_the_cli_on_the_embedded_sample(tmp_path):
     proc = _dagster("refresh_trials", tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "RUN_SUCCESS" in proc.stdout + proc.stderr
+    assert " - INFO - " in proc.stderr and " - DEBUG - " not in proc.stdout + proc.stderr  # INFO by default
     trials = ds.dataset(tmp_path / "tables" / "trials.parquet").to_table()
     assert trials.num_rows >= 340
     for name in ("arm_groups", "interventions", "outcome_measures", "outcome_groups", "outcome_results",
@@ -38,6 +38,10 @@ def test_main_job_runs_the_whole_graph_offline(tmp_path):
 
     proc = _dagster("deepimagine", tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    console = proc.stdout + proc.stderr  # readable: INFO lines, no bars, no library warnings, a closing summary
+    assert " - DEBUG - " not in console and "it/s]" not in console and "is_gradient_checkpointing" not in console
+    assert "run summary" in console and "weighted accuracy" in console.split("run summary", 1)[1]
+    assert len(console.splitlines()) < 200, len(console.splitlines())
     for name in ("trials", "historical_questions", "natural_pairs", "approximate_pairs", "reasoning_traces"):
         assert ds.dataset(tmp_path / "tables" / f"{name}.parquet").count_rows() > 0, name
     for adapter in ("sft_arm", "sft_outcome", "grpo"):

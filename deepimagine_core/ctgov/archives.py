@@ -9,7 +9,8 @@
     .xml                     one legacy XML study
 
 Memory stays flat in the number of studies: archives are read member by member (tar in stream mode), JSON arrays
-are decoded item by item (`json.JSONDecoder.raw_decode` over a growing buffer), JSON Lines line by line.
+are decoded item by item (`json.JSONDecoder.raw_decode` over a growing buffer), JSON Lines line by line (the JSON
+readers are in `deepimagine_core.ctgov.json_records`).
 
 Bad input never crashes a run and never disappears: a record that cannot be read becomes
 `RawStudy(payload=None, error=<reason>)`, which the parsing stage turns into a quarantine row. Where reading can
@@ -24,17 +25,23 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
-import json
 import logging
 import os
 import re
 import tarfile
 import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
+from deepimagine_core.ctgov.json_records import (  # noqa: F401 - study_identity: also importable from here
+    STREAM_ERRORS,
+    error_record,
+    iter_json,
+    iter_jsonl,
+    nct_from_name,
+    study_identity,
+)
 from deepimagine_core.ctgov.records import API_V2_JSON, LEGACY_XML, RawStudy, SourceError, SourceNotFound
 
 log = logging.getLogger(__name__)
@@ -46,12 +53,8 @@ SUPPORTED_KINDS = (
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 SAMPLE_FILES = ("v2_json_studies.jsonl.gz", "legacy_xml_sample.tar.gz")
 
-_NCT_RE = re.compile(r"NCT\d{8}")
 _XML_NCT_RE = re.compile(r"<nct_id>\s*(NCT\d{8})\s*</nct_id>")
 _XML_DATE_RE = re.compile(r"<(?:last_update_posted|lastchanged_date)[^>]*>([^<]+)</")
-_CHUNK = 1 << 16
-# Errors a damaged compressed stream or archive raises while being read.
-_STREAM_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError, zipfile.BadZipFile, OSError)
 
 
 class UnsupportedSource(SourceError, ValueError):
@@ -89,49 +92,6 @@ def iter_embedded_sample() -> Iterator[RawStudy]:
         yield from iter_source(SAMPLE_DIR / name, label=f"sample:{name}")
 
 
-def study_identity(study: Any) -> tuple[str | None, str | None]:
-    """(nct_id, version) of an API v2 study object: identificationModule.nctId and the last-update post date."""
-    if not isinstance(study, dict):
-        return None, None
-    protocol = study.get("protocolSection")
-    if not isinstance(protocol, dict):
-        return None, None
-    ident = protocol.get("identificationModule") or {}
-    status = protocol.get("statusModule") or {}
-    nct = ident.get("nctId") if isinstance(ident, dict) else None
-    date = None
-    if isinstance(status, dict):
-        struct = status.get("lastUpdatePostDateStruct")
-        if isinstance(struct, dict):
-            date = struct.get("date")
-    return (nct if isinstance(nct, str) else None), (date if isinstance(date, str) else None)
-
-
-def iter_jsonl(stream: IO[bytes], ref: str) -> Iterator[RawStudy]:
-    """One record per non-blank line of a binary stream; a bad line is an error record, a damaged stream ends it."""
-    line_no = 0
-    try:
-        for line_no, raw in enumerate(stream, start=1):
-            if not raw.strip():
-                continue
-            line_ref = f"{ref}:line {line_no}"
-            try:
-                value = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                if not raw.endswith(b"\n"):  # the last line, cut short: the stream stopped in the middle of it
-                    reason = f"stream cut in the middle of line {line_no}: {exc}"
-                    yield _error(API_V2_JSON, line_ref, reason, stopped=True)
-                    return
-                yield _error(API_V2_JSON, line_ref, f"malformed JSON line: {exc}")
-                continue
-            if _is_raw_record(value):
-                yield RawStudy.from_json(raw)
-            else:
-                yield _json_study(value, line_ref)
-    except _STREAM_ERRORS as exc:
-        yield _error(API_V2_JSON, ref, f"stream damaged or truncated after line {line_no}: {exc}", stopped=True)
-
-
 # ---------------------------------------------------------------------------------------------------------- dispatching
 def _kind(name: str) -> str | None:
     n = name.lower()
@@ -161,7 +121,7 @@ def _iter_file(path: Path, kind: str, ref: str) -> Iterator[RawStudy]:
         if kind == "jsonl":
             yield from iter_jsonl(stream, ref)
         else:
-            yield from _iter_json_stream(stream, ref)
+            yield from iter_json(stream, ref)
 
 
 def _iter_member(data_or_stream: bytes | IO[bytes], name: str, ref: str) -> Iterator[RawStudy]:
@@ -174,7 +134,7 @@ def _iter_member(data_or_stream: bytes | IO[bytes], name: str, ref: str) -> Iter
         stream = io.BytesIO(data_or_stream) if isinstance(data_or_stream, bytes) else data_or_stream
         if name.lower().endswith(".gz"):
             stream = gzip.GzipFile(fileobj=stream, mode="rb")
-        yield from (iter_jsonl(stream, ref) if kind == "jsonl" else _iter_json_stream(stream, ref))
+        yield from (iter_jsonl(stream, ref) if kind == "jsonl" else iter_json(stream, ref))
     else:
         log.debug("skipping non-record member %s", ref)
 
@@ -196,7 +156,7 @@ def _iter_folder(root: Path, ref: str) -> Iterator[RawStudy]:
                 with open(path, "rb") as fh:
                     yield from _iter_member(fh, name, member_ref)
             except OSError as exc:
-                yield _error(_format_of(name), member_ref, f"cannot read file: {exc}")
+                yield error_record(_format_of(name), member_ref, f"cannot read file: {exc}")
 
 
 def _iter_tar(path: Path, ref: str) -> Iterator[RawStudy]:
@@ -214,8 +174,8 @@ def _iter_tar(path: Path, ref: str) -> Iterator[RawStudy]:
                 data = fh.read() if fh is not None else b""
                 yield from _iter_member(data, member.name, f"{ref}!{member.name}")
                 last = member.name
-    except _STREAM_ERRORS as exc:
-        yield _error(fmt, ref, f"archive truncated or corrupt after member {last}: {exc}", stopped=True)
+    except STREAM_ERRORS as exc:
+        yield error_record(fmt, ref, f"archive truncated or corrupt after member {last}: {exc}", stopped=True)
 
 
 def _iter_zip(path: Path, ref: str) -> Iterator[RawStudy]:
@@ -223,7 +183,7 @@ def _iter_zip(path: Path, ref: str) -> Iterator[RawStudy]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        yield _error(API_V2_JSON, ref, f"not a readable zip archive: {exc}", stopped=True)
+        yield error_record(API_V2_JSON, ref, f"not a readable zip archive: {exc}", stopped=True)
         return
     with archive:
         for info in archive.infolist():
@@ -234,153 +194,8 @@ def _iter_zip(path: Path, ref: str) -> Iterator[RawStudy]:
             try:
                 with archive.open(info) as fh:
                     yield from _iter_member(fh, name, member_ref)
-            except (*_STREAM_ERRORS, RuntimeError, NotImplementedError) as exc:  # bad CRC/data, encrypted, odd method
-                yield _error(_format_of(name), member_ref, f"corrupt or unreadable zip member: {exc}")
-
-
-# ----------------------------------------------------------------------------------------------------------------- JSON
-def _iter_json_stream(stream: IO[bytes], ref: str) -> Iterator[RawStudy]:
-    """One JSON document: a study, an array of studies (decoded item by item) or an API page of studies.
-    An array that cannot be read to its end stopped the stream; a single value that cannot be read is one bad record."""
-    reader = _JsonReader(stream)
-    in_array = False
-    try:
-        first = reader.peek()
-        if first == "":
-            yield _error(API_V2_JSON, ref, "empty file: no JSON value")
-            return
-        if first != "[":
-            value = reader.value()
-            if not reader.at_end():
-                yield _error(API_V2_JSON, ref, f"extra data after the JSON value at character {reader.offset}")
-            studies = value.get("studies") if isinstance(value, dict) else None
-            if isinstance(studies, list) and "protocolSection" not in value:
-                for i, study in enumerate(studies):
-                    yield _json_study(study, f"{ref}:item {i}")
-            else:
-                yield _json_study(value, ref)
-            return
-        in_array = True
-        for index, item in enumerate(reader.array_items()):
-            yield _json_study(item, f"{ref}:item {index}")
-    except json.JSONDecodeError as exc:
-        reason = f"malformed or truncated JSON, reading stopped at character {reader.offset}: {exc.msg}"
-        yield _error(API_V2_JSON, ref, reason, stopped=in_array)
-    except UnicodeDecodeError as exc:
-        yield _error(API_V2_JSON, ref, f"not UTF-8 text: {exc}", stopped=in_array)
-    except _STREAM_ERRORS as exc:
-        reason = f"stream damaged or truncated at character {reader.offset}: {exc}"
-        yield _error(API_V2_JSON, ref, reason, stopped=in_array)
-
-
-class _JsonReader:
-    """Incremental decoder over a binary stream: values are decoded from a buffer that grows only as needed."""
-
-    def __init__(self, stream: IO[bytes]):
-        self._bytes = stream
-        self._decoder = json.JSONDecoder()
-        self._pending = b""  # undecoded tail of the last chunk (a split UTF-8 sequence)
-        self._buf = ""
-        self._pos = 0
-        self._eof = False
-        self.offset = 0  # characters consumed, for error messages
-
-    def _fill(self, at_least: int = _CHUNK) -> bool:
-        """Read at least `at_least` more bytes into the buffer; False at end of stream."""
-        if self._eof:
-            return False
-        chunk = self._bytes.read(max(at_least, _CHUNK))
-        if not chunk:
-            self._eof = True
-            if self._pending:
-                self._pending.decode("utf-8")  # raises UnicodeDecodeError on a cut multi-byte character
-            return False
-        data = self._pending + chunk
-        cut = _utf8_safe_cut(data)
-        self._pending = data[cut:]
-        self._buf = self._buf[self._pos :] + data[:cut].decode("utf-8")
-        self._pos = 0
-        return True
-
-    def _skip_ws(self) -> str:
-        while True:
-            while self._pos < len(self._buf) and self._buf[self._pos] in " \t\r\n\ufeff":
-                self._pos += 1
-            if self._pos < len(self._buf):
-                return self._buf[self._pos]
-            if not self._fill():
-                return ""
-
-    def peek(self) -> str:
-        return self._skip_ws()
-
-    def at_end(self) -> bool:
-        return self._skip_ws() == ""
-
-    def _advance(self, n: int) -> None:
-        self._pos += n
-        self.offset += n
-
-    def value(self) -> Any:
-        """Decode the next value, reading more (doubling) until it is complete or the stream ends."""
-        self._skip_ws()
-        while True:
-            try:
-                value, end = self._decoder.raw_decode(self._buf, self._pos)
-            except json.JSONDecodeError as exc:
-                # Only a value cut by the buffer's end is worth more data; a real syntax error stops here.
-                cut = exc.pos >= len(self._buf) - 1 or exc.msg.startswith("Unterminated string")
-                if cut and self._fill(len(self._buf) - self._pos):
-                    continue
-                raise
-            # A number at the very end of the buffer may continue in the next chunk.
-            if end == len(self._buf) and not isinstance(value, (dict, list, str)) and self._fill():
-                continue
-            self._advance(end - self._pos)
-            return value
-
-    def array_items(self) -> Iterator[Any]:
-        self._advance(1)  # "["
-        if self._skip_ws() == "]":
-            self._advance(1)
-            return
-        while True:
-            yield self.value()
-            sep = self._skip_ws()
-            if sep == ",":
-                self._advance(1)
-                continue
-            if sep == "]":
-                self._advance(1)
-                if not self.at_end():
-                    raise json.JSONDecodeError("extra data after the array", self._buf, self._pos)
-                return
-            problem = "expected ',' or ']' in array" if sep else "array not closed"
-            raise json.JSONDecodeError(problem, self._buf, self._pos)
-
-
-def _utf8_safe_cut(data: bytes) -> int:
-    """Index up to which `data` holds only whole UTF-8 characters (at most 3 trailing bytes held back)."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte < 0x80:
-            return len(data)
-        if byte >= 0xC0:  # lead byte: is its sequence complete?
-            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return len(data) if back >= need else len(data) - back
-    return len(data)
-
-
-def _is_raw_record(value: Any) -> bool:
-    return isinstance(value, dict) and "source_format" in value and "source_ref" in value and "payload" in value
-
-
-def _json_study(value: Any, ref: str) -> RawStudy:
-    if not isinstance(value, dict) or not isinstance(value.get("protocolSection"), dict):
-        what = f"object with keys {sorted(value)[:5]}" if isinstance(value, dict) else type(value).__name__
-        return _error(API_V2_JSON, ref, f"not a ClinicalTrials.gov API v2 study object ({what})")
-    nct_id, version = study_identity(value)
-    return RawStudy(API_V2_JSON, ref, value, nct_id=nct_id, version=version)
+            except (*STREAM_ERRORS, RuntimeError, NotImplementedError) as exc:  # bad CRC/data, encrypted, odd method
+                yield error_record(_format_of(name), member_ref, f"corrupt or unreadable zip member: {exc}")
 
 
 # ------------------------------------------------------------------------------------------------------------------ XML
@@ -388,11 +203,11 @@ def _xml_study(data: bytes, name: str, ref: str) -> RawStudy:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return _error(LEGACY_XML, ref, f"not UTF-8 text: {exc}", nct_id=_nct_from_name(name))
+        return error_record(LEGACY_XML, ref, f"not UTF-8 text: {exc}", nct_id=nct_from_name(name))
     if not text.strip():
-        return _error(LEGACY_XML, ref, "empty XML file", nct_id=_nct_from_name(name))
+        return error_record(LEGACY_XML, ref, "empty XML file", nct_id=nct_from_name(name))
     match = _XML_NCT_RE.search(text)
-    nct_id = _nct_from_name(name) or (match.group(1) if match else None)
+    nct_id = nct_from_name(name) or (match.group(1) if match else None)
     return RawStudy(LEGACY_XML, ref, text, nct_id=nct_id, version=_xml_version(text))
 
 
@@ -410,15 +225,7 @@ def _xml_version(text: str) -> str | None:
     return None
 
 
-def _nct_from_name(name: str) -> str | None:
-    match = _NCT_RE.search(Path(name).name)
-    return match.group(0) if match else None
-
-
 def _format_of(name: str) -> str:
     return LEGACY_XML if _kind(name) == "xml" else API_V2_JSON
 
 
-def _error(fmt: str, ref: str, reason: str, nct_id: str | None = None, stopped: bool = False) -> RawStudy:
-    nct_id = nct_id or _nct_from_name(ref.rsplit("!", 1)[-1])
-    return RawStudy(fmt, ref, None, nct_id=nct_id, error=reason, stopped=stopped)

@@ -10,12 +10,15 @@ A result group of an outcome (``outcome_groups``) names the arm it reports in it
 - ``single_arm``: the study has one arm and the outcome one group;
 - ``evidence``: the title's distinctive words (drug names, doses, "placebo", "sham", "control") found in one arm's
   *profile* — its label, description and intervention names (with other names and doses) — more than in any other,
-  covering at least half of the title's words, with no title word that only another arm's profile has; then the same
-  with the group's description added (two distinctive words needed), when the title alone decides nothing. Never for
-  a pooled group ("All participants", "Combined", "Total") or in a crossover (arms that are sequences);
+  covering at least half of the title's words that any arm states, with no title word that only another arm's
+  profile has (nor a number other than the arm's own, when it states numbers); a title that says "placebo" / "sham" /
+  "vehicle" and names nothing else is the one placebo or sham arm; then the same with the group's description added
+  (two distinctive words needed), when the title alone decides nothing. Never for a pooled group ("All
+  participants", "Combined", "Total"), in a crossover (arms that are sequences) or for a group whose description
+  speaks of sequences ("placebo first, then ...");
 - ``elimination``: as many groups as arms and every other group mapped to a distinct arm: the last group is the
-  last arm, unless it pools arms, says "placebo" / "control" where the arm is none (or the reverse), or shares half
-  its words with another group's title (two visits of one arm);
+  last arm, unless it pools arms, says "placebo" / "control" where the arm is none (or the reverse), or differs from
+  another group's title only in numbers and time words (two visits of one arm);
 - ``position``: the titles are opaque ("1", "Group A", "Arm 2" with no letter an arm label shares) and the outcome
   has exactly as many groups as the study has arms: group *i* ↔ arm *i*, and only when no group title says "placebo"
   / "sham" / "control" against a non-control arm.
@@ -43,16 +46,23 @@ _STOP = _GENERIC | frozenset((
     "a an in on or to for by at as from per was were is be are who received receive receiving given administered "
     "dose doses dosing day days week weeks month months period phase part study drug "
     "randomized randomised assigned population analysis set itt mitt pp total overall").split())
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_CONTROL = re.compile(r"\b(placebo|sham|vehicle|control|usual care|standard care|no treatment|no intervention)\b")
+_NUMBER = re.compile(r"(?<![\w-])\d+(?:[.,]\d+)?(?![\w-]*\d)")
+_CONTROL = re.compile(r"\b(placebo|sham|vehicle|(?<!positive )(?<!active )control|usual care|standard care|"
+                      r"no treatment|no intervention)\b")
+_PLACEBO = re.compile(r"\b(?:placebo|sham|vehicle)\b")
+_TIME_WORDS = frozenset("visit week weeks day days month months year years time point timepoint dose period "
+                        "baseline follow up".split())
 _CONTROL_TYPES = frozenset({"PLACEBO_COMPARATOR", "SHAM_COMPARATOR", "NO_INTERVENTION"})
 _OPAQUE = re.compile(r"^(?:(?:arm|group|cohort|part|panel|regimen|treatment|sequence|population)\s*)?"
                      r"(?:[a-z]|\d{1,2}|[ivx]{1,4})$")
 # a pooled group is no single arm; the arms of a crossover are sequences, its groups treatments
-_POOLED = re.compile(r"\b(?:pooled|combined|all (?:participants|patients|subjects|treated|randomi[sz]ed|arms|groups)|"
+_POOLED = re.compile(r"\b(?:pooled|combined|all (?:participants|patients|pts|subjects|treated|randomi[sz]ed|enrolled|"
+                     r"arms|groups|cohorts|doses)|"
                      r"total|overall)\b", re.IGNORECASE)
 _SEQUENCE = re.compile(r"\bsequence\b|\bthen\b|→|->|\bfollowed by\b|\bcross[- ]?over\b|\bperiod\b",
                        re.IGNORECASE)
+_SEQUENCE_TEXT = re.compile(r"\bthen\b|\bfollowed by\b|\bcross[- ]?(?:over|ed)\b|\bsequences?\b|\bwashout\b|"
+                            r"\b\w+ first\b|\breceived? both\b", re.IGNORECASE)
 WEAK = frozenset({"evidence", "elimination", "position"})
 _STRENGTH = {"exact": 0, "normalised": 1, "contained": 2, "tokens": 3, "single_arm": 4, "evidence": 5,
              "elimination": 6, "position": 7}
@@ -69,8 +79,10 @@ def _dose_key(text: str) -> tuple | None:
 
 
 def _numbers(text: str | None) -> set[str]:
-    """The numbers of a text that can name a dose or a regimen (not a single digit, which numbers groups)."""
-    return {n.replace(",", ".") for n in _NUMBER.findall(text or "") if len(n) > 1}
+    """The numbers of a text that can name a dose or a regimen: not a single digit (which numbers groups), not a
+    product or compound code of five digits or more."""
+    return {n.replace(",", ".") for n in _NUMBER.findall(text or "") if 1 < len(n.split(".")[0].split(",")[0]) < 5
+            or (len(n) > 1 and not n.isdigit())}
 
 
 def _words(text: str | None) -> set[str]:
@@ -91,6 +103,7 @@ class ArmMatcher:
         self.doses = {label: _dose_key(label) for label in self.labels}
         self.cache: dict[str, tuple[str | None, str | None]] = {}
         self.evidence_cache: dict[tuple, tuple[str | None, str | None]] = {}
+        self.groups_cache: dict[tuple, list[tuple[str | None, str | None]]] = {}
         self.profiles: dict[str, set[str]] | None = None
         self.types: dict[str, str | None] = {}
         self.spread: Counter[str] = Counter()
@@ -122,7 +135,14 @@ class ArmMatcher:
         return self._by_label(title, n_groups)[0]
 
     def match_groups(self, groups: list[tuple]) -> list[tuple[str | None, str | None]]:
-        """(arm label, method) for each (group_id, title, description) of one outcome."""
+        """(arm label, method) for each (group_id, title, description) of one outcome (outcomes of a study mostly
+        list the same groups: computed once per list)."""
+        key = tuple((title, description) for _, title, description in groups)
+        if key not in self.groups_cache:
+            self.groups_cache[key] = self._match_groups(groups)
+        return self.groups_cache[key]
+
+    def _match_groups(self, groups: list[tuple]) -> list[tuple[str | None, str | None]]:
         n = len(groups)
         found = [self._by_label(title, n) for _, title, _ in groups]
         if self.profiles is not None:
@@ -195,26 +215,44 @@ class ArmMatcher:
         return self.evidence_cache[key]
 
     def _evidence(self, title: str | None, description: str | None) -> tuple[str | None, str | None]:
-        if not title or _POOLED.search(title) or self.crossover:
+        if not title or _POOLED.search(title) or self.crossover or _SEQUENCE_TEXT.search(description or ""):
             return None, None
+        placebo = self._only_placebo_arm(title)
+        if placebo is not None:
+            return placebo, "evidence"
         for text, need in ((title, 1), (f"{title} {description}" if description else None, 2)):
             label = self._best_profile(_words(text), need, _numbers(title)) if text else None
             if label is not None:
                 return label, "evidence"
         return None, None
 
+    def _only_placebo_arm(self, title: str) -> str | None:
+        """A title that says placebo / sham / vehicle, and names nothing else, is the one placebo or sham arm."""
+        if not _PLACEBO.search(title.lower()):
+            return None
+        rest = {w for w in _words(title) if not _PLACEBO.match(w) and not w.isdigit()} - _TIME_WORDS
+        arms = [lb for lb in self.labels if self.types.get(lb) in ("PLACEBO_COMPARATOR", "SHAM_COMPARATOR")]
+        if len(arms) != 1 or (rest and not rest <= (self.profiles or {}).get(arms[0], set())):
+            return None
+        return arms[0]
+
     def _best_profile(self, words: set[str], need: int, numbers: set[str]) -> str | None:
         if not words or not self.profiles or len(self.profiles) < 2:
+            return None
+        known = sum(1 for w in words if self.spread.get(w, 0))  # words no arm states tell nothing either way
+        if not known:
             return None
         scored = []
         for label, profile in self.profiles.items():
             if _numbers(label) - numbers:
                 continue  # the label states a dose or regimen number the title does not
             mine = words & profile
-            if len(mine) < len(words) and any(self.spread.get(w, 0) or w.isdigit() for w in words - profile):
-                continue  # a word only other arms have, or a number (dose) this arm does not state: not this arm
+            stated = any(w.isdigit() for w in profile)
+            if len(mine) < len(words) and any(self.spread.get(w, 0) or (stated and w.isdigit())
+                                              for w in words - profile):
+                continue  # a word only other arms have, or a number (dose) other than this arm's: not this arm
             own = sum(self.spread[w] == 1 for w in mine)  # distinctive of this arm
-            scored.append((own, len(mine) / len(words), label))
+            scored.append((own, len(mine) / known, label))
         scored.sort(reverse=True)
         if not scored or scored[0][0] < need or scored[0][1] < 0.5:
             return None
@@ -233,11 +271,12 @@ class ArmMatcher:
         i, label = missing[0], free[0]
         title = groups[i][1]
         is_control = self.types.get(label) in _CONTROL_TYPES or _says_control(label)
-        if not title or _POOLED.search(title) or self.crossover or _says_control(title) != is_control:
+        if not title or _POOLED.search(title) or self.crossover or _says_control(title) != is_control or \
+                _SEQUENCE_TEXT.search(groups[i][2] or ""):
             return found
         words = _words(title)
         for j, (_, other, _) in enumerate(groups):  # "Drug A, visit 4" beside "Drug A, visit 3": one arm, two visits
-            if j != i and words and len(words & _words(other)) * 2 >= len(words):
+            if j != i and all(w.isdigit() or w in _TIME_WORDS for w in words - _words(other)):
                 return found
         out = list(found)
         out[i] = (label, "elimination")

@@ -18,13 +18,14 @@ JSON array or JSON Lines file) unless `allow_partial` is set; then the studies r
 from __future__ import annotations
 
 import datetime as dt
-import gc
+import itertools
 import logging
+import os
 import re
 import shutil
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from deepimagine_core.ctgov.api import ApiSettings, StudyQuery
-from deepimagine_core.ctgov.records import RawStudy, RecordError, SourceError, SourceNotFound
+from deepimagine_core.ctgov.columns import SEQ, Columns
+from deepimagine_core.ctgov.parse_pool import NCT_ID, ParseSettings, parse_batches  # noqa: F401 (NCT_ID re-exported)
+from deepimagine_core.ctgov.records import RawStudy, SourceError, SourceNotFound
 from deepimagine_core.ctgov.schemas import TABLES
 from deepimagine_core.store import Store, TableWriter
 from deepimagine_core.tables import QUARANTINE_TABLE, TRIALS_TABLE
@@ -42,8 +45,6 @@ from deepimagine_core.tables import QUARANTINE_TABLE, TRIALS_TABLE
 log = logging.getLogger(__name__)
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
-NCT_ID = re.compile(r"^NCT\d{8}$")
-SEQ = "_seq"
 NOTHING_PUBLISHED = "nothing published, the existing trial tables are unchanged"
 
 
@@ -142,11 +143,13 @@ def iter_raw(source: str, store: Store) -> Iterator[RawStudy]:
 
 
 def ingest_source(
-    source: str, store: Store, *, progress: bool | None = None, allow_partial: bool = False
+    source: str, store: Store, *, progress: bool | None = None, allow_partial: bool = False,
+    parse: ParseSettings | None = None,
 ) -> IngestSummary:
     """Build every trial table from a source's raw layer (call `fetch_raw` first for `api`)."""
     name = describe_source(source)
-    return ingest(iter_raw(source, store), store, source=name, progress=progress, allow_partial=allow_partial)
+    return ingest(iter_raw(source, store), store, source=name, progress=progress, allow_partial=allow_partial,
+                  parse=parse)
 
 
 def ingest(
@@ -158,74 +161,51 @@ def ingest(
     log_every: int = 1000,
     on_progress: Callable[[int], None] | None = None,
     allow_partial: bool = False,
+    parse: ParseSettings | None = None,
 ) -> IngestSummary:
-    """Parse raw records into all tables under `store` and publish them atomically (table by table).
+    """Parse raw records into all tables under `store` and publish them atomically (table by table). Records are
+    parsed in batches by `parse.workers` processes (default: one per core); the tables' row order is the input's,
+    whatever the number of workers.
 
     Raises `SourceError` before publishing anything when no record read is a study, or when a stream stopped early
     and `allow_partial` is False."""
     from tqdm.auto import tqdm
-
-    from deepimagine_core.ctgov.parse import parse_study
 
     start = time.perf_counter()
     summary = IngestSummary(source=source)
     staging = store.path("tables", f".staging-{uuid.uuid4().hex[:8]}")
     staging.mkdir(parents=True, exist_ok=True)
     rejected: dict[int, str] = {}  # seq -> why its rows did not fit the schema
-    writers = {
-        name: _StagingWriter(staging / f"{name}.parquet", _staged(schema), name, rejected)
-        for name, schema in TABLES.items()
-    }
-    winners: dict[str, tuple[dt.date, int, RawStudy]] = {}
+    writers = {name: _StagingWriter(staging / f"{name}.parquet", schema) for name, schema in TABLES.items()}
+    quarantine = Columns(_staged(TABLES[QUARANTINE_TABLE]))
+    winners: dict[str, tuple[dt.date, int, tuple]] = {}
     reasons: Counter[str] = Counter()
-    readable = 0  # records a reader could read (the others are reader errors)
-    first_error = ""
-    stops: list[str] = []
-    # the pending row dicts are many small objects without cycles: full GC passes over them cost ~10% of the run
-    gc_threshold = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
+    reading = _Reading(summary, log_every, on_progress)
     try:
-        for seq, raw in enumerate(tqdm(raws, desc="ingest", unit="study", disable=not progress, mininterval=2)):
-            summary.studies_read += 1
-            if on_progress and summary.studies_read % log_every == 0:
-                on_progress(summary.studies_read)
-            readable += raw.error is None
-            first_error = first_error or (f"{raw.source_ref}: {raw.error}" if raw.error else "")
-            if raw.stopped:
-                before = summary.studies_read - 1
-                stops.append(f"{raw.source_ref}: {raw.error} ({before} studies read before it stopped)")
-            try:
-                if raw.error:
-                    raise RecordError(raw.error, nct_id=raw.nct_id, stage="read")
-                parsed = parse_study(raw)
-                if not parsed.nct_id or not NCT_ID.match(parsed.nct_id):
-                    raise RecordError(f"invalid nct_id {parsed.nct_id!r}", nct_id=parsed.nct_id, stage="validate")
-            except RecordError as err:
-                reasons[_reason_key(err.stage, err.reason)] += 1
-                writers[QUARANTINE_TABLE].add(
-                    [_quarantine(raw, err.nct_id or raw.nct_id, err.stage, "record", err.reason, seq)])
-                continue
-            except Exception as err:  # a parser bug must not lose the record or crash the run
-                reason = f"unexpected {type(err).__name__}: {err}"
-                reasons[_reason_key("parse", reason)] += 1
-                writers[QUARANTINE_TABLE].add([_quarantine(raw, raw.nct_id, "parse", "record", reason, seq)])
-                continue
-            version = parsed.last_update or _parse_iso(raw.version) or dt.date.min
-            previous = winners.get(parsed.nct_id)
-            if previous is None or version >= previous[0]:
-                winners[parsed.nct_id] = (version, seq, RawStudy(raw.source_format, raw.source_ref, None, raw.nct_id))
-            if previous is not None:
-                summary.duplicates_dropped += 1
-            for name, rows in parsed.rows.items():
-                if rows:
-                    writers[name].add({**row, SEQ: seq} for row in rows)
-            for issue in parsed.field_issues:
-                summary.field_issues += 1
-                writers[QUARANTINE_TABLE].add(
-                    [_quarantine(raw, parsed.nct_id, issue.get("stage", "value"), "field", issue["reason"], seq)]
-                )
-        summary.stopped_early = stops
-        _refuse_to_publish(source, summary.studies_read, readable, first_error, stops, allow_partial)
+        raws = tqdm(raws, desc="ingest", unit="study", disable=None if progress else True, mininterval=2)
+        for batch in parse_batches(reading.track(raws), parse):
+            rejected.update(batch.rejected)
+            issues = iter(batch.issues)
+            for seq, (nct_id, version, stage, reason, n_issues) in enumerate(batch.records, start=batch.first_seq):
+                ref = reading.pending.popleft()  # (source_format, source_ref, nct_id as read)
+                if stage is not None:
+                    reasons[_reason_key(stage, reason)] += 1
+                    quarantine.add(ref[1], nct_id or ref[2], ref[0], stage, "record", str(reason)[:2000], seq)
+                    continue
+                previous = winners.get(nct_id)
+                if previous is None or version >= previous[0]:
+                    winners[nct_id] = (version, seq, ref)
+                if previous is not None:
+                    summary.duplicates_dropped += 1
+                for _, _, issue_stage, issue_reason in itertools.islice(issues, n_issues):
+                    summary.field_issues += 1
+                    quarantine.add(ref[1], nct_id, ref[0], issue_stage, "field", str(issue_reason)[:2000], seq)
+            for name, table in batch.tables.items():
+                writers[name].add_table(table)
+            writers[QUARANTINE_TABLE].add_table(_drain(quarantine))
+        summary.stopped_early = reading.stops
+        _refuse_to_publish(source, summary.studies_read, reading.readable, reading.first_error, reading.stops,
+                           allow_partial)
         for name in TABLES:
             if name != QUARANTINE_TABLE:
                 writers[name].close()
@@ -233,7 +213,8 @@ def ingest(
             if seq in rejected:
                 del winners[nct_id]
                 reasons[_reason_key("validate", rejected[seq])] += 1
-                writers[QUARANTINE_TABLE].add([_quarantine(ref, nct_id, "validate", "record", rejected[seq], seq)])
+                quarantine.add(ref[1], nct_id, ref[0], "validate", "record", str(rejected[seq])[:2000], seq)
+        writers[QUARANTINE_TABLE].add_table(_drain(quarantine))
         writers[QUARANTINE_TABLE].close()
         summary.quarantined = sum(reasons.values())
         summary.quarantine_reasons = dict(reasons.most_common())
@@ -241,21 +222,53 @@ def ingest(
         if summary.duplicates_dropped or rejected:
             keep = pa.array(sorted(seq for _, seq, _ in winners.values()), pa.int64())
         for name, schema in TABLES.items():
-            summary.rows[name] = _publish(staging / f"{name}.parquet", store.table_path(name), schema, keep, name)
+            summary.rows[name] = _publish(writers[name], store.table_path(name), keep, name)
         summary.trials = summary.rows[TRIALS_TABLE]
     except BaseException:
         for writer in writers.values():
             writer.abort()
         raise
     finally:
-        gc.set_threshold(*gc_threshold)
         shutil.rmtree(staging, ignore_errors=True)
     summary.seconds = time.perf_counter() - start
     if summary.duplicates_dropped:
         log.info("ingest: %d duplicate NCT ids dropped (newest version kept)", summary.duplicates_dropped)
-    for stop in stops:
+    for stop in reading.stops:
         log.warning("ingest: published a partial read (allow_partial): %s", stop)
     return summary
+
+
+class _Reading:
+    """What ingest notes of each record as it is read (before parsing): counts, reader errors, stops, and the
+    record's reference until its parsed batch comes back."""
+
+    def __init__(self, summary: IngestSummary, log_every: int, on_progress: Callable[[int], None] | None):
+        self.summary, self.log_every, self.on_progress = summary, log_every, on_progress
+        self.readable = 0  # records a reader could read (the others are reader errors)
+        self.first_error = ""
+        self.stops: list[str] = []
+        self.pending: deque[tuple] = deque()
+
+    def track(self, raws: Iterable[RawStudy]) -> Iterator[RawStudy]:
+        summary = self.summary
+        for raw in raws:
+            summary.studies_read += 1
+            if self.on_progress and summary.studies_read % self.log_every == 0:
+                self.on_progress(summary.studies_read)
+            self.readable += raw.error is None
+            self.first_error = self.first_error or (f"{raw.source_ref}: {raw.error}" if raw.error else "")
+            if raw.stopped:
+                before = summary.studies_read - 1
+                self.stops.append(f"{raw.source_ref}: {raw.error} ({before} studies read before it stopped)")
+            self.pending.append((raw.source_format, raw.source_ref, raw.nct_id))
+            yield raw
+
+
+def _drain(columns: Columns) -> pa.Table:
+    """The buffered rows as one Arrow table; the buffers are emptied."""
+    table = pa.Table.from_arrays(columns.arrays(), schema=columns.schema)
+    columns.truncate(0)
+    return table
 
 
 def _refuse_to_publish(
@@ -280,18 +293,22 @@ def _one_line(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _publish(staged: Path, final: Path, schema: pa.Schema, keep: pa.Array | None, name: str) -> int:
-    """Copy the staged rows of winning records (all of them when there were no duplicates) into the final table."""
-    data = ds.dataset(staged, format="parquet")
-    expr = None
-    if keep is not None:
-        expr = pc.field(SEQ).isin(keep)
-        if name == QUARANTINE_TABLE:  # record-level rows of every read are kept; field issues only for winners
-            expr = expr | (pc.field("level") == "record")
-    writer = TableWriter(final, schema)
+def _publish(staged: _StagingWriter, final: Path, keep: pa.Array | None, name: str) -> int:
+    """Publish the staged rows of winning records: the staged file itself when every record won (no duplicates,
+    nothing rejected), else a filtered copy."""
+    if keep is None:
+        os.replace(staged.path, final)  # atomic, like TableWriter's own publish
+        return staged.rows_written
+    mask = pc.is_in(staged.seqs(), value_set=keep)
+    writer = TableWriter(final, staged.schema)
     try:
-        for batch in data.to_batches(columns=schema.names, filter=expr, batch_size=50_000):
-            writer.write_table(pa.Table.from_batches([batch]))
+        offset = 0
+        for batch in ds.dataset(staged.path, format="parquet").to_batches(batch_size=50_000):
+            keep_rows = mask.slice(offset, batch.num_rows)
+            offset += batch.num_rows
+            if name == QUARANTINE_TABLE:  # record-level rows of every read are kept; field issues only for winners
+                keep_rows = pc.or_(keep_rows, pc.equal(batch.column("level"), "record"))
+            writer.write_table(pa.Table.from_batches([batch.filter(keep_rows)]))
         writer.close()
     except BaseException:
         writer.abort()
@@ -300,61 +317,47 @@ def _publish(staged: Path, final: Path, schema: pa.Schema, keep: pa.Array | None
 
 
 class _StagingWriter(TableWriter):
-    """A staging table writer that never fails the run for one record: when a batch does not convert to the schema
-    (a value out of range, a wrong type), the offending rows are set aside and their record's sequence number is
-    noted in `rejected`, so the whole record is quarantined and none of its rows is published."""
+    """A staging table fed with the Arrow tables of parsed batches (with `_seq`), written without `_seq` in row
+    groups of ~`batch_rows` rows; the sequence numbers stay in memory, run-length encoded (a record's rows are
+    contiguous: a few bytes per record), for the publish filter."""
 
-    def __init__(self, path: Path, schema: pa.Schema, table: str, rejected: dict[int, str]):
-        super().__init__(path, schema)
-        self.table = table
-        self.rejected = rejected
+    def __init__(self, path: Path, schema: pa.Schema):
+        super().__init__(path, schema, batch_rows=50_000)
+        self._tables: list[pa.Table] = []
+        self._rows = 0
+        self._seqs: list[pa.ChunkedArray] = []
 
-    def _flush(self) -> None:
-        try:
-            super()._flush()
-        except (pa.ArrowException, OverflowError, TypeError, ValueError):
-            good = []
-            for row in self._pending:
-                try:
-                    pa.Table.from_pylist([row], schema=self.schema)
-                except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
-                    reason = f"{self.table} row does not fit the schema ({type(exc).__name__}: {exc})"
-                    self.rejected.setdefault(row[SEQ], reason[:500])
-                else:
-                    good.append(row)
-            self._pending = good
-            super()._flush()
+    def add_table(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._seqs.append(pc.run_end_encode(table.column(SEQ)))
+            self._tables.append(table.drop_columns([SEQ]))
+            self._rows += table.num_rows
+        if self._rows >= self.batch_rows:
+            self._write()
+
+    def seqs(self) -> pa.Array:
+        """The sequence number of every staged row, in order."""
+        chunks = [pc.run_end_decode(chunk) for column in self._seqs for chunk in column.chunks]
+        return pa.concat_arrays(chunks) if chunks else pa.array([], pa.int64())
+
+    def _write(self) -> None:
+        if self._tables:
+            self.write_table(pa.concat_tables(self._tables))
+            self._tables, self._rows = [], 0
+
+    def close(self) -> None:
+        self._write()
+        super().close()
 
 
 def _staged(schema: pa.Schema) -> pa.Schema:
     return schema.append(pa.field(SEQ, pa.int64()))
 
 
-def _quarantine(raw: RawStudy, nct_id, stage: str, level: str, reason: str, seq: int) -> dict:
-    return {
-        "source_ref": raw.source_ref,
-        "nct_id": nct_id,
-        "source_format": raw.source_format,
-        "stage": stage,
-        "level": level,
-        "reason": str(reason)[:2000],
-        SEQ: seq,
-    }
-
-
 def _reason_key(stage: str, reason: str) -> str:
     """Group similar reasons for the summary (numbers and quoted values folded)."""
     short = re.sub(r"'[^']*'|\"[^\"]*\"|\d+", "#", str(reason))[:120]
     return f"{stage}: {short}"
-
-
-def _parse_iso(value: str | None) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value[:10]) if len(value) >= 10 else dt.date.fromisoformat(value + "-01")
-    except ValueError:
-        return None
 
 
 def _as_plain(obj) -> dict:

@@ -11,12 +11,8 @@ import json
 from typing import Any
 
 from deepimagine_core.ctgov.records import API_V2_JSON, ParsedStudy, RawStudy, RecordError
-from deepimagine_core.ctgov.rows import (
-    ArmMatcher,
-    StudyRows,
-    as_count,
-    clean_text,
-)
+from deepimagine_core.ctgov.arm_match import ArmMatcher
+from deepimagine_core.ctgov.rows import StudyRows, as_count, clean_text
 from deepimagine_core.ctgov.values import parse_age_years
 from deepimagine_core.tables import (
     ARM_GROUPS_TABLE, LOCATIONS_TABLE, OUTCOME_ANALYSES_TABLE, OUTCOME_MEASURES_TABLE, OUTCOME_RESULTS_TABLE,
@@ -70,8 +66,9 @@ def _strs(items: Any) -> list[str]:
     return [t for t in (_str(x) for x in _list(items)) if t]
 
 
-def parse_v2_json(raw: RawStudy) -> ParsedStudy:
-    """Parse one API v2 study; RecordError when it is malformed, has no NCT id, or has no posted outcomes."""
+def parse_v2_json(raw: RawStudy, buffers=None) -> ParsedStudy:
+    """Parse one API v2 study into `buffers` (`ctgov.columns.Buffers`, fresh ones when None); RecordError when it is
+    malformed, has no NCT id, or has no posted outcomes."""
     study = _study(raw)
     protocol = study["protocolSection"]
     nct_id = _str(_d(protocol, "identificationModule", "nctId"))
@@ -84,11 +81,11 @@ def parse_v2_json(raw: RawStudy) -> ParsedStudy:
     if not outcomes:
         raise RecordError("no outcome measures in resultsSection", nct_id=nct_id)
 
-    s = StudyRows(nct_id)
+    s = StudyRows(nct_id, buffers)
     arms = _arm_groups(protocol, s)
     _interventions(protocol, s, arms)
     last_update = _trial(protocol, s, raw, len(arms))
-    matcher = ArmMatcher([label for label, _ in arms])
+    matcher = s.arm_matcher([label for label, _ in arms])
     for index, outcome in enumerate(outcomes):
         _outcome(outcome, index, s, matcher)
     _locations(protocol, s)
@@ -109,48 +106,44 @@ def _trial(protocol: dict, s: StudyRows, raw: RawStudy, n_arms: int):
     countries = sorted({c for c in (_str(_d(loc, "country")) for loc in locations) if c})
     phases = _strs(design.get("phases"))
     last_update = s.date("last_update_posted", _str(_d(status, "lastUpdatePostDateStruct", "date")))
-    s.rows[TRIALS_TABLE].append({
-        "nct_id": s.nct_id,
-        "brief_title": _str(ident.get("briefTitle")),
-        "official_title": _str(ident.get("officialTitle")),
-        "acronym": _str(ident.get("acronym")),
-        "brief_summary": _str(_d(protocol, "descriptionModule", "briefSummary")),
-        "phases": s.phases(tuple(phases)) if phases else [],
-        "overall_status": s.enum("overall_status", _str(status.get("overallStatus"))),
-        "why_stopped": _str(status.get("whyStopped")),
-        "study_type": s.enum("study_type", _str(design.get("studyType"))),
-        "allocation": s.enum("allocation", _str(info.get("allocation"))),
-        "intervention_model": s.enum("intervention_model", _str(info.get("interventionModel"))),
-        "masking": s.enum("masking", _str(_d(info, "maskingInfo", "masking"))),
-        "primary_purpose": s.enum("primary_purpose", _str(info.get("primaryPurpose"))),
-        "enrollment": s.integer("enrollment", _str(enrollment.get("count"))),
-        "enrollment_type": s.enum("enrollment_type", _str(enrollment.get("type"))),
-        "conditions": _strs(_d(protocol, "conditionsModule", "conditions")),
-        "keywords": _strs(_d(protocol, "conditionsModule", "keywords")),
-        "start_date": s.date("start_date", _str(_d(status, "startDateStruct", "date"))),
-        "primary_completion_date": s.date(
-            "primary_completion_date", _str(_d(status, "primaryCompletionDateStruct", "date"))
-        ),
-        "completion_date": s.date("completion_date", _str(_d(status, "completionDateStruct", "date"))),
-        "study_first_posted": s.date("study_first_posted", _str(_d(status, "studyFirstPostDateStruct", "date"))),
-        "results_first_posted": s.date(
-            "results_first_posted", _str(_d(status, "resultsFirstPostDateStruct", "date"))
-        ),
-        "last_update_posted": last_update,
-        "lead_sponsor": _str(sponsor.get("name")),
-        "sponsor_class": s.enum("sponsor_class", _str(sponsor.get("class"))),
-        "eligibility_criteria": _str(elig.get("eligibilityCriteria")),
-        "sex": s.enum("sex", _str(elig.get("sex"))),
-        "minimum_age": min_age,
-        "maximum_age": max_age,
-        "minimum_age_years": parse_age_years(min_age),
-        "maximum_age_years": parse_age_years(max_age),
-        "healthy_volunteers": healthy if isinstance(healthy, bool) else None,
-        "countries": countries,
-        "n_arms": n_arms or None,
-        "source_format": API_V2_JSON,
-        "source_ref": raw.source_ref,
-    })
+    s.t[TRIALS_TABLE].add(  # in schema order (schemas.TRIALS)
+        s.nct_id,
+        _str(ident.get("briefTitle")),
+        _str(ident.get("officialTitle")),
+        _str(ident.get("acronym")),
+        _str(_d(protocol, "descriptionModule", "briefSummary")),
+        s.phases(tuple(phases)) if phases else [],
+        s.enum("overall_status", _str(status.get("overallStatus"))),
+        _str(status.get("whyStopped")),
+        s.enum("study_type", _str(design.get("studyType"))),
+        s.enum("allocation", _str(info.get("allocation"))),
+        s.enum("intervention_model", _str(info.get("interventionModel"))),
+        s.enum("masking", _str(_d(info, "maskingInfo", "masking"))),
+        s.enum("primary_purpose", _str(info.get("primaryPurpose"))),
+        s.integer("enrollment", _str(enrollment.get("count"))),
+        s.enum("enrollment_type", _str(enrollment.get("type"))),
+        _strs(_d(protocol, "conditionsModule", "conditions")),
+        _strs(_d(protocol, "conditionsModule", "keywords")),
+        s.date("start_date", _str(_d(status, "startDateStruct", "date"))),
+        s.date("primary_completion_date", _str(_d(status, "primaryCompletionDateStruct", "date"))),
+        s.date("completion_date", _str(_d(status, "completionDateStruct", "date"))),
+        s.date("study_first_posted", _str(_d(status, "studyFirstPostDateStruct", "date"))),
+        s.date("results_first_posted", _str(_d(status, "resultsFirstPostDateStruct", "date"))),
+        last_update,
+        _str(sponsor.get("name")),  # lead_sponsor
+        s.enum("sponsor_class", _str(sponsor.get("class"))),
+        _str(elig.get("eligibilityCriteria")),
+        s.enum("sex", _str(elig.get("sex"))),
+        min_age,
+        max_age,
+        parse_age_years(min_age),
+        parse_age_years(max_age),
+        healthy if isinstance(healthy, bool) else None,  # healthy_volunteers
+        countries,
+        n_arms or None,
+        API_V2_JSON,
+        raw.source_ref,
+    )
     return last_update
 
 
@@ -159,14 +152,8 @@ def _arm_groups(protocol: dict, s: StudyRows) -> list[tuple[str, str | None]]:
     for index, arm in enumerate(_list(_d(protocol, "armsInterventionsModule", "armGroups"))):
         arm = arm if isinstance(arm, dict) else {}
         label, description = _str(arm.get("label")), _str(arm.get("description"))
-        s.rows[ARM_GROUPS_TABLE].append({
-            "nct_id": s.nct_id,
-            "arm_index": index,
-            "label": label,
-            "type": s.enum("arm_type", _str(arm.get("type")), "arm_groups.type"),
-            "description": description,
-            "intervention_names": _strs(arm.get("interventionNames")),
-        })
+        arm_type = s.enum("arm_type", _str(arm.get("type")), "arm_groups.type")
+        s.t[ARM_GROUPS_TABLE].add(s.nct_id, index, label, arm_type, description, _strs(arm.get("interventionNames")))
         arms.append((label, description))
     return arms
 
@@ -210,24 +197,22 @@ def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> No
               for g in _list(outcome.get("groups")) if isinstance(g, dict)]
     analyses = [a for a in _list(outcome.get("analyses")) if isinstance(a, dict)]
     participants = _denoms(outcome) or {}
-    s.rows[OUTCOME_MEASURES_TABLE].append({
-        "nct_id": nct_id,
-        "outcome_index": index,
-        "type": s.enum("outcome_type", _str(outcome.get("type")), "outcome_measures.type"),
-        "title": _str(outcome.get("title")),
-        "description": _str(outcome.get("description")),
-        "time_frame": _str(outcome.get("timeFrame")),
-        "population": _str(outcome.get("populationDescription")),
-        "param_type": s.enum("param_type", _str(outcome.get("paramType")), "outcome_measures.param_type"),
-        "dispersion_type": s.enum("dispersion_type", _str(outcome.get("dispersionType")),
-                                  "outcome_measures.dispersion_type"),
-        "unit": _str(outcome.get("unitOfMeasure")),
-        "n_groups": len(groups),
-        "n_analyses": len(analyses),
-        "reporting_status": s.enum("reporting_status", _str(outcome.get("reportingStatus")),
-                                   "outcome_measures.reporting_status")
+    s.t[OUTCOME_MEASURES_TABLE].add(
+        nct_id,
+        index,
+        s.enum("outcome_type", _str(outcome.get("type")), "outcome_measures.type"),
+        _str(outcome.get("title")),
+        _str(outcome.get("description")),
+        _str(outcome.get("timeFrame")),
+        _str(outcome.get("populationDescription")),  # population
+        s.enum("param_type", _str(outcome.get("paramType")), "outcome_measures.param_type"),
+        s.enum("dispersion_type", _str(outcome.get("dispersionType")), "outcome_measures.dispersion_type"),
+        _str(outcome.get("unitOfMeasure")),  # unit
+        len(groups),
+        len(analyses),
+        s.enum("reporting_status", _str(outcome.get("reportingStatus")), "outcome_measures.reporting_status")
         or ("POSTED" if _list(outcome.get("classes")) else "NOT_POSTED"),
-    })
+    )
     s.add_outcome_groups(index, groups, matcher, participants)
     _results(outcome, index, s, participants)
     for analysis_index, analysis in enumerate(analyses):
@@ -235,7 +220,7 @@ def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> No
 
 
 def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict[str, int]) -> None:
-    rows = s.rows[OUTCOME_RESULTS_TABLE]
+    add = s.t[OUTCOME_RESULTS_TABLE].add
     for class_index, cls in enumerate(_list(outcome.get("classes"))):
         if not isinstance(cls, dict):
             continue
@@ -251,60 +236,40 @@ def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict
                 group_id = _str(m.get("groupId"))
                 value_raw, spread_raw = _str(m.get("value")), _str(m.get("spread"))
                 lower, upper = _str(m.get("lowerLimit")), _str(m.get("upperLimit"))
-                rows.append({
-                    "nct_id": s.nct_id,
-                    "outcome_index": outcome_index,
-                    "group_id": group_id,
-                    "class_index": class_index,
-                    "class_title": class_title,
-                    "category_index": category_index,
-                    "category_title": category_title,
-                    "value": s.number("value", value_raw),
-                    "value_raw": value_raw,
-                    "spread": s.number("spread", spread_raw),
-                    "spread_raw": spread_raw,
-                    "lower_limit": s.number("lower_limit", lower),
-                    "upper_limit": s.number("upper_limit", upper),
-                    "participants_analyzed": counts.get(group_id),
-                })
+                add(s.nct_id, outcome_index, group_id, class_index, class_title, category_index, category_title,
+                    s.number("value", value_raw), value_raw, s.number("spread", spread_raw), spread_raw,
+                    s.number("lower_limit", lower), s.number("upper_limit", upper), counts.get(group_id))
 
 
 def _analysis(analysis: dict, outcome_index: int, analysis_index: int, s: StudyRows) -> None:
     p_raw = _str(analysis.get("pValue"))
     p_value, relation = s.p_value(p_raw)
     param_raw = _str(analysis.get("paramValue"))
-    s.rows[OUTCOME_ANALYSES_TABLE].append({
-        "nct_id": s.nct_id,
-        "outcome_index": outcome_index,
-        "analysis_index": analysis_index,
-        "group_ids": _strs(analysis.get("groupIds")),
-        "groups_description": _str(analysis.get("groupDescription")),
-        "non_inferiority_type": s.enum("non_inferiority_type", _str(analysis.get("nonInferiorityType"))),
-        "p_value": p_value,
-        "p_value_raw": p_raw,
-        "p_value_relation": relation,
-        "p_value_comment": _str(analysis.get("pValueComment")),
-        "method": _str(analysis.get("statisticalMethod")),
-        "param_type": _str(analysis.get("paramType")),
-        "param_value": s.number("param_value", param_raw),
-        "param_value_raw": param_raw,
-        "ci_pct": s.number("ci_pct", _str(analysis.get("ciPctValue"))),
-        "ci_n_sides": s.enum("ci_n_sides", _str(analysis.get("ciNumSides"))),
-        "ci_lower": s.number("ci_lower", _str(analysis.get("ciLowerLimit"))),
-        "ci_upper": s.number("ci_upper", _str(analysis.get("ciUpperLimit"))),
-        "estimate_comment": _str(analysis.get("estimateComment")),
-    })
+    s.t[OUTCOME_ANALYSES_TABLE].add(
+        s.nct_id,
+        outcome_index,
+        analysis_index,
+        _strs(analysis.get("groupIds")),
+        _str(analysis.get("groupDescription")),
+        s.enum("non_inferiority_type", _str(analysis.get("nonInferiorityType"))),
+        p_value,
+        p_raw,
+        relation,
+        _str(analysis.get("pValueComment")),
+        _str(analysis.get("statisticalMethod")),  # method
+        _str(analysis.get("paramType")),
+        s.number("param_value", param_raw),
+        param_raw,
+        s.number("ci_pct", _str(analysis.get("ciPctValue"))),
+        s.enum("ci_n_sides", _str(analysis.get("ciNumSides"))),
+        s.number("ci_lower", _str(analysis.get("ciLowerLimit"))),
+        s.number("ci_upper", _str(analysis.get("ciUpperLimit"))),
+        _str(analysis.get("estimateComment")),
+    )
 
 
 def _locations(protocol: dict, s: StudyRows) -> None:
     for index, loc in enumerate(_list(_d(protocol, "contactsLocationsModule", "locations"))):
         loc = loc if isinstance(loc, dict) else {}
-        s.rows[LOCATIONS_TABLE].append({
-            "nct_id": s.nct_id,
-            "location_index": index,
-            "facility": _str(loc.get("facility")),
-            "city": _str(loc.get("city")),
-            "state": _str(loc.get("state")),
-            "zip": _str(loc.get("zip")),
-            "country": _str(loc.get("country")),
-        })
+        s.t[LOCATIONS_TABLE].add(s.nct_id, index, _str(loc.get("facility")), _str(loc.get("city")),
+                                 _str(loc.get("state")), _str(loc.get("zip")), _str(loc.get("country")))

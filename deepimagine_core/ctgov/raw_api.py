@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepimagine_core.ctgov.api import CTGovClient, CTGovError, PageTokenExpired, StudyQuery
-from deepimagine_core.ctgov.archives import iter_jsonl, study_identity
+from deepimagine_core.ctgov.json_records import iter_jsonl, study_identity
 from deepimagine_core.ctgov.records import API_V2_JSON, RawStudy
 from deepimagine_core.store import atomic_path
 

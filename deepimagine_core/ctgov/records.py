@@ -75,7 +75,15 @@ class RawStudy:
 
 @dataclass
 class ParsedStudy:
+    """A parsed study: its rows sit in the column buffers (`ctgov.columns.Buffers`) the parser appended to."""
+
     nct_id: str
     last_update: dt.date | None
-    rows: dict[str, list[dict[str, Any]]]  # table name -> rows (see schemas.TABLES); includes no quarantine rows
     field_issues: list[dict[str, Any]] = field(default_factory=list)  # {"stage": "value", "reason": ...} per value dropped
+    buffers: Any = None  # the Buffers holding the rows (of this study alone when it came from `parse_study`)
+
+    @property
+    def rows(self) -> dict[str, list[dict[str, Any]]]:
+        """table name -> this study's rows as dicts (see schemas.TABLES; quarantine is always empty). Only for a
+        study parsed into buffers of its own (`parse_study`): it reads every row of the buffers."""
+        return self.buffers.rows()

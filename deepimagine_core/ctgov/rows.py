@@ -13,10 +13,11 @@ from functools import lru_cache
 from typing import Any
 
 from deepimagine_core.ctgov.arm_match import ArmMatcher
+from deepimagine_core.ctgov.columns import Buffers
 from deepimagine_core.ctgov.doses import Dose, dose_for, parse_dose
 from deepimagine_core.ctgov.enums import map_enum, map_phases
 from deepimagine_core.ctgov.records import ParsedStudy
-from deepimagine_core.ctgov.schemas import KEYS, empty_rows
+from deepimagine_core.ctgov.schemas import KEYS
 from deepimagine_core.ctgov.values import (
     is_missing,
     parse_date,
@@ -47,12 +48,26 @@ def as_count(raw: Any) -> int | None:
 
 
 class StudyRows:
-    """Rows of one study under construction, plus its field issues."""
+    """Rows of one study under construction, appended to the column buffers of its batch (`t`: table name ->
+    `Columns`; the study's rows start at `start`), plus its field issues."""
 
-    def __init__(self, nct_id: str):
+    def __init__(self, nct_id: str, buffers: Buffers | None = None):
         self.nct_id = nct_id
-        self.rows = empty_rows()
+        self.buffers = buffers if buffers is not None else Buffers()
+        self.t = self.buffers.tables
+        self.start = self.buffers.mark()
         self.issues: list[dict[str, Any]] = []
+
+    def own_rows(self, table: str) -> list[dict[str, Any]]:
+        """This study's rows of one table as dicts (few: arms and interventions for the arm matcher)."""
+        return self.t[table].rows(self.start[table])
+
+    def arm_matcher(self, labels: list[str]) -> ArmMatcher:
+        """The study's result-group -> arm matcher (`arm_match`), bound to its arm and intervention rows: call it
+        once the arms and interventions are added."""
+        matcher = ArmMatcher(labels)
+        matcher.bind(self.own_rows(ARM_GROUPS_TABLE), self.own_rows(INTERVENTIONS_TABLE))
+        return matcher
 
     def issue(self, column: str, reason: str) -> None:
         self.issues.append({"stage": "value", "reason": reason, "column": column})
@@ -110,56 +125,45 @@ class StudyRows:
     ) -> None:
         """One `interventions` row per arm the intervention belongs to (one row without an arm when it names none),
         each with the dose read from the most specific text stating it."""
-        base = {
-            "nct_id": self.nct_id,
-            "intervention_index": index,
-            "type": self.enum("intervention_type", type_raw, "interventions.type"),
-            "name": name,
-            "description": description,
-            "other_names": other_names,
-        }
+        kind = self.enum("intervention_type", type_raw, "interventions.type")
+        add = self.t[INTERVENTIONS_TABLE].add
         for label in labels or [None]:
             dose = intervention_dose(name, other_names, label, arm_description.get(label), description,
                                      per_arm.get(label, 0) == 1)
-            self.rows[INTERVENTIONS_TABLE].append({**base, "arm_label": label, **dose})
+            add(self.nct_id, index, label, kind, name, description, other_names, *dose_tuple(dose))
 
     def add_outcome_groups(
         self, outcome_index: int, groups: list[tuple], matcher: ArmMatcher, participants: dict
     ) -> None:
         """`outcome_groups` rows of one outcome: groups are (group_id, title, description), mapped to arm labels with
         the method that mapped them (`deepimagine_core.ctgov.arm_match`)."""
-        matcher.bind(self.rows[ARM_GROUPS_TABLE], self.rows[INTERVENTIONS_TABLE])
+        add = self.t[OUTCOME_GROUPS_TABLE].add
         for group_index, ((group_id, title, description), (label, method)) in enumerate(
                 zip(groups, matcher.match_groups(groups))):
-            self.rows[OUTCOME_GROUPS_TABLE].append({
-                "nct_id": self.nct_id,
-                "outcome_index": outcome_index,
-                "group_id": group_id,
-                "group_index": group_index,
-                "title": title,
-                "description": description,
-                "arm_label": label,
-                "arm_match_method": method,
-                "participants_analyzed": participants.get(group_id),
-                **group_dose(title, description),
-            })
+            add(self.nct_id, outcome_index, group_id, group_index, title, description, label, method,
+                participants.get(group_id), *_group_dose_values(title, description))
 
     def done(self, last_update) -> ParsedStudy:
         """The parsed study, with rows repeating a table's key (a result group or measurement listed twice) dropped
         after the first and reported as field issues: keys stay unique, and nothing is dropped silently."""
         for name, key in KEYS.items():
-            rows = self.rows[name]
+            columns, start = self.t[name], self.start[name]
+            if len(columns) - start < 2:
+                continue
+            keys = list(zip(*(columns.column(c, start) for c in key)))
+            if len(set(keys)) == len(keys):
+                continue
             seen: set[tuple] = set()
-            kept = []
-            for row in rows:
-                k = tuple(row.get(c) for c in key)
+            dropped = []
+            for offset, k in enumerate(keys):
                 if k in seen:
                     self.issue(name, f"duplicate {name} row for {dict(zip(key[1:], k[1:]))} dropped (first kept)")
+                    dropped.append(start + offset)
                     continue
                 seen.add(k)
-                kept.append(row)
-            self.rows[name] = kept
-        return ParsedStudy(nct_id=self.nct_id, last_update=last_update, rows=self.rows, field_issues=self.issues)
+            columns.delete(dropped)
+        return ParsedStudy(nct_id=self.nct_id, last_update=last_update, field_issues=self.issues,
+                           buffers=self.buffers)
 
 
 def clean_text(s: str | None) -> str | None:
@@ -176,6 +180,12 @@ def clean_block(s: str | None) -> str | None:
         return None
     s = "\n".join(map(str.strip, s.strip().split("\n")))
     return s or None
+
+
+def dose_tuple(columns: dict[str, Any]) -> tuple:
+    """The DOSE_FIELDS values of `dose_columns`, in schema order."""
+    return (columns["dose_values"], columns["dose_unit"], columns["dose_frequency"], columns["dose_route"],
+            columns["dose_text"], columns["dose_source"])
 
 
 def dose_columns(dose: Dose | None, source: str | None) -> dict[str, Any]:
@@ -226,6 +236,12 @@ def _group_dose(title: str | None, description: str | None) -> tuple[Dose | None
         return dose, "group_title"
     dose = parse_dose(description)
     return (dose, "group_description") if dose is not None else (None, None)
+
+
+@lru_cache(maxsize=8192)
+def _group_dose_values(title: str | None, description: str | None) -> tuple:
+    """`group_dose` as the DOSE_FIELDS values in schema order (result-group titles repeat across outcomes)."""
+    return dose_tuple(dose_columns(*_group_dose(title, description)))
 
 
 def group_dose(title: str | None, description: str | None) -> dict[str, Any]:

@@ -126,7 +126,7 @@ OUTCOME_GROUPS = _schema(
     ("title", _str),
     ("description", _str),
     ("arm_label", _str),  # the protocol arm this result group maps to, null when none maps
-    ("arm_match_method", _str),  # how: exact|normalised|contained|tokens|single_arm|evidence|position (ctgov.arm_match)
+    ("arm_match_method", _str),  # exact|normalised|contained|tokens|single_arm|evidence|elimination|position (arm_match)
     ("participants_analyzed", _i64),
     *DOSE_FIELDS,
     doc="One row per result group of an outcome measure.",

@@ -277,6 +277,12 @@ def load_benchmarks(spec: str | os.PathLike | Sequence[str | os.PathLike] | None
     return out
 
 
+def source_fingerprint(spec: str | os.PathLike | Sequence[str | os.PathLike] | None = None) -> list[list]:
+    """[[path, size, mtime_ns], ...] of the files `spec` names (their contents unread): tells whether what was read
+    from them before still stands."""
+    return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in resolve_paths(spec)]
+
+
 def benchmark_nct_ids(spec: str | os.PathLike | Sequence[str | os.PathLike] | None = None) -> set[str]:
     """NCT ids of every trial in the CT Open files `spec` names: keep these out of training data."""
     ids: set[str] = set()

@@ -11,7 +11,7 @@ published adapters).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ BASELINES = ("majority", "logreg", "random_forest", "knn_history", "ensemble")
 LLM_PREDICTORS = ("llm_direct", "llm_rag", "deepimagine")
 TRAINED_LLM_PREDICTORS = ("deepimagine_sft", "llm_direct_grpo")  # added when their adapters are published
 TINY_LLM_MAX_QUESTIONS = 48  # the tiny model's answers are noise: score it on a sample, so the default run stays quick
+TINY_PATHWAY_MAX_QUESTIONS = 16  # the pathway asks 7 anchors x up to 7 steps per question: a smaller sample still
 
 
 @dataclass
@@ -46,7 +47,8 @@ class LLMPredictors:
 
     backend: Callable[[], Any]  # the one shared backend of every LLM predictor (called only when one runs)
     is_tiny: Callable[[Any], bool]  # whether that backend runs the tiny model (its answers are noise)
-    trained: Sequence[str] = ()  # fine-tuned predictors whose adapters are published
+    # fine-tuned predictors whose adapters are published -> the keyword arguments that hand them their adapters
+    trained: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,14 +71,18 @@ def _llm_plan(settings: EvaluationSettings, predictors: list[str], options: dict
     """Add the published fine-tuned predictors, give every LLM predictor the shared backend; {name: question cap}."""
     if llm is not None and settings.trained_predictors and any(p in LLM_PREDICTORS for p in predictors):
         predictors += [p for p in llm.trained if p not in predictors]
+        for name, kwargs in llm.trained.items():
+            options.setdefault(name, {}).update(kwargs)
     llm_names = [p for p in predictors if p in LLM_PREDICTORS or p in TRAINED_LLM_PREDICTORS]
     if not llm_names or llm is None:
         return {}
     backend = llm.backend()
     for name in llm_names:  # one backend (one loaded model) for every LLM predictor
         options.setdefault(name, {}).update(backend=backend, store=store)
-    cap = settings.llm_max_questions or (TINY_LLM_MAX_QUESTIONS if llm.is_tiny(backend) else 0)
-    return {name: cap for name in llm_names} if cap else {}
+    if settings.llm_max_questions or not llm.is_tiny(backend):
+        return {name: settings.llm_max_questions for name in llm_names} if settings.llm_max_questions else {}
+    return {name: TINY_PATHWAY_MAX_QUESTIONS if name.startswith("deepimagine") else TINY_LLM_MAX_QUESTIONS
+            for name in llm_names}
 
 
 def evaluate_store(store: Store, settings: EvaluationSettings, *, llm: LLMPredictors | None = None,

@@ -1,5 +1,6 @@
 """What an evaluation scores and trains on, read from the store: the `ct_open_questions` table (the CT Open files,
-loaded once by `write_ct_open_table`) and the `historical_questions` split (train fits, test is one more benchmark)."""
+loaded once by `write_ct_open_table`) and the `historical_questions` split (train fits, test is one more benchmark);
+and the benchmark NCT ids the leak checks compare against (`split_benchmark_ids`, recorded by `trial_splits`)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from deepimagine_core.evaluation.ct_open import load_benchmarks
+from deepimagine_core.evaluation.ct_open import benchmark_nct_ids, load_benchmarks, source_fingerprint
+from deepimagine_core.pairs.split import recorded_benchmark_ids
 from deepimagine_core.questions import CATEGORIES, Question
 from deepimagine_core.store import Store
-from deepimagine_core.tables import CT_OPEN_TABLE, HISTORICAL_QUESTIONS_TABLE
+from deepimagine_core.tables import CT_OPEN_TABLE, HISTORICAL_QUESTIONS_TABLE, TRIAL_SPLITS_TABLE
 
 HISTORICAL_TEST = "historical_test"  # the benchmark name of the historical test split
 
@@ -70,6 +73,17 @@ def write_ct_open_table(store: Store, paths: Spec, training_paths: Spec = None,
             rows.extend({**q.to_row(), "benchmark": name, "role": role} for q in questions)
     path = store.write_table(CT_OPEN_TABLE, pa.Table.from_pylist(rows, schema=CT_OPEN_QUESTIONS))
     return CTOpenTable(path, len(rows), per_file)
+
+
+def split_benchmark_ids(store: Store, paths: Spec) -> set[str]:
+    """The benchmark NCT ids of the CT Open files `paths` names: those `trial_splits` recorded when it read the same
+    files (unchanged since), else read from the files."""
+    if store.has_table(TRIAL_SPLITS_TABLE):
+        recorded = recorded_benchmark_ids(pq.read_schema(store.table_path(TRIAL_SPLITS_TABLE)),
+                                          source_fingerprint(paths))
+        if recorded is not None:
+            return recorded
+    return benchmark_nct_ids(paths)
 
 
 def ct_open_from_table(store: Store) -> tuple[dict[str, list[Question]], list[Question]]:

@@ -12,7 +12,7 @@ The reference predictor — the one the report and the README name — is chosen
 historical questions (`selection.py`); get it with `selection.reference_predictor()`.
 
 Other packages add theirs with `register_predictor(name, factory)` (the LLM predictors do when
-`deepimagine_core.llm.predictors` is imported, which the Dagster layer does), so the report runs every predictor the
+`deepimagine_core.llm.llm_predictors` is imported, which the Dagster layer does), so the report runs every predictor the
 same way.
 """
 
@@ -57,7 +57,7 @@ def available_predictors() -> list[str]:
 def make_predictor(name: str, **kwargs: Any) -> Predictor:
     if name not in _REGISTRY:
         raise KeyError(f"unknown predictor {name!r}; registered: {', '.join(available_predictors())} (the LLM "
-                       "predictors register when deepimagine_core.llm.predictors is imported)")
+                       "predictors register when deepimagine_core.llm.llm_predictors is imported)")
     predictor = _REGISTRY[name](**kwargs)
     if not isinstance(predictor, Predictor):
         raise TypeError(f"factory of {name!r} returned {type(predictor).__name__}, which lacks name/fit/predict")

@@ -27,9 +27,12 @@ import numpy as np
 from deepimagine_core.evaluation.figures import write_figures
 from deepimagine_core.evaluation.run import EvaluationResults, fmt_interval, safe_name
 from deepimagine_core.evaluation.scoring import METRICS
+from deepimagine_core.evaluation.trajectory_tables import HEADER as TRAJECTORY_HEADER
+from deepimagine_core.evaluation.trajectory_tables import trajectory_rows
 from deepimagine_core.store import atomic_path
 
 TRAJECTORY_SAMPLE = 3  # questions shown step by step per trajectory file
+TRAJECTORY_CHARS = 300  # characters shown of a model output or step field (the JSONL holds all of it)
 
 
 # ---- files --------------------------------------------------------------------------------------------------------
@@ -144,9 +147,14 @@ def find_trajectory_files(reports_dir: Path) -> list[Path]:
     )
 
 
-def _clip(text: Any, limit: int = 600) -> str:
+def _clip(text: Any, limit: int = TRAJECTORY_CHARS) -> str:
+    """One line: whitespace collapsed (model output is often mostly blank lines), cut at `limit` characters (the
+    trajectory JSONL, linked next to it, holds the full text)."""
     text = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[:limit] + f" ... [{len(text) - limit} more characters]"
+    text, raw = " ".join(text.split()), text
+    if raw and not text:
+        return f"(whitespace only: {len(raw)} characters)"
+    return text if len(text) <= limit else text[:limit].rstrip() + f" … (+{len(text) - limit} characters)"
 
 
 def trajectory_blocks(path: Path, reports_dir: Path, sample: int = TRAJECTORY_SAMPLE) -> list[tuple]:
@@ -170,16 +178,21 @@ def trajectory_blocks(path: Path, reports_dir: Path, sample: int = TRAJECTORY_SA
             steps = rec.get("trajectory") or []
             if not isinstance(steps, list):
                 steps = [steps]
+            if rows := trajectory_rows(steps):  # an imagination pathway: one row per anchor
+                blocks.append(("table", TRAJECTORY_HEADER, rows))
+                continue
             items = []
             for i, step in enumerate(steps, start=1):
                 if isinstance(step, dict):
-                    items.append(f"step {i}: " + "; ".join(f"{k}: {_clip(v, 300)}" for k, v in step.items()))
+                    items.append(f"step {i}: " + "; ".join(f"{k}: {_clip(v, 160)}" for k, v in step.items()))
                 else:
                     items.append(f"step {i}: {_clip(step)}")
             if rec.get("text"):
                 items.append(f"final output: {_clip(rec['text'])}")
             blocks.append(("ol", items or ["(no steps recorded)"]))
-    blocks.insert(1, ("p", f"{n_lines} records; the first {shown} shown step by step."))
+    rel = path.relative_to(reports_dir).as_posix()
+    blocks[1:1] = [("p", f"{n_lines} records; the first {shown} shown step by step, whitespace collapsed and cut "
+                         f"short; every record in full:"), ("a", rel, rel)]
     return blocks
 
 
@@ -256,6 +269,8 @@ def render_markdown(blocks: list[tuple], reports_dir: Path, embed_images: bool =
         elif kind == "img":
             src = _data_uri(block[1]) if embed_images else block[1].relative_to(reports_dir).as_posix()
             out.append(f"![{block[2]}]({src})")
+        elif kind == "a":
+            out.append(f"[{block[2]}]({block[1]})")
         elif kind == "ol":
             out.append("\n".join(f"{i}. {item}" for i, item in enumerate(block[1], start=1)))
         elif kind == "ul":
@@ -278,6 +293,8 @@ def render_html(blocks: list[tuple], reports_dir: Path) -> str:
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif kind == "img":
             body.append(f'<img src="{esc(block[1].relative_to(reports_dir).as_posix())}" alt="{esc(block[2])}">')
+        elif kind == "a":
+            body.append(f'<p><a href="{esc(block[1])}">{esc(block[2])}</a></p>')
         elif kind in ("ol", "ul"):
             body.append(f"<{kind}>" + "".join(f"<li>{esc(i)}</li>" for i in block[1]) + f"</{kind}>")
     style = (

@@ -185,7 +185,8 @@ class TransformersBackend:
             torch.manual_seed(params.seed)
         results: list[Generation | None] = [None] * len(flat)
         batches = range(0, len(order), self.batch_size)
-        for start in tqdm(batches, desc="generate", unit="batch", leave=False, disable=len(batches) < 4):
+        for start in tqdm(batches, desc="generate", unit="batch", leave=False,
+                          disable=True if len(batches) < 4 else None):
             chunk = order[start : start + self.batch_size]
             enc = tok.pad({"input_ids": [ids[i] for i in chunk]}, padding=True, return_tensors="pt").to(self.device)
             kwargs: dict[str, Any] = dict(max_new_tokens=params.max_new_tokens, pad_token_id=tok.pad_token_id)
@@ -344,52 +345,6 @@ class BackendSettings:
     batch_size: int = 8
     vllm_tensor_parallel_size: int = 1  # GPUs per vLLM engine
     vllm_data_parallel_size: int = 1  # vLLM engines, one process each
-
-
-def make_backend(
-    kind: str, model: str, *, vllm_tensor_parallel_size: int | None = None, vllm_data_parallel_size: int | None = None,
-    **kw,
-) -> Backend:
-    """`kind` = transformers | vllm | auto (vLLM when it is installed and CUDA is present, else transformers).
-
-    `tensor_parallel_size` (vLLM: GPUs per engine) and `data_parallel_size` (replicas, one process each, see
-    `llm.sharding`) default for vLLM to `vllm_tensor_parallel_size` / `vllm_data_parallel_size` (the `llm` resource's
-    settings); `data_parallel_size` > 1 returns a `ShardedBackend` (also with transformers, e.g. CPU processes)."""
-    if kind == "auto":
-        kind = "vllm" if vllm_available() else "transformers"
-    if kind not in BACKENDS:
-        raise ValueError(f"unknown backend kind {kind!r}; choose one of {sorted(BACKENDS)} or 'auto'")
-    data_parallel = kw.pop("data_parallel_size", None)
-    if kind == "vllm":
-        kw.pop("device", None)
-        kw.pop("batch_size", None)  # vLLM schedules its own batches
-        if kw.get("tensor_parallel_size") is None:
-            kw["tensor_parallel_size"] = vllm_tensor_parallel_size or 1
-        data_parallel = data_parallel or vllm_data_parallel_size
-    else:
-        kw.pop("enable_lora", None)  # transformers loads any adapter on demand
-    if (data_parallel or 1) > 1:
-        from deepimagine_core.llm.sharding import ShardedBackend
-
-        return ShardedBackend(kind, model, data_parallel_size=data_parallel, **kw)
-    return BACKENDS[kind](model, **kw)
-
-
-_SHARED: dict[tuple, Backend] = {}
-
-
-def shared_backend(store: Store | None = None, **kw) -> Backend:
-    """The default backend (`BackendSettings`: transformers, the tiny model of `store`, cpu); keyword arguments
-    override. One backend per distinct setting is shared by the process, so several predictors do not load the same
-    model (or start several vLLM engines) twice."""
-    defaults = BackendSettings()
-    kind = kw.pop("kind", None) or defaults.kind
-    model = kw.pop("model", None) or defaults.model
-    kw.setdefault("device", defaults.device)
-    key = (kind, model, str(store.root) if store else None, tuple(sorted((k, repr(v)) for k, v in kw.items())))
-    if key not in _SHARED:
-        _SHARED[key] = make_backend(kind, model, store=store, **kw)
-    return _SHARED[key]
 
 
 def is_tiny(backend: Backend) -> bool:

@@ -13,9 +13,21 @@ from typing import Any
 
 from deepimagine_core.llm.prompts import clip
 from deepimagine_core.questions import Question
+from deepimagine_core.tables import BENCHMARK_REGISTRATIONS_TABLE, TRIALS_TABLE
 
 FACTORS = ("intervention", "arm", "outcome", "population", "geography", "design")
 DEFAULT_ORDER = FACTORS
+# operator families: one adapter each. arm and outcome are learnt from natural pairs (SFT); intervention and context
+# (population, geography, design) from approximate pairs across trials (GRPO on the observed change).
+FAMILIES = {"intervention": "intervention", "arm": "arm", "outcome": "outcome", "population": "context",
+            "geography": "context", "design": "context"}
+OPERATOR_FAMILIES = ("arm", "outcome", "intervention", "context")
+SFT_FAMILIES = ("arm", "outcome")
+RL_FAMILIES = ("intervention", "context")
+TRIAL_COLUMNS = (
+    "nct_id", "conditions", "sex", "minimum_age", "maximum_age", "healthy_volunteers", "eligibility_criteria",
+    "countries", "phases", "allocation", "masking", "intervention_model", "primary_purpose", "enrollment",
+)
 LABELS = {
     "intervention": "Interventions",
     "arm": "Arms",
@@ -37,6 +49,17 @@ def _interventions(q: Question) -> list[str]:
     return sorted(set(names), key=str.lower)
 
 
+def _arms(q: Question) -> str | None:
+    """Each arm's label and type, the compared ones first when known (their interventions and doses are the
+    intervention factor's value; labels often carry the dose, as in dose-ranging arms)."""
+    if not q.arms:
+        return None
+    compared = [q.extra.get("arm_x"), q.extra.get("arm_y")]
+    arms = sorted(q.arms, key=lambda a: compared.index(a.get("label")) if a.get("label") in compared else 2)
+    parts = [f"{clip(a.get('label') or '?', 100)} [{a.get('type') or 'UNKNOWN'}]" for a in arms]
+    return f"{len(q.arms)} arms: " + "; ".join(parts)
+
+
 def _field(q: Question, trial: Mapping[str, Any] | None, name: str):
     """A trial attribute from the `trials` row, else from the question's `extra` (historical questions carry some)."""
     if trial is not None and trial.get(name) not in (None, "", []):
@@ -56,7 +79,6 @@ def configuration_of(q: Question, trial: Mapping[str, Any] | None = None) -> Con
     """Each factor's value as text, or None when the source does not say (e.g. CT Open records carry no eligibility
     or countries unless the trial is in the `trials` table)."""
     interventions = _interventions(q)
-    arm_types = [str(a.get("type") or "UNKNOWN") for a in q.arms]
     ep = q.endpoint or {}
     outcome = clip(" ".join(x for x in (ep.get("measure") or "", f"[{ep['timeFrame']}]" if ep.get("timeFrame") else "")
                             if x), 300)
@@ -81,7 +103,7 @@ def configuration_of(q: Question, trial: Mapping[str, Any] | None = None) -> Con
 
     return {
         "intervention": "; ".join(interventions) or None,
-        "arm": f"{len(q.arms)} arms: " + ", ".join(arm_types) if q.arms else None,
+        "arm": _arms(q),
         "outcome": outcome or None,
         "population": "; ".join(population_parts) or None,
         "geography": _join(_field(q, trial, "countries")) or None,
@@ -123,3 +145,25 @@ def plan_changes(
 def describe_configuration(config: Configuration) -> str:
     lines = [f"{LABELS[f]}: {config[f]}" for f in FACTORS if config.get(f)]
     return "\n".join(lines) or "(nothing known)"
+
+
+def factor_adapters(families: Mapping[str, str]) -> dict[str, str]:
+    """family -> adapter folder (`arm`, `outcome`, `intervention`, `context`) as factor -> adapter folder: each factor
+    uses its own family's operator (population, geography and design share the context one)."""
+    unknown = sorted(set(families) - set(OPERATOR_FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown operator families {unknown}; known: {OPERATOR_FAMILIES}")
+    return {factor: str(families[family]) for factor, family in FAMILIES.items() if family in families}
+
+
+def load_trials(store) -> dict[str, dict[str, Any]]:
+    """nct_id → the `trials` columns the factors use, from a `Store`: table `trials`, then the fetched registrations
+    of benchmark trials it lacks (`benchmark_registrations`); {} when neither is built."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in (BENCHMARK_REGISTRATIONS_TABLE, TRIALS_TABLE):  # the trials table wins
+        if store is not None and store.has_table(name):
+            table = store.read_table(name)
+            columns = [c for c in TRIAL_COLUMNS if c in table.column_names]
+            out.update({row["nct_id"]: row for row in table.select(columns).to_pylist()})
+    return out
+

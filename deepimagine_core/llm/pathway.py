@@ -1,13 +1,15 @@
 """The stepwise imagination pathway: DeepImagine's prediction procedure.
 
-For a target question: retrieve k anchors (historical questions whose result is known), and for each anchor
+For a target question: retrieve k anchors (default 7 historical questions whose result is known, each from another
+trial), and for each anchor
 1. list the factors whose value differs between the anchor's configuration and the target's, in a configurable order
    (default intervention → arm → outcome → population → geography → design; matching or unknown factors skipped);
-2. chain local counterfactual steps: each changes ONE factor and asks the model for the new result, which is carried
-   forward as the (imagined) current result of the next step;
+2. chain local counterfactual steps in the shared step format (`llm.steps`, the format the operators are trained
+   on): each changes ONE factor and asks the model for the new result, carried forward as the next step's (imagined)
+   current result; a factor's step uses its family's operator (`factors.factor_adapters`) when one is given;
 3. ask the target question given the imagined path (`DECISION` probabilities).
-The anchors' probabilities are aggregated (mean by default). Every trajectory — each step's factor, input and output —
-is returned as a plain dict so callers store it (files whose names contain `trajectories`).
+The anchors' probabilities are aggregated (mean by default, or weighted by similarity). Every trajectory — each
+step's factor, input and output — is returned as a plain dict so callers store it.
 
 Generation is batched across all questions and anchors: step t of every trajectory goes to the backend in one call per
 adapter (per-factor LoRA operators, when given, are applied to their factor's steps).
@@ -23,16 +25,10 @@ from typing import Any, Protocol
 from tqdm.auto import tqdm
 
 from deepimagine_core.llm.backends import Backend, SamplingParams
-from deepimagine_core.llm.factors import DEFAULT_ORDER, configuration_of, describe_configuration, plan_changes
+from deepimagine_core.llm.factors import DEFAULT_ORDER, configuration_of, plan_changes
 from deepimagine_core.llm.parsing import ParseCounter, parse_decision, parse_step
-from deepimagine_core.llm.prompts import (
-    answer_messages,
-    clip,
-    direct_messages,
-    known_result,
-    step_messages,
-    template_id,
-)
+from deepimagine_core.llm.prompts import answer_messages, clip, direct_messages, known_result, template_id
+from deepimagine_core.llm.steps import StepInput, result_numbers, step_messages
 from deepimagine_core.questions import Question
 
 
@@ -53,7 +49,9 @@ def anchor_text(q: Question) -> str:
 class IndexAnchorRetriever:
     """Anchors = questions with known answers, searched with a text index of interface `fit(ids, texts)`,
     `search(texts, k) -> [[(id, similarity), ...]]` (the pairs retrieval index by default, via the evaluation's
-    `default_text_index`). Never returns an anchor from the target's own trial."""
+    `default_text_index`). Never
+    returns an anchor from the target's own trial, and at most one question per anchor trial (the most similar), so k
+    anchors are k different trials; `similarities` holds each returned anchor's similarity to its target."""
 
     def __init__(self, anchors: Sequence[Question], index: Any = None, overfetch: int = 20):
         self.anchors = [a for a in anchors if a.answer is not None]
@@ -65,36 +63,71 @@ class IndexAnchorRetriever:
             index = TextIndex()
         self.index = index
         self.overfetch = overfetch
+        self.similarities: dict[tuple, list[float]] = {}
         self.index.fit([str(i) for i in range(len(self.anchors))], [anchor_text(a) for a in self.anchors])
 
     def retrieve_many(self, questions: Sequence[Question], k: int) -> list[list[Question]]:
         if not questions:
             return []
-        hits = self.index.search([anchor_text(q) for q in questions], min(len(self.anchors), k + self.overfetch))
-        out = []
-        for q, row in zip(questions, hits):
-            ids = [item[0] if isinstance(item, (tuple, list)) else getattr(item, "id", item) for item in row]
-            found = [self.anchors[int(i)] for i in ids]
-            out.append([a for a in found if a.nct_id != q.nct_id][:k])
-        return out
+        texts = [anchor_text(q) for q in questions]
+        fetch = min(len(self.anchors), k * 4 + self.overfetch)
+        found: list[tuple[list[Question], list[float]]] = [([], [])] * len(questions)
+        todo = list(range(len(questions)))
+        while todo:  # many questions share a trial: search deeper until k distinct trials (or every anchor) are seen
+            hits = self.index.search([texts[i] for i in todo], fetch)
+            found_now = {i: self._distinct(questions[i], row, k) for i, row in zip(todo, hits)}
+            found = [found_now.get(i, f) for i, f in enumerate(found)]
+            if fetch >= len(self.anchors):
+                break
+            todo = [i for i in todo if len(found[i][0]) < k]
+            fetch = min(len(self.anchors), fetch * 4)
+        for q, (_, sims) in zip(questions, found):
+            self.similarities[q.key] = sims
+        return [chosen for chosen, _ in found]
+
+    def _distinct(self, q: Question, row, k: int) -> tuple[list[Question], list[float]]:
+        """The first k hits from k different trials, none the target's own, with their similarities."""
+        chosen, sims, trials = [], [], {q.nct_id}
+        for item in row:
+            i, sim = (item[0], item[1]) if isinstance(item, (tuple, list)) else (getattr(item, "id", item), 1.0)
+            anchor = self.anchors[int(i)]
+            if anchor.nct_id not in trials:
+                trials.add(anchor.nct_id)
+                chosen.append(anchor)
+                sims.append(float(sim))
+            if len(chosen) == k:
+                break
+        return chosen, sims
 
 
-def mean_probabilities(probs: list[list[float]]) -> list[float]:
+def mean_probabilities(probs: list[list[float]], weights: list[float] | None = None) -> list[float]:
     return [sum(col) / len(probs) for col in zip(*probs)]
 
 
-AGGREGATORS: dict[str, Callable[[list[list[float]]], list[float]]] = {"mean": mean_probabilities}
+def similarity_weighted(probs: list[list[float]], weights: list[float] | None = None) -> list[float]:
+    """Anchors count in proportion to their similarity to the target (the plain mean when none is positive)."""
+    w = [max(0.0, x) for x in (weights or [])]
+    if len(w) != len(probs) or sum(w) <= 0:
+        return mean_probabilities(probs)
+    return [sum(p * x for p, x in zip(col, w)) / sum(w) for col in zip(*probs)]
+
+
+AGGREGATORS: dict[str, Callable[[list[list[float]], list[float] | None], list[float]]] = {
+    "mean": mean_probabilities,
+    "similarity": similarity_weighted,
+}
+DEFAULT_K = 7
 
 
 @dataclass
 class PathwayConfig:
-    k: int = 3
+    k: int = DEFAULT_K
     order: tuple[str, ...] = DEFAULT_ORDER
     step_params: SamplingParams = field(default_factory=lambda: SamplingParams(temperature=0.0, max_new_tokens=160))
     answer_params: SamplingParams = field(default_factory=lambda: SamplingParams(temperature=0.0, max_new_tokens=160))
-    adapters: dict[str, str] = field(default_factory=dict)  # factor -> LoRA adapter folder (per-factor operators)
+    adapters: dict[str, str] = field(default_factory=dict)  # factor -> LoRA folder (`factors.factor_adapters`)
     answer_adapter: str | None = None
-    aggregate: str = "mean"
+    aggregate: str = "mean"  # mean | similarity (weighted by each anchor's similarity)
 
     def __post_init__(self):
         if self.aggregate not in AGGREGATORS:
@@ -116,45 +149,45 @@ def _ref(q: Question) -> dict[str, Any]:
     return {"nct_id": q.nct_id, "endpoint_key": q.endpoint_key, "question_index": q.question_index}
 
 
-def _start_trajectory(target: Question, anchor: Question, order, trials) -> dict[str, Any]:
+def _unknown_reason(factor: str, config: dict, q: Question, trials) -> str | None:
+    if config.get(factor) is not None:
+        return None
+    where = "its trials row lacks it" if q.nct_id in trials else "not in the trials table"
+    return f"{factor} of {q.nct_id} unknown ({where}, and its question does not give it)"
+
+
+def _start_trajectory(target: Question, anchor: Question, order, trials, similarity: float | None) -> dict[str, Any]:
     source = configuration_of(anchor, trials.get(anchor.nct_id))
     goal = configuration_of(target, trials.get(target.nct_id))
     changes, skipped = plan_changes(source, goal, order)
+    for s in skipped:
+        if s["reason"] == "unknown":
+            reasons = [_unknown_reason(s["factor"], c, q, trials) for c, q in ((goal, target), (source, anchor))]
+            s["why"] = "; ".join(r for r in reasons if r)
     return {
         "question": _ref(target),
         "anchor": _ref(anchor),
+        "anchor_similarity": similarity,
         "anchor_result": known_result(anchor),
+        "target_in_trials": target.nct_id in trials,
         "planned": changes,
         "skipped": skipped,
         "steps": [],
         "_config": dict(source),
         "_goal": goal,
         "_current": known_result(anchor),
+        "_numbers": result_numbers(anchor),
         "_imagined": False,
     }
 
 
-def _step_prompt(traj: dict[str, Any], factor: str) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    before = traj["_config"]
-    after = {**before, factor: traj["_goal"][factor]}
-    step_input = {
-        "current_result": traj["_current"],
-        "imagined": traj["_imagined"],
-        "from": before[factor],
-        "to": after[factor],
-    }
-    messages = step_messages(
-        factor=factor,
-        source=describe_configuration(before),
-        current_result=traj["_current"],
-        change=f"{before[factor]} → {after[factor]}",
-        target=describe_configuration(after),
-        imagined=traj["_imagined"],
-    )
-    return messages, step_input
+def _step_input(traj: dict[str, Any], factor: str) -> StepInput:
+    """The next step of a path in the shared format: from the current (observed, then imagined) result."""
+    return StepInput(factor, traj["_config"][factor], traj["_goal"][factor], traj["_current"],
+                     "" if traj["_imagined"] else traj["_numbers"], observed=not traj["_imagined"])
 
 
-def _carry_forward(traj: dict[str, Any], factor: str, step_input: dict[str, Any], text: str, counter) -> None:
+def _carry_forward(traj: dict[str, Any], step_input: StepInput, text: str, counter) -> None:
     step = parse_step(text)
     counter.add("step", step.parsed)
     if step.result:
@@ -163,10 +196,11 @@ def _carry_forward(traj: dict[str, Any], factor: str, step_input: dict[str, Any]
         new_result = f"{traj['_current']} (then moved {step.direction}{', ' + step.size if step.size else ''})"
     else:
         new_result = traj["_current"]  # an unparsed step leaves the result where it was (and is flagged)
+    factor = step_input.factor
     traj["steps"].append(
         {
             "factor": factor,
-            "input": step_input,
+            "input": {**step_input.fields(), "from": step_input.old_value, "to": step_input.new_value},
             "output": text,
             "parsed": step.parsed,
             "direction": step.direction,
@@ -206,27 +240,31 @@ def run_pathway(
     counter = counter if counter is not None else ParseCounter()
     trials = trials or {}
     anchors = retriever.retrieve_many(questions, config.k)
-    trajs = [[_start_trajectory(q, a, config.order, trials) for a in found] for q, found in zip(questions, anchors)]
+    sims = getattr(retriever, "similarities", {})
+    trajs = [
+        [_start_trajectory(q, a, config.order, trials, _nth(sims.get(q.key), i)) for i, a in enumerate(found)]
+        for q, found in zip(questions, anchors)
+    ]
     flat = [t for ts in trajs for t in ts]
 
     max_steps = max((len(t["planned"]) for t in flat), default=0)
-    for index in tqdm(range(max_steps), desc="imagination steps", disable=not flat):
+    for index in tqdm(range(max_steps), desc="imagination steps", disable=None if flat else True):
         by_adapter: dict[str | None, list[tuple[dict, str]]] = defaultdict(list)
         for t in flat:
             if index < len(t["planned"]):
                 factor = t["planned"][index]
                 by_adapter[config.adapters.get(factor)].append((t, factor))
         for adapter, items in by_adapter.items():
-            prompts = [_step_prompt(t, f) for t, f in items]
-            outputs = backend.generate([m for m, _ in prompts], config.step_params, adapter=adapter)
-            for (t, factor), (_, step_input), gens in zip(items, prompts, outputs):
-                _carry_forward(t, factor, step_input, gens[0].text, counter)
+            inputs = [_step_input(t, f) for t, f in items]
+            outputs = backend.generate([step_messages(x) for x in inputs], config.step_params, adapter=adapter)
+            for (t, _), step_input, gens in zip(items, inputs, outputs):
+                _carry_forward(t, step_input, gens[0].text, counter)
 
     final_prompts = [answer_messages(q, _path_lines(t)) for q, ts in zip(questions, trajs) for t in ts]
     finals = backend.generate(final_prompts, config.answer_params, adapter=config.answer_adapter) if flat else []
     results, cursor = [], 0
     for q, ts in zip(questions, trajs):
-        probs, texts = [], []
+        probs, texts, weights = [], [], []
         for t in ts:
             text = finals[cursor][0].text
             cursor += 1
@@ -239,12 +277,18 @@ def run_pathway(
                 del t[key]
             if decision.parsed:
                 probs.append(decision.probabilities)
+                weights.append(t["anchor_similarity"] if t["anchor_similarity"] is not None else 1.0)
             texts.append(text)
         parsed = bool(probs)
-        probabilities = AGGREGATORS[config.aggregate](probs) if parsed else [1.0 / len(q.options)] * len(q.options)
+        uniform = [1.0 / len(q.options)] * len(q.options)
+        probabilities = AGGREGATORS[config.aggregate](probs, weights) if parsed else uniform
         results.append(PathwayResult(q, probabilities, parsed, "\n---\n".join(texts), ts))
     _fill_without_anchors(results, backend, config, counter)
     return results
+
+
+def _nth(values: list[float] | None, i: int) -> float | None:
+    return values[i] if values and i < len(values) else None
 
 
 def _fill_without_anchors(results: list[PathwayResult], backend: Backend, config: PathwayConfig, counter) -> None:
@@ -273,12 +317,15 @@ def trajectory_steps(trajectories: Sequence[dict[str, Any]]) -> list[dict[str, A
         if anchor is None:
             out.append({"anchor": None, "factor": "direct", "note": traj.get("note")})
         else:
-            out.append({"anchor": anchor, "factor": "start", "result": traj["anchor_result"], "observed": True})
-            out += [{"anchor": anchor, "factor": s["factor"], "skipped": s["reason"]} for s in traj["skipped"]]
+            out.append({"anchor": anchor, "factor": "start", "result": traj["anchor_result"], "observed": True,
+                        "similarity": traj.get("anchor_similarity")})
+            out += [{"anchor": anchor, "factor": s["factor"], "skipped": s["reason"], "why": s.get("why")}
+                    for s in traj["skipped"]]
             for s in traj["steps"]:
                 out.append({"anchor": anchor, "factor": s["factor"], "from": s["input"]["from"], "to": s["input"]["to"],
                             "input_result": s["input"]["current_result"], "direction": s["direction"],
-                            "size": s["size"], "result": s["result"], "parsed": s["parsed"], "output": s["output"]})
+                            "size": s["size"], "result": s["result"], "parsed": s["parsed"], "output": s["output"],
+                            "template": s["input"]["template"]})
         final = traj["final"]
         out.append({"anchor": anchor, "factor": "answer", "probabilities": final["probabilities"],
                     "parsed": final["parsed"], "output": final["text"]})
@@ -295,7 +342,7 @@ def render_trajectory(traj: dict[str, Any]) -> str:
         a = traj["anchor"]
         lines.append(f"- start from anchor **{a['nct_id']}** (observed): {clip(traj['anchor_result'], 200)}")
         for s in traj.get("skipped", []):
-            lines.append(f"- skip *{s['factor']}* ({s['reason']})")
+            lines.append(f"- skip *{s['factor']}* ({s.get('why') or s['reason']})")
         for i, s in enumerate(traj["steps"], 1):
             flag = "" if s["parsed"] else " ⚠ unparsed"
             lines.append(

@@ -8,9 +8,8 @@ wording never mixes silently with old results: bump the version in `VERSIONS` an
 Prompts:
 - `direct`: predict a `Question` (answer `DECISION: (p1, p2[, p3])`).
 - `rag`: the same with k retrieved anchor trials and their known results.
-- `step`: the local counterfactual step — current (possibly imagined) result of configuration C, ONE change to C',
-  predict the new result (`DIRECTION`, `SIZE`, `RESULT`, `EXPLANATION`).
-- `trace`: a teacher explains an observed natural-pair transition, ending in the step format.
+- `step`, `trace`: the local counterfactual step and the teacher's explanation of an observed one; both are rendered
+  by `llm.steps` from one `StepInput` (the format traces, operator training data and the pathway share).
 - `answer`: the pathway's last call — the imagined path from an anchor, then `DECISION` for the target question.
 """
 
@@ -25,8 +24,7 @@ from typing import Any
 from deepimagine_core.questions import Question
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-VERSIONS = {"system": "v1", "direct": "v1", "rag": "v1", "step": "v1", "trace": "v1", "answer": "v1"}
-DEFAULT_QUANTITY = "the effect of the first arm relative to its comparator on the endpoint"
+VERSIONS = {"system": "v1", "direct": "v1", "rag": "v1", "step": "v2", "trace": "v2", "answer": "v1"}
 MAX_FIELD_CHARS = 400  # long free text (arm descriptions, eligibility) is cut to keep prompts small
 
 
@@ -127,44 +125,6 @@ def rag_messages(q: Question, anchors: list[Question]) -> list[dict[str, str]]:
         options=describe_options(q),
         anchors="\n\n".join(blocks),
         decision_example=decision_example(len(q.options)),
-    )
-
-
-def step_messages(
-    *,
-    factor: str,
-    source: str,
-    current_result: str,
-    change: str,
-    target: str,
-    imagined: bool,
-    quantity: str = DEFAULT_QUANTITY,
-) -> list[dict[str, str]]:
-    """The local counterfactual step. `source`/`target` describe C and C'; `imagined` says whether the result of C
-    was observed or imagined by an earlier step."""
-    return load_template("step").render(
-        factor=factor,
-        source=source,
-        current_result=clip(current_result, 600),
-        result_status="imagined" if imagined else "observed",
-        change=clip(change, 600),
-        target=target,
-        quantity=quantity,
-    )
-
-
-def trace_messages(
-    *, factor: str, source: str, current_result: str, change: str, target: str, observed_result: str, quantity: str
-) -> list[dict[str, str]]:
-    """The teacher's prompt for a natural pair: both observed results shown, the causal explanation asked for."""
-    return load_template("trace").render(
-        factor=factor,
-        source=source,
-        current_result=clip(current_result, 600),
-        change=clip(change, 600),
-        target=target,
-        observed_result=clip(observed_result, 600),
-        quantity=quantity,
     )
 
 

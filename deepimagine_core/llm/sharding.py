@@ -26,7 +26,7 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from deepimagine_core.llm.backends import Generation, Messages, SamplingParams, resolve_model
+from deepimagine_core.llm.backends import BACKENDS, Generation, Messages, SamplingParams, resolve_model
 
 T = TypeVar("T")
 _STOP = None
@@ -77,8 +77,6 @@ def device_groups(data_parallel_size: int, tensor_parallel_size: int, gpus: Sequ
 def _serve(conn) -> None:
     """A replica (run as `python -m deepimagine_core.llm.sharding FD`, GPUs already pinned by its environment):
     build the backend from the first message, then answer generate requests until told to stop."""
-    from deepimagine_core.llm.backends import BACKENDS
-
     kind, model, kwargs = conn.recv()
     try:
         backend = BACKENDS[kind](model, **kwargs)
@@ -141,8 +139,6 @@ class ShardedBackend:
         gpus: Sequence[str] | None = None,
         **backend_kwargs: Any,
     ):
-        from deepimagine_core.llm.backends import BACKENDS
-
         if kind not in BACKENDS:
             raise ValueError(f"unknown backend kind {kind!r}; choose one of {sorted(BACKENDS)}")
         if kind != "vllm" and tensor_parallel_size != 1:

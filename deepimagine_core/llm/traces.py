@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -22,7 +22,9 @@ from tqdm.auto import tqdm
 
 from deepimagine_core.llm.backends import Backend, SamplingParams
 from deepimagine_core.llm.parsing import parse_step
-from deepimagine_core.llm.prompts import clip, describe_arm, step_messages, template_id, trace_messages
+from deepimagine_core.llm.pair_text import PairView, pair_view, trace_prompts, verdict
+from deepimagine_core.llm.prompts import template_id
+from deepimagine_core.tables import NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE
 
 TRACES_SCHEMA = pa.schema(
     [
@@ -53,183 +55,6 @@ TRACES_SCHEMA = pa.schema(
         ("created_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-
-DIRECTIONS = ("up", "down", "same")
-# what a natural pair's change_direction measures: target value minus source value, whatever the outcome's polarity
-PAIR_QUANTITY = "the reported value of the outcome (the number itself, not whether it is better)"
-# natural pairs' change_band -> the step format's SIZE; "same" has no size to check
-_SIZE_BANDS = {"negligible": "small", "small": "small", "moderate": "moderate", "large": "large"}
-
-
-@dataclass(frozen=True)
-class PairView:
-    """What a trace prompt needs from one `natural_pairs` row."""
-
-    pair_id: str
-    factor: str
-    split: str
-    source: str  # configuration C, described
-    target: str  # configuration C'
-    change: str  # the one thing that differs, in plain words
-    source_result: str
-    target_result: str
-    direction: str  # observed: up | down | same
-    size: str | None  # observed size band in the step format's words (small | moderate | large), when known
-    negligible: bool  # the change is under 5%: "same" is an acceptable answer too
-    quantity: str  # what DIRECTION refers to
-
-
-def _first(row: Mapping[str, Any], *names: str, default: Any = None) -> Any:
-    for name in names:
-        value = row.get(name)
-        if value not in (None, ""):
-            return value
-    return default
-
-
-def _loads(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
-def _flat(value: Any) -> str:
-    """Any leftover value as readable text: dicts as `key: value; ...`, lists comma-joined, empties dropped."""
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_flat(v)}" for k, v in value.items() if v not in (None, "", [], {}))
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_flat(v) for v in value if v not in (None, "", [], {}))
-    return str(value)
-
-
-def describe_pair_context(value: Any) -> str:
-    """A natural-pair context (JSON of `deepimagine_core.pairs.natural`: trial, arm, group, dose, outcome,
-    class/category) as prompt lines; plain text is returned as it is."""
-    ctx = _loads(value)
-    if not isinstance(ctx, dict):
-        return _flat(ctx)
-    lines = []
-    trial = " ".join(x for x in (clip(ctx.get("brief_title"), 200), f"({ctx['nct_id']})" if ctx.get("nct_id") else "")
-                     if x)
-    extras = [f"conditions: {_flat(ctx['conditions'])}" if ctx.get("conditions") else "",
-              f"phases: {_flat(ctx['phases'])}" if ctx.get("phases") else ""]
-    if trial or any(extras):
-        lines.append("; ".join(x for x in [f"Trial: {trial}" if trial else "", *extras] if x))
-    if isinstance(arm := ctx.get("arm"), dict):
-        lines.append("Arm: " + describe_arm(arm).removeprefix("- "))
-    if isinstance(group := ctx.get("group"), dict) and (group.get("title") or group.get("description")):
-        lines.append("Group: " + "; ".join(clip(x, 200) for x in (group.get("title"), group.get("description")) if x))
-    if isinstance(dose := ctx.get("dose"), dict):
-        text = dose.get("text") or " ".join(
-            x for x in (_flat(dose.get("values")), dose.get("unit"), dose.get("frequency"), dose.get("route")) if x)
-        if text:
-            lines.append(f"Dose: {text}")
-    if isinstance(outcome := ctx.get("outcome"), dict):
-        head = " ".join(x for x in (clip(outcome.get("title"), 200),
-                                    f"[{outcome['time_frame']}]" if outcome.get("time_frame") else "") if x)
-        kind = ", ".join(x for x in (outcome.get("type"), outcome.get("param_type"),
-                                     f"unit {outcome['unit']}" if outcome.get("unit") else "") if x)
-        desc = clip(outcome.get("description"), 200)
-        lines.append("Outcome: " + "; ".join(x for x in (head, f"({kind})" if kind else "", desc) if x))
-    cell = " / ".join(str(x) for x in (ctx.get("class_title"), ctx.get("category_title")) if x)
-    if cell:
-        lines.append(f"Result cell: {cell}")
-    known = {"nct_id", "brief_title", "conditions", "phases", "arm", "group", "dose", "outcome", "class_title",
-             "category_title"}
-    if rest := _flat({k: v for k, v in ctx.items() if k not in known}):
-        lines.append(rest)
-    return "\n".join(lines)
-
-
-def describe_pair_result(value: Any) -> str:
-    """A natural-pair result (JSON: value, dispersion, limits, n, param type, unit) as one line."""
-    res = _loads(value)
-    if not isinstance(res, dict):
-        return _flat(res)
-    if res.get("value") is None:
-        return _flat(res)
-    value = f"{res['value']:g}" if isinstance(res["value"], (int, float)) else res["value"]
-    text = " ".join(str(x) for x in (res.get("param_type"), value, res.get("unit")) if x not in (None, ""))
-    spread = []
-    if res.get("dispersion") is not None:
-        spread.append(f"{res.get('dispersion_type') or 'dispersion'} {res['dispersion']:g}")
-    if res.get("lower") is not None and res.get("upper") is not None:
-        spread.append(f"limits {res['lower']:g} to {res['upper']:g}")
-    if res.get("n") is not None:
-        spread.append(f"n = {res['n']}")
-    return f"{text} ({'; '.join(spread)})" if spread else text
-
-
-def normalise_direction(value: Any) -> str | None:
-    direction = str(value or "").strip().lower()
-    return direction if direction in DIRECTIONS else None
-
-
-def pair_view(row: Mapping[str, Any]) -> PairView:
-    """Read one natural pair; raises ValueError naming the missing fields (the caller counts it as skipped)."""
-    fields = {
-        "pair_id": _first(row, "pair_id"),
-        "factor": _first(row, "factor"),
-        "source": _first(row, "source_context"),
-        "target": _first(row, "target_context"),
-        "change": _first(row, "difference"),
-        "source_result": _first(row, "source_result"),
-        "target_result": _first(row, "target_result"),
-        "change_direction": normalise_direction(row.get("change_direction")),
-    }
-    missing = sorted(k for k, v in fields.items() if v is None)
-    if missing:
-        raise ValueError(f"natural pair {fields['pair_id'] or '?'} lacks {', '.join(missing)}")
-    band = str(row.get("change_band") or "").strip().lower()
-    return PairView(
-        pair_id=str(fields["pair_id"]),
-        factor=str(fields["factor"]),
-        split=str(_first(row, "split", default="")),
-        source=describe_pair_context(fields["source"]),
-        target=describe_pair_context(fields["target"]),
-        change=str(fields["change"]),
-        source_result=describe_pair_result(fields["source_result"]),
-        target_result=describe_pair_result(fields["target_result"]),
-        direction=fields["change_direction"],
-        size=_SIZE_BANDS.get(band),
-        negligible=band == "negligible",
-        quantity=PAIR_QUANTITY,
-    )
-
-
-def verdict(stated_direction: str | None, stated_size: str | None, pair: PairView) -> tuple[str, bool | None]:
-    """(verdict, size_match): accepted only when the direction matches, and the size band too when it is known.
-    "same" has no size to check; it also matches a negligible (< 5%) observed change."""
-    if stated_direction is None:
-        return "unparsed", None
-    if stated_direction == "same" and pair.negligible:
-        return "accepted", None
-    if stated_direction != pair.direction:
-        return "wrong_direction", None
-    if pair.size is None or pair.direction == "same":
-        return "accepted", None
-    size_match = stated_size == pair.size
-    return ("accepted" if size_match else "wrong_size"), size_match
-
-
-def trace_prompts(pair: PairView) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """(teacher prompt with the observed result of C', operator step prompt without it)."""
-    common = dict(factor=pair.factor, source=pair.source, current_result=pair.source_result, change=pair.change,
-                  target=pair.target, quantity=pair.quantity)
-    return (
-        trace_messages(observed_result=pair.target_result, **common),
-        step_messages(imagined=False, **common),
-    )
-
-
-def pair_step_messages(row: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The operator's step prompt for one natural pair (no observed result of C'): what SFT trains on, worded
-    exactly as the trace it is paired with."""
-    return trace_prompts(pair_view(row))[1]
-
 
 @dataclass
 class PairSelection:
@@ -292,7 +117,7 @@ def trace_pairs(
     params_json = json.dumps(params.to_dict(), sort_keys=True)
     now = datetime.now(timezone.utc)
     chunk_pairs *= getattr(backend, "data_parallel_size", 1)
-    for start in tqdm(range(0, len(pairs), chunk_pairs), desc="reasoning traces", disable=not pairs):
+    for start in tqdm(range(0, len(pairs), chunk_pairs), desc="reasoning traces", disable=None if pairs else True):
         chunk = pairs[start : start + chunk_pairs]
         prompts = [trace_prompts(p) for p in chunk]
         outputs = backend.generate([teacher for teacher, _ in prompts], params, adapter=adapter)
@@ -404,3 +229,50 @@ def contract_violations(traces: pa.Table, pairs: pa.Table) -> dict[str, int]:
         "traces_of_unknown_pairs": sum(1 for r in rows if r["pair_id"] not in split),
         "accepted_without_direction_match": sum(1 for r in rows if r["accepted"] and not r["direction_match"]),
     }
+
+
+# ---- one run of the `reasoning_traces` asset ------------------------------------------------------------------------
+
+TINY_MAX_NEW_TOKENS = 32  # the tiny teacher writes noise: longer traces would only cost time
+TINY_MAX_PAIRS = 64  # likewise, a tiny teacher traces a few pairs per run (the offline default stays quick)
+
+
+@dataclass
+class TracesRun:
+    """What one `extend_traces` call did: the whole table now, the new rows, the pair counts and the settings used."""
+
+    table: pa.Table
+    new: pa.Table
+    counts: dict[str, Any]
+    params: SamplingParams
+    duplicates: int
+    notes: list[str] = field(default_factory=list)
+
+
+def extend_traces(store, backend: Backend, params: SamplingParams, n_samples: int, max_pairs: int | None, *,
+                  tiny: bool = False, log=None) -> TracesRun:
+    """Trace the training-split natural pairs not yet traced by this teacher and template, append them to table
+    `reasoning_traces` (never duplicating a trace) and return what was done. A `tiny` teacher traces at most
+    `TINY_MAX_PAIRS` pairs with at most `TINY_MAX_NEW_TOKENS` tokens (its text is noise)."""
+    log = log or (lambda _line: None)
+    pairs = store.read_table(NATURAL_PAIRS_TABLE)
+    existing = (store.read_table(REASONING_TRACES_TABLE) if store.has_table(REASONING_TRACES_TABLE)
+                else TRACES_SCHEMA.empty_table()).select(TRACES_SCHEMA.names).cast(TRACES_SCHEMA)
+    notes = []
+    if tiny and not 0 < (max_pairs or 0) <= TINY_MAX_PAIRS:
+        max_pairs = TINY_MAX_PAIRS
+        notes.append(f"tiny teacher: at most {TINY_MAX_PAIRS} new pairs per run")
+    if tiny and params.max_new_tokens > TINY_MAX_NEW_TOKENS:
+        params = SamplingParams(**{**params.to_dict(), "max_new_tokens": TINY_MAX_NEW_TOKENS})
+        notes.append(f"tiny teacher: max_new_tokens capped at {TINY_MAX_NEW_TOKENS}")
+    done = {r["pair_id"] for r in existing.select(["pair_id", "model_id", "template"]).to_pylist()
+            if r["model_id"] == backend.model_id and r["template"] == template_id("trace")}
+    selection = select_pairs(pairs, done, max_pairs or None)
+    counts = selection.counts()
+    for line in notes + [f"natural_pairs: {pairs.num_rows} rows; {counts}"]:
+        log(line)
+    new = trace_pairs(selection.todo, backend, n_samples, params)
+    log(f"{new.num_rows} new traces for {len(selection.todo)} pairs with {backend.model_id}")
+    table, duplicates = merge_traces(existing, new)  # a re-run or overlapping workers never duplicate a trace
+    store.write_table(REASONING_TRACES_TABLE, table, TRACES_SCHEMA)
+    return TracesRun(table, new, counts, SamplingParams(**{**params.to_dict(), "n": n_samples}), duplicates, notes)

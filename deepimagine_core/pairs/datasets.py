@@ -112,6 +112,9 @@ def dataset_card(name: str, table: pa.Table, provenance: dict, hf_saved: bool) -
     lines = ["---", "license: other", f"pretty_name: {TITLES.get(name, name)}", "---", "",
              f"# {name}", "", TITLES.get(name, ""), "", DESCRIPTIONS.get(name, ""), "",
              "## Counts", "", f"- rows: {table.num_rows}"]
+    if not table.num_rows:
+        lines.append(f"- empty, with its schema: the source held nothing to build it from (a small source often has "
+                     f"no such rows); the `{name}` asset's `why_empty` metadata says why")
     for column in ("split", "kind", "label_kind", "category", "factor", "is_dose_ranging"):
         counts = _counts(table, column)
         if counts:

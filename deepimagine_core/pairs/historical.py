@@ -296,7 +296,8 @@ def build_question_tables(
 
     builder = _Builder(alpha, splits or {})
     n = tables[TRIALS_TABLE].num_rows
-    trials = tqdm(iter_trials(tables), total=n, desc="questions", unit="trial", disable=not progress, mininterval=2)
+    trials = tqdm(iter_trials(tables), total=n, desc="questions", unit="trial", disable=None if progress else True,
+                  mininterval=2)
     for trial in trials:
         builder.add_trial(trial)
     questions = pa.Table.from_pylist(builder.rows, schema=HISTORICAL_QUESTIONS)

@@ -343,7 +343,8 @@ def build_natural_pairs(
     rows: list[dict] = []
     stats = {"trials_with_arm_pairs": 0, "trials_with_outcome_pairs": 0}
     n = tables[TRIALS_TABLE].num_rows
-    for trial in tqdm(iter_trials(tables), total=n, desc="natural pairs", unit="trial", disable=not progress,
+    for trial in tqdm(iter_trials(tables), total=n, desc="natural pairs", unit="trial",
+                      disable=None if progress else True,
                       mininterval=2):
         builder = _TrialPairs(trial, config, splits.get(trial.nct_id, "unassigned"))
         arm, outcome = builder.arm_pairs(), builder.outcome_pairs()

@@ -34,8 +34,11 @@ How a decision is made (``outcome_polarity``); the word lists are in `polarity_l
 5. **The description** is read in two ways only. A stated sign convention of a level measure comes first and wins:
    a statement about the reported value ("negative values indicate improvement", "a decrease indicates
    improvement"), a statement about the scale ("higher scores indicate worse symptoms", used when the title names no
-   concept), and arithmetic ("change = baseline − week 12", which reverses the direction of a change score). Its
-   concepts are read only when the title names no concept at all, never its operators.
+   concept), and arithmetic ("change = baseline − week 12", which reverses the direction of a change score: a title
+   with "change", not a measure such as PID that is defined that way and already read as such). Its
+   concepts are read only when the title names no concept at all, only in its first eight words (where it names the
+   measure; later words describe methods and procedures: "... participants who discontinued were censored"), never
+   its operators, and never the most general ones ("function", "symptoms", "events").
 
 The result is a `Polarity`: ``higher_is_better`` (True / False / None), the ``rule`` that decided (e.g.
 ``"proportion: good event 'response'"``, ``"level: scale 'ODI' (...)"``, ``"level: description convention ..."``) and
@@ -228,7 +231,10 @@ def names_concept(text: str) -> bool:
 
 # what a description may decide by: a plain concept or scale of a level, proportion or count measure; never a
 # negation, a decrement or an event (they describe the study's procedures as often as the measure)
-_PLAIN_CONCEPT = re.compile(r"^(?:level|proportion|count): (?:good concept|bad concept|scale) '[^']*'(?: \([^)]*\))?$")
+_PLAIN_CONCEPT = re.compile(r"^(?:level|proportion|count): (?:good concept|bad concept|scale) '(?P<word>[^']*)'"
+                            r"(?: \([^)]*\))?$")
+_LEAD_WORDS = 8  # a description names the measure in its first words; later words describe the study (audit)
+_RESPONSE = re.compile(r"'respon", re.IGNORECASE)
 _LEVEL_OPERATOR = re.compile(r"improv|relief", re.IGNORECASE)  # in a level measure only these fix the sign
 _NOT_PK_AUC = re.compile(r"fev|glucose|pain|symptom|score|effect", re.IGNORECASE)
 
@@ -259,6 +265,9 @@ def _decide(text: str, unit: str, param_type: str) -> Polarity:
         return Polarity(None if value is None else value > 0, f"{frame}: {why}", frame)
     value, why = _event_value(text, allow_flip=False, require_operator=False)
     if value is not None and why.startswith("good event") and not _LEVEL_OPERATOR.search(why):
+        concept, what = _concept(_hits(text))
+        if concept == 1 and _RESPONSE.search(why):  # "trough FEV1 response": more of a good quantity
+            return Polarity(True, f"level: {what} (its response)", "level")
         return Polarity(None, f"level: {why} does not say which way the measure moves", "level")
     return Polarity(None if value is None else value > 0, f"level: {why}", "level")
 
@@ -279,10 +288,17 @@ _SCALE_CONVENTION = re.compile(
     re.IGNORECASE)
 _UP = re.compile(r"positive|increase|rise|higher|greater|larger", re.IGNORECASE)
 _BASELINE_MINUS = re.compile(
-    r"(?:(?:=|\bas\b|\bis\b)\s*|\()(?:the\s+)?(?:baseline|pre[- ]?(?:treatment|dose|operative|intervention)?)\s*"
-    r"(?:value|score|measurement|level)?\s*(?:minus|−|–|-)\s*(?:the\s+)?(?:value\s+|score\s+)?(?:at\s+)?"
+    r"(?:(?:=|\bas\b|\bis\b)\s*|\()(?:the\s+)?(?:baseline|pre[- ]?(?:treatment|dose|operative|intervention)?)"
+    r"(?:\s+(?:value|score|measurement|level))?(?:\s*(?:minus|−|–)\s*|\s+-\s+)(?:the\s+)?(?:value\s+|score\s+)?"
+    r"(?:at\s+)?"
     r"(?:week|day|month|visit|post|follow|final|end|endpoint|last|treatment|time ?point|the (?:value|score))"
-    r"|\bbaseline\s+(?:value\s+|score\s+)?minus\b", re.IGNORECASE)
+    r"|(?<!post-)(?<!post )\bbaseline\s+(?:value\s+|score\s+)?minus\b", re.IGNORECASE)
+_MINUS_BASELINE = re.compile(r"(?:minus|−|–)\s*(?:the\s+)?baseline", re.IGNORECASE)  # the usual convention
+
+
+_CHANGE_SCORE = re.compile(r"\bchange|\breduction\b|\bdecrease\b", re.IGNORECASE)
+# measures defined as baseline minus follow-up whose direction the lexicon already gives (more relief is better)
+_DIFFERENCE_DEFINED = re.compile(r"pain intensity difference|\bs?pid\b|\btotpar\b|\brelief\b", re.IGNORECASE)
 
 
 def _statement(pattern: re.Pattern, text: str) -> tuple[bool | None, str]:
@@ -306,7 +322,8 @@ def _with_conventions(result: Polarity, title: str, description: str) -> Polarit
         higher, phrase = _statement(_SCALE_CONVENTION, description)
         rule = f"level: description scale convention {phrase!r} [from description]"
     m = _BASELINE_MINUS.search(description)
-    if higher is not None and m:
+    if higher is not None and m and _CHANGE_SCORE.search(title) and not _DIFFERENCE_DEFINED.search(title) \
+            and not _MINUS_BASELINE.search(description):
         return Polarity(not higher, f"{rule}; reversed: change defined as {m.group(0).strip()!r} [from description]",
                         "level")
     return Polarity(higher, rule, "level") if higher is not None else result
@@ -336,10 +353,13 @@ def outcome_polarity(
     if result.frame == "level":
         result = _with_conventions(result, title, description)
     if result.higher_is_better is None and not names_concept(title):
-        from_description = _decide(f"{title}. {description}", unit, param_type)
+        lead = " ".join(re.split(r"(?<=[.;:])\s", description, maxsplit=1)[0].split()[:_LEAD_WORDS])
+        from_description = _decide(f"{title}. {lead}", unit, param_type)
         # descriptions decide through concepts only: their operators ("improvement", "normalized") describe
         # the study, not the sign of the measure
-        if from_description.higher_is_better is not None and _PLAIN_CONCEPT.match(from_description.rule):
+        m = _PLAIN_CONCEPT.match(from_description.rule)
+        if from_description.higher_is_better is not None and m and m.group("word").lower() not in \
+                lx.WEAK_IN_DESCRIPTION:
             return Polarity(from_description.higher_is_better, f"{from_description.rule} [from description]",
                             from_description.frame)
         if from_description.frame == "excluded":

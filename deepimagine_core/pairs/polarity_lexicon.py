@@ -40,7 +40,12 @@ EXCLUDED: list[tuple[str, re.Pattern]] = [
                          r"dose[- ]limiting", r"optimal dose")),
     ("ambiguous_quantity", _rx(r"body weight", r"\bweight\b(?! gain| loss)", r"\bbmi\b", r"body mass index",
                                r"global impression", r"\bcgi\b", r"\bpgi\b", r"\bpgic\b",
-                               r"laboratory (?:values|parameters|tests)",
+                               r"laboratory (?:values|parameters|tests)", r"liver function",
+                               r"(?:early|late|dual) (?:phase )?asthmatic response", r"allergic response",
+                               r"stroke volume", r"normal (?:and|or|/) abnormal", r"abnormal (?:and|or|/) normal",
+                               r"platelet (?:function|aggregation|reactivity|inhibition)",
+                               # a force threshold: higher is better, against the word "sensitivity"
+                               r"tactile (?:sensitivity|threshold)", r"\byeaple\b",
                                r"hematology|haematology|clinical chemistry|urinalysis")),
 ]
 
@@ -74,6 +79,7 @@ NEGATORS = [  # each negates the event it stands in
 ]
 DECREMENTS = [  # turn a concept's valence; inside a good event they only define it
     r"reduc(?:tion|tions|ed|ing)", r"decreas(?:e|es|ed|ing)", r"declin(?:e|ed)", r"\blowering\b",
+    r"\bdrops?\b", r"\bfall (?:in|of)\b",
     r"avoid(?:ed|ance)?", r"prevent(?:ed|ion)", r"\bsuppress(?:ion|ed)",
 ]
 BAD_OPERATORS = [  # phrases that make a good concept a bad event
@@ -94,19 +100,20 @@ GOOD_CONCEPTS = [
     r"\b6mwd?\b",
     r"walk(?:ing)? distance", r"exercise (?:capacity|tolerance|duration)", r"\bvo2", r"peak oxygen",
     r"bone mineral density",
-    r"\bbmd\b", r"\bhdl\b(?![- ]?c?\s*ratio)", r"high[- ]density lipoprotein", r"\bcd4\b", r"ejection fraction",
+    r"\bbmd\b", r"bone mineral content", r"\bbmc\b", r"\bhdl\b(?![- ]?c?\s*ratio)", r"high[- ]density lipoprotein", r"\bcd4\b", r"ejection fraction",
     r"\blvef\b",
     r"visual acuity", r"\bbcva\b", r"letters? (?:read|gained)",
     r"sleep (?:time|efficiency|quality)",
     r"total sleep", r"adherence", r"compliance", r"satisfaction", r"seroconversion", r"seroprotection",
     r"(?:geometric mean )?(?:antibody )?titers?\b", r"\bgmts?\b", r"\bgmcs?\b", r"neutrali[sz]ing antibod",
     r"immunogenicity",
-    r"time in range", r"\"?on\"? time", r"well[- ]being", r"\bfunction(?:ing|al)?\b(?! test)", r"mobility",
+    r"time in range", r"\"?on\"? time", r"well[- ]being", r"\bfunction(?:ing|al)?\b(?! test| magnetic| mri)", r"mobility",
     r"\bstrength\b",
     r"hemoglobin(?! a1c)", r"haemoglobin(?! a1c)", r"egfr\b", r"glomerular filtration", r"creatinine clearance",
     r"pain intensity difference", r"\bspid\b", r"\btotpar\b",
     r"pain relief", r"volume voided(?: per (?:micturition|void))?",
     r"\bretain(?:ed)? in (?:treatment|care|the study)\b", r"\btreatment retention\b",
+    r"\bremain(?:ed|ing)? (?:in|on) (?:the )?(?:study|treatment|therapy)\b",
     r"\bdays? alive", r"engraftment", r"patency", r"fertiliz", r"pregnan(?:cy|cies) rate", r"live birth",
 ]
 BAD_CONCEPTS = [
@@ -136,9 +143,11 @@ BAD_CONCEPTS = [
     
     
     
-    r"disability", r"depressi(?:on|ve)", r"anxiety", r"fatigue", r"nausea", r"vomiting", r"emesis", r"itch(?:ing)?",
+    r"disability", r"depressi(?:on|ve)", r"anxiety", r"fatigue", r"nausea", r"vomiting", r"emesis",
+    r"\bitch(?:ing|y)?\b",
     r"prurit(?:us|ic)",
-    r"insomnia", r"sleep latency", r"awakenings?",
+    r"insomnia", r"sleep latency", r"awakenings?", r"latency to (?:persistent )?sleep",
+    r"sleep onset latency", r"wake after sleep onset", r"\bwaso\b", r"sleep disturbances?",
     
     
     r"adverse (?:events?|reactions?|effects?)", r"\baes?\b", r"\bsaes?\b",
@@ -166,8 +175,8 @@ BAD_CONCEPTS = [
     r"cognitive impairment",
     r"\bpain intensity", r"\bvas\b(?=.{0,30}\bpain)", r"colonization", r"bacteri(?:a|al) (?:count|load)",
     r"parasit(?:a)?emia", r"fever",
-    r"(?:tooth|teeth|dentin(?:e|al)?) (?:hyper)?sensitivity", r"\bhypersensitivity\b(?! reaction)",
-    r"minimal residual disease", r"\bmrd\b", r"graft[- ]versus[- ]host", r"\bgvhd\b", r"thromb(?:i|us)\b",
+    r"(?:tooth|teeth|dentin(?:e|al)?) hypersensitivity", r"\bhypersensitivity\b(?! reaction)",
+    r"\bfalls\b", r"minimal residual disease", r"\bmrd\b", r"graft[- ]versus[- ]host", r"\bgvhd\b", r"thromb(?:i|us)\b",
     r"\brisk\b", r"\bevents?\b(?=.{0,3}$)",
     r"major adverse cardiovascular", r"\bmace\b", r"morbidity",
 ]
@@ -203,4 +212,8 @@ PK_UNIT = re.compile(
     r"|l\s*/\s*h(?:r|our)?\b|\bml\s*/\s*min(?:ute)?\b(?!.*1\.73)",  # clearance (not eGFR per 1.73 m2)
     re.IGNORECASE)
 
-
+# Concepts too general to decide from a description, where they describe the study more often than the measure.
+WEAK_IN_DESCRIPTION = frozenset(
+    "function functional functioning mobility strength symptom symptoms severity risk event events complication "
+    "complications inflammation disability satisfaction compliance adherence lesion lesions episode episodes attack "
+    "attacks rescue infection infections well-being".split())

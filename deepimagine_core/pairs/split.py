@@ -15,14 +15,15 @@ Questions and pairs inherit the side of their trial(s); a pair whose two trials 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["TRIAL_SPLITS", "SIDES", "default_cutoff", "assign_splits", "split_map", "find_leaks",
-           "drop_spanning", "counts_by_split"]
+__all__ = ["TRIAL_SPLITS", "SIDES", "default_cutoff", "assign_splits", "split_map", "with_benchmark_record",
+           "recorded_benchmark_ids", "find_leaks", "drop_spanning", "counts_by_split"]
 
 SIDES = ("train", "test", "benchmark")
 
@@ -69,6 +70,27 @@ def assign_splits(
             side, reason = "train", f"results first posted before {cutoff.isoformat()}" if cutoff else "undated set"
         rows.append({"nct_id": nct_id, "results_first_posted": date, "split": side, "reason": reason})
     return pa.Table.from_pylist(rows, schema=TRIAL_SPLITS), cutoff
+
+
+_RECORD_IDS, _RECORD_SOURCES = b"benchmark_ids", b"benchmark_sources"
+
+
+def with_benchmark_record(splits: pa.Table, benchmark_ids: Iterable[str], sources: list) -> pa.Table:
+    """`splits` (cast to TRIAL_SPLITS) carrying, in its schema metadata, the benchmark NCT ids it was built with and
+    the fingerprint of the files they came from, so the leak checks reuse them instead of reading the files again."""
+    metadata = {**(TRIAL_SPLITS.metadata or {}), _RECORD_IDS: json.dumps(sorted(set(benchmark_ids))).encode(),
+                _RECORD_SOURCES: json.dumps(sources).encode()}
+    return splits.select(TRIAL_SPLITS.names).cast(TRIAL_SPLITS).replace_schema_metadata(metadata)
+
+
+def recorded_benchmark_ids(schema: pa.Schema, sources: list) -> set[str] | None:
+    """The benchmark ids a `trial_splits` table was built with, when it was built from the files `sources` describes
+    (`with_benchmark_record`); None when it records none or other files."""
+    metadata = schema.metadata or {}
+    if _RECORD_IDS not in metadata or json.loads(metadata.get(_RECORD_SOURCES, b"null")) != json.loads(
+            json.dumps(sources)):
+        return None
+    return set(json.loads(metadata[_RECORD_IDS]))
 
 
 def split_map(splits: pa.Table) -> dict[str, str]:

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                                llm=args.llm)
     backend = None
     if args.llm != "off":  # built lazily: the model loads only if an LLM predictor runs
-        from deepimagine_core.llm.backends import shared_backend
+        from deepimagine_core.llm.backend_factory import shared_backend
 
         backend = shared_backend(store, kind=args.llm_backend, model=args.llm_model, device=args.llm_device)
     try:

@@ -215,6 +215,14 @@ def draft_from_text(text: str, where: str = "draft") -> TrialDesign:
 # ---- API v2 registrations -------------------------------------------------------------------------------------------
 
 
+def registered_enrollment(count: Any) -> int | None:
+    """A registry's enrollment as a design's: a positive whole number, else unknown (0 or missing is no size)."""
+    try:
+        return int(count) if count is not None and int(count) >= 1 else None
+    except (TypeError, ValueError):
+        return None
+
+
 def strip_results(study: dict[str, Any]) -> dict[str, Any]:
     """Only the registration (`protocolSection`) of an API v2 study; results and every other section are dropped."""
     if not isinstance(study, dict) or not isinstance(study.get(REGISTRATION_SECTION), dict):
@@ -239,23 +247,27 @@ def design_from_registration(study: dict[str, Any], where: str = "registration")
     by_arm: dict[str, list[dict]] = {}
     for iv in _items(arms_module.get("interventions")):
         for label in iv.get("armGroupLabels") or []:
+            if not iv.get("name"):
+                continue
             by_arm.setdefault(label, []).append({"name": iv.get("name"), "type": iv.get("type"),
                                                  "description": iv.get("description"),
                                                  "other_names": iv.get("otherNames") or []})
     arms = [{"label": a.get("label"), "type": a.get("type") or "OTHER", "description": a.get("description"),
-             "interventions": by_arm.get(a.get("label"), [])} for a in _items(arms_module.get("armGroups"))]
+             "interventions": by_arm.get(a.get("label"), [])} for a in _items(arms_module.get("armGroups"))
+            if a.get("label")]
     outcomes = [{"measure": o.get("measure"), "description": o.get("description"), "time_frame": o.get("timeFrame"),
                  "type": kind}
                 for kind, key in (("primary", "primaryOutcomes"), ("secondary", "secondaryOutcomes"))
-                for o in _items(_get(protocol, "outcomesModule", key))]
+                for o in _items(_get(protocol, "outcomesModule", key)) if o.get("measure")]
     elig = protocol.get("eligibilityModule") or {}
     locations = _items(_get(protocol, "contactsLocationsModule", "locations"))
     data = {
         "nct_id": _get(protocol, "identificationModule", "nctId") or "DRAFT",
-        "title": _get(protocol, "identificationModule", "briefTitle"),
+        "title": (_get(protocol, "identificationModule", "briefTitle")
+                  or _get(protocol, "identificationModule", "officialTitle")),
         "conditions": _get(protocol, "conditionsModule", "conditions") or [],
         "phase": [p for p in _get(protocol, "designModule", "phases") or [] if p != "NA"],
-        "enrollment": _get(protocol, "designModule", "enrollmentInfo", "count"),
+        "enrollment": registered_enrollment(_get(protocol, "designModule", "enrollmentInfo", "count")),
         "countries": sorted({c for c in (loc.get("country") for loc in locations) if c}),
         "arms": arms, "outcomes": outcomes,
         "sex": elig.get("sex"), "minimum_age": elig.get("minimumAge"), "maximum_age": elig.get("maximumAge"),

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from deepimagine_core.evaluation.report import render_html, render_markdown
+from deepimagine_core.evaluation.trajectory_tables import HEADER as TRAJECTORY_HEADER
+from deepimagine_core.evaluation.trajectory_tables import trajectory_rows
 from deepimagine_core.predict.questions import option_names, question_label
 from deepimagine_core.predict.run import PredictionResult, PredictSettings
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store, atomic_path
 
 REPORTS_SUBDIR = "ask"
-TRAJECTORY_ANCHORS = 3  # anchors shown per question in the markdown (all are in the JSON)
 _LINK = re.compile(r"\[(NCT\d{8})\]\((https://clinicaltrials\.gov/study/NCT\d{8})\)")
 
 
@@ -53,33 +54,6 @@ def _link(nct_id: str) -> str:
 def _clip(text: Any, limit: int = 140) -> str:
     text = " ".join(str(text if text is not None else "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def trajectory_rows(steps: list[dict[str, Any]], anchors: int = TRAJECTORY_ANCHORS) -> list[list[str]]:
-    """An LLM trajectory (`Prediction.trajectory`: the flat steps of every anchor path) as table rows, the first
-    `anchors` paths only; each path starts at its anchor's observed result."""
-    rows, path = [], 0
-    for s in steps or []:
-        if not isinstance(s, dict):
-            rows.append(["", "", _clip(s), ""])
-            continue
-        factor = s.get("factor", "")
-        if factor in ("start", "direct"):
-            path += 1
-            if path > anchors:
-                break
-        anchor = f"{path}: {s.get('anchor') or '(no anchor)'}"
-        if factor == "answer":
-            rows.append([anchor, "answer", "" if s.get("parsed", True) else "(unparsed)",
-                         _probs(s.get("probabilities") or [])])
-        elif "skipped" in s:
-            rows.append([anchor, factor, f"skipped: {_clip(s['skipped'], 80)}", ""])
-        elif factor == "start":
-            rows.append([anchor, "start (observed)", "", _clip(s.get("result"))])
-        else:
-            change = f"{_clip(s.get('from'), 60)} → {_clip(s.get('to'), 60)}" if "from" in s else _clip(s.get("note"))
-            rows.append([anchor, factor, change, _clip(s.get("result"))])
-    return rows
 
 
 def _design_blocks(result: PredictionResult) -> list[tuple]:
@@ -130,10 +104,10 @@ def report_blocks(result: PredictionResult) -> list[tuple]:
                              f"{n['arm_x']} vs {n['arm_y']}", f"{n['kind']}: {n['known_result']}", str(n["p_value"] or "")]
                             for n in near]))
         for n in names:
-            steps = result.predictions[n][i].trajectory
-            if steps:
-                blocks.append(("h3", f"{n} trajectories (first {TRAJECTORY_ANCHORS} anchors)"))
-                blocks.append(("table", ["anchor", "factor", "change", "imagined result"], trajectory_rows(steps)))
+            rows = trajectory_rows(result.predictions[n][i].trajectory)
+            if rows:
+                blocks.append(("h3", f"{n} trajectories (one row per anchor)"))
+                blocks.append(("table", TRAJECTORY_HEADER, rows))
     return blocks
 
 
@@ -161,17 +135,19 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def safe_id(nct_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nct_id) or "trial"
+def report_id(design: Any) -> str:
+    """The report folder's name: the NCT id, or for a draft without one `draft-<title words>`."""
+    name = design.nct_id if design.nct_id != "DRAFT" else "draft-" + "-".join(design.title.lower().split()[:8])
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80] or "trial"
 
 
 def write_prediction_report(store: Store, result: PredictionResult) -> PredictionFiles:
-    """reports/ask/<nct_id>/report.md, report.html and prediction.json (each written atomically)."""
-    root = store.path("reports", REPORTS_SUBDIR, safe_id(result.design.nct_id))
+    """reports/ask/<report_id>/report.md, report.html and prediction.json (each written atomically)."""
+    root = store.path("reports", REPORTS_SUBDIR, report_id(result.design))
     blocks = report_blocks(result)
     markdown_text = render_markdown(blocks, root)
     html_text = _LINK.sub(r'<a href="\2">\1</a>', render_html(blocks, root)).replace(
-        "<title>DeepImagine evaluation</title>", f"<title>DeepImagine prediction: {safe_id(result.design.nct_id)}</title>")
+        "<title>DeepImagine evaluation</title>", f"<title>DeepImagine prediction: {report_id(result.design)}</title>")
     return PredictionFiles(
         root=root,
         markdown=_write(root / "report.md", markdown_text),

@@ -85,15 +85,15 @@ def predictor_names(store: Store, settings: PredictSettings) -> list[str]:
     if settings.llm == "deepimagine" and "deepimagine" not in names:
         names.append("deepimagine")
     if settings.llm in ("auto", "deepimagine"):
-        from deepimagine_core.llm.predictors import trained_predictors
+        from deepimagine_core.training.adapters import trained_predictor_options
 
-        if "deepimagine_sft" in trained_predictors(store) and "deepimagine_sft" not in names:
+        if "deepimagine_sft" in trained_predictor_options(store) and "deepimagine_sft" not in names:
             names.append("deepimagine_sft")
     return names
 
 
 def _llm_kwargs(name: str, design: TrialDesign, store: Store, backend: Any) -> dict[str, Any]:
-    import deepimagine_core.llm.predictors  # noqa: F401  (registers the LLM predictors)
+    import deepimagine_core.llm.llm_predictors  # noqa: F401  (registers the LLM predictors)
 
     if not name.startswith(("deepimagine", "llm_")):
         return {}
@@ -101,9 +101,11 @@ def _llm_kwargs(name: str, design: TrialDesign, store: Store, backend: Any) -> d
     if backend is not None:
         kwargs["backend"] = backend
     if name.startswith("deepimagine"):
-        from deepimagine_core.llm.predictors import load_trials
+        from deepimagine_core.llm.factors import load_trials
+        from deepimagine_core.training.adapters import trained_predictor_options
 
         kwargs["trials"] = {**load_trials(store), design.nct_id: design.trial_row()}  # the target's own context
+        kwargs.update(trained_predictor_options(store).get(name, {}))  # deepimagine_sft: the operators' adapters
     return kwargs
 
 

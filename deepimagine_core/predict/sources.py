@@ -24,6 +24,7 @@ from deepimagine_core.predict.design import (
     draft_from_text,
     load_draft,
     load_registration,
+    registered_enrollment,
     validate_design,
 )
 from deepimagine_core.store import Store
@@ -103,7 +104,7 @@ def design_from_tables(store: Store, nct_id: str) -> TrialDesign:
                 if o.get("type") in _OUTCOME_TYPES and o.get("title")]
     data = {"nct_id": nct_id, "title": t.get("brief_title") or t.get("official_title"), "arms": arms,
             "outcomes": outcomes, "conditions": t.get("conditions") or [], "phase": t.get("phases") or [],
-            "enrollment": t.get("enrollment"), "countries": t.get("countries") or [],
+            "enrollment": registered_enrollment(t.get("enrollment")), "countries": t.get("countries") or [],
             **{k: t.get(k) for k in ("sex", "minimum_age", "maximum_age", "healthy_volunteers",
                                      "eligibility_criteria", "allocation", "masking")}}
     where = f"trial tables: {nct_id}"

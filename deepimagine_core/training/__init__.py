@@ -9,7 +9,9 @@
     checkpoints.py  checkpoint validation, run folders, atomic publication
     card.py         model cards and loss/reward curves
     adapters.py     where adapters live in a store; the published ones (for predictors)
-    evaluate.py     operator vs base model: direction accuracy on held-out natural pairs
+    operator_eval.py  operator vs base model: direction accuracy on held-out natural pairs
+    operator_data.py  GRPO step prompts of the intervention and context operators (approximate pairs)
+    operators.py    the training runs the assets start, and the one in-process vs distributed branch
     cli.py          `python -m deepimagine_core.training.cli {sft,grpo}` (also under accelerate launch / torchrun)
 
 torch, transformers, trl, peft, datasets and accelerate are imported inside functions only.

@@ -126,3 +126,23 @@ A LoRA adapter trained by DeepImagine ({kind.upper()}) on `{base_model}`. Load i
 
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+OPERATOR_MARKER = "## Operator"
+
+
+def add_operator_section(adapter_dir: str | Path, *, family: str, factors: list[str], template: str,
+                         training: str) -> None:
+    """Say in a published operator's card what it does: its family, the factors whose pathway steps it takes, the
+    step template it was trained on and how. Idempotent; the card is replaced atomically."""
+    readme = Path(adapter_dir) / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    if OPERATOR_MARKER in text:
+        return
+    section = (f"{OPERATOR_MARKER}\n\nThe `{family}` counterfactual operator of the imagination pathway: it takes the "
+               f"steps that change {', '.join(factors)} (step template `{template}`: the factor before and after and "
+               f"the current result in; DIRECTION / SIZE / RESULT / EXPLANATION out). Trained by {training}.\n\n")
+    text = text.replace("## Data\n", section + "## Data\n", 1)
+    tmp = readme.with_name(".README.md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(readme)

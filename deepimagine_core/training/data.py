@@ -1,10 +1,10 @@
 """Training examples from the pairs and questions tables.
 
 SFT (`sft_examples`): one conversational prompt/completion example per accepted reasoning trace of a training-split
-natural pair. The prompt is the operator's local counterfactual step (`llm.traces.pair_step_messages`: configuration
-C with its observed result, the one change, configuration C', worded exactly as the trace it is paired with); the
-completion is the teacher's trace, which ends in the step format (DIRECTION / SIZE / RESULT / EXPLANATION). TRL puts
-the loss on the completion only.
+natural pair. The prompt is the operator's local counterfactual step in the shared step format (`llm.steps`: the
+factor before and after, the result before the change; the same prompt the trace was paired with and the pathway asks);
+the completion is the teacher's trace, which ends in the step format (DIRECTION / SIZE / RESULT / EXPLANATION). TRL
+puts the loss on the completion only.
 
 GRPO (`grpo_examples`): prompts whose answer can be checked, with that answer in dataset columns for the rewards
 (`training.rewards`): training-split historical questions asked directly, and asked from an approximate pair's
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,8 @@ from typing import Any
 import pyarrow as pa
 
 from deepimagine_core.llm import prompts
-from deepimagine_core.llm.traces import PairView, pair_view, trace_prompts
+from deepimagine_core.llm.pair_text import PairView, pair_view
+from deepimagine_core.llm.steps import STEP_TEMPLATE, step_answer, step_messages
 from deepimagine_core.questions import Question
 from deepimagine_core.tables import (
     APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE,
@@ -64,18 +65,34 @@ def as_rows(table: pa.Table | Iterable[dict[str, Any]], name: str, columns: Iter
     return rows
 
 
+def balance_classes(rows: list[dict[str, Any]], key: str, seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Rows resampled so each value of `row[key]` has as many rows as the most frequent one (the originals kept,
+    copies drawn with a seeded generator); also the counts per value before balancing."""
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[row[key]].append(row)
+    before = {str(k): len(v) for k, v in sorted(groups.items(), key=lambda kv: str(kv[0]))}
+    if len(groups) < 2:
+        return list(rows), before
+    target = max(len(v) for v in groups.values())
+    rng = random.Random(seed)
+    out = []
+    for value in sorted(groups, key=str):
+        group = groups[value]
+        out += group + [rng.choice(group) for _ in range(target - len(group))]
+    rng.shuffle(out)
+    return out, before
+
+
 def step_prompt(view: PairView) -> list[dict[str, str]]:
-    """The operator's step prompt of a pair (C with its observed result, the change, C'; not the result of C')."""
-    return trace_prompts(view)[1]
+    """The operator's step prompt of a pair (the shared step format: the factor before and after, the result before
+    the change; not the result after it)."""
+    return step_messages(view.step)
 
 
 def answer_only_completion(view: PairView) -> str:
     """The observed step answer of a pair in the step format, without reasoning."""
-    lines = [f"DIRECTION: {view.direction}"]
-    if view.size:
-        lines.append(f"SIZE: {view.size}")
-    lines.append(f"RESULT: {view.target_result}")
-    return "\n".join(lines)
+    return step_answer(view.direction, view.size, view.target_sentence)
 
 
 def _view(row: dict[str, Any], skipped: Counter, prefix: str = "") -> PairView | None:
@@ -128,6 +145,8 @@ def sft_examples(
                 {
                     "pair_id": view.pair_id,
                     "factor": view.factor,
+                    "template": prompts.template_id(STEP_TEMPLATE),
+                    "step": view.step.fields(),
                     "prompt": prompt,
                     "completion": [{"role": "assistant", "content": text}],
                 }
@@ -147,6 +166,35 @@ def transfer_prompt(target: Question, anchor: Question, factor: str, difference:
     return prompts.answer_messages(target, path)
 
 
+def pair_questions(pair: dict[str, Any], by_trial: dict[str, list[Question]]) -> tuple[Question, Question] | None:
+    """(source question, target question) of an approximate pair: the target trial's first question and the source
+    trial's first one of the same category (else its first); None when either trial has no answered question."""
+    targets, sources = by_trial.get(pair["target_nct_id"]), by_trial.get(pair["source_nct_id"])
+    if not targets or not sources:
+        return None
+    target = min(targets, key=lambda q: q.key)
+    sources = sorted(sources, key=lambda q: q.key)
+    return next((q for q in sources if q.category == target.category), sources[0]), target
+
+
+def approximate_pair_questions(approximate_pairs, by_trial: dict[str, list[Question]], skipped: Counter,
+                               factors: Iterable[str] | None = None):
+    """(pair, source question, target question) of each training-split approximate pair (of `factors`, if given)
+    whose two trials have answered questions; the others are counted in `skipped`."""
+    wanted = None if factors is None else set(factors)
+    for pair in as_rows(approximate_pairs, APPROXIMATE_PAIRS_TABLE, APPROXIMATE_COLUMNS):
+        if wanted is not None and pair["factor"] not in wanted:
+            continue
+        if pair["split"] != TRAIN_SPLIT:
+            skipped["approximate_not_train_split"] += 1
+            continue
+        found = pair_questions(pair, by_trial)
+        if found is None:
+            skipped["approximate_without_questions"] += 1
+            continue
+        yield pair, *found
+
+
 def _question_row(question: Question, prompt: list[dict[str, str]], row_id: str, source: str, factor: str | None):
     return {
         "id": row_id,
@@ -156,7 +204,10 @@ def _question_row(question: Question, prompt: list[dict[str, str]], row_id: str,
         "task": "question",
         "answer": question.answer,
         "n_options": len(question.options),
+        "category": question.category,
         "direction": None,
+        # the class the benchmark scores: the last option is the negative one (3-way explicit: 0 and 1 collapse)
+        "balance": f"{question.category}:{int(question.answer != len(question.options) - 1)}",
     }
 
 
@@ -176,7 +227,9 @@ def grpo_examples(
       category when there is one;
     - each natural pair, if given: the local step (reward target: the observed direction of change).
 
-    `max_prompts` keeps a seeded random sample of that size.
+    `max_prompts` keeps a seeded random sample of that size. Then the question prompts are resampled so every
+    (category, collapsed class) has as many as the largest, and the step prompts so every observed direction does:
+    the mean correctness reward is then the benchmark's class-balanced accuracy averaged over categories.
     """
     rows, counts, skipped = [], Counter(), Counter()
     by_trial: dict[str, list[Question]] = {}
@@ -194,16 +247,7 @@ def grpo_examples(
             _question_row(question, prompts.direct_messages(question), row_id, HISTORICAL_QUESTIONS_TABLE, None))
         counts[f"question_{question.category}"] += 1
 
-    for pair in as_rows(approximate_pairs or [], APPROXIMATE_PAIRS_TABLE, APPROXIMATE_COLUMNS):
-        if pair["split"] != TRAIN_SPLIT:
-            skipped["approximate_not_train_split"] += 1
-            continue
-        targets, anchors = by_trial.get(pair["target_nct_id"]), by_trial.get(pair["source_nct_id"])
-        if not targets or not anchors:
-            skipped["approximate_without_questions"] += 1
-            continue
-        target = min(targets, key=lambda q: q.key)
-        anchor = next((q for q in anchors if q.category == target.category), anchors[0])
+    for pair, anchor, target in approximate_pair_questions(approximate_pairs or [], by_trial, skipped):
         prompt = transfer_prompt(target, anchor, pair["factor"], pair["difference"] or "")
         row_id = f"approximate:{pair['pair_id']}"
         rows.append(_question_row(target, prompt, row_id, APPROXIMATE_PAIRS_TABLE, pair["factor"]))
@@ -225,7 +269,9 @@ def grpo_examples(
                 "task": "step",
                 "answer": None,
                 "n_options": None,
+                "category": None,
                 "direction": view.direction,
+                "balance": f"step:{view.direction}",
             }
         )
         counts[f"step_{view.factor}"] += 1
@@ -233,7 +279,11 @@ def grpo_examples(
     if max_prompts is not None and len(rows) > max_prompts:
         skipped["over_max_prompts"] += len(rows) - max_prompts
         rows = random.Random(seed).sample(rows, max_prompts)
-    return BuiltData(rows, dict(counts), dict(skipped))
+    questions, before_q = balance_classes([r for r in rows if r["task"] == "question"], "balance", seed)
+    steps, before_s = balance_classes([r for r in rows if r["task"] == "step"], "balance", seed)
+    counts.update({f"class_{k}": v for k, v in {**before_q, **before_s}.items()})
+    counts["prompts_balanced"] = len(questions) + len(steps)
+    return BuiltData(questions + steps, dict(counts), dict(skipped))
 
 
 def eval_examples(

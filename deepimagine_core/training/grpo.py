@@ -18,7 +18,7 @@ from deepimagine_core.training.recipes import Recipe
 from deepimagine_core.training.rewards import reward_functions
 from deepimagine_core.training.run import Progress, TrainResult, lora_config, reachable_rows, run_training
 
-GRPO_COLUMNS = ("prompt", "task", "answer", "n_options", "direction")
+GRPO_COLUMNS = ("prompt", "task", "answer", "n_options", "category", "direction")
 
 
 def train_grpo(

@@ -8,7 +8,9 @@ dataset (see `training.data.grpo_examples`) has these columns:
                 counterfactual step answered with DIRECTION)
     answer      index of the true option (question rows; None on step rows)
     n_options   number of options (question rows)
-    direction   observed direction of change, up | down | same (step rows; None on question rows)
+    category    the question's CT Open category (question rows; the 3-way explicit collapse depends on it)
+    direction   observed direction of change, up | down | same (step rows; None on question rows): a natural pair's
+                measured change, or an approximate pair's change of significance (`llm.steps.significance_change`)
 
 A reward returns None for rows it does not apply to; TRL then leaves it out of that row's weighted sum. Weights come
 from the recipe (`Recipe.reward_weights`), names from `REWARDS`.
@@ -28,9 +30,9 @@ RewardFunc = Callable[..., list[float | None]]
 PROB_FLOOR = 1e-3
 
 
-def parse_decision(text: str, n_options: int | None) -> list[float] | None:
-    """DECISION probabilities (the llm team's parser, the format its prompts ask for), or None when the text has no
-    valid DECISION with `n_options` scores (None `n_options`: any 2 or 3)."""
+def decision_probabilities(text: str, n_options: int | None) -> list[float] | None:
+    """DECISION probabilities read by the project's one parser (`evaluation.scoring.parse_decision`), or None when the
+    text has no valid DECISION with `n_options` scores (None `n_options`: any 2 or 3)."""
     for k in (n_options,) if n_options else (2, 3):
         decision = parsing.parse_decision(text, int(k))
         if decision.parsed:
@@ -68,25 +70,39 @@ def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     scores = []
     for completion, task, k in zip(completions, tasks, n_options):
         text = completion_text(completion)
-        has_decision = parse_decision(text, k) is not None
+        has_decision = decision_probabilities(text, k) is not None
         has_direction = parse_direction(text) is not None
         ok = {"question": has_decision, "step": has_direction}.get(task, has_decision or has_direction)
         scores.append(1.0 if ok else 0.0)
     return scores
 
 
+def collapse(option: int, category: str | None) -> int:
+    """The class the benchmark scores: in 3-way explicit questions options 0 and 1 (a significant difference either
+    way) are one class, option 2 (none) the other; other categories keep their options."""
+    if category == "3-way_explicit":
+        return 0 if option == 2 else 1
+    return option
+
+
 def correctness_reward(completions: list[Any], **kwargs: Any) -> list[float | None]:
-    """1.0 when the argmax of the DECISION probabilities is the true option, 0.0 otherwise (unparsable included);
-    None on rows without an answer."""
+    """1.0 when the argmax of the DECISION probabilities is the true option after the benchmark's 3-way collapse (the
+    `category` column), 0.0 otherwise (unparsable included); None on rows without an answer. Class balance comes
+    from the data (`training.data.grpo_examples` resamples every (category, class) to the same count)."""
     n = len(completions)
     answers, n_options = _column(kwargs, "answer", n), _column(kwargs, "n_options", n)
+    categories = _column(kwargs, "category", n)
     scores: list[float | None] = []
-    for completion, answer, k in zip(completions, answers, n_options):
+    for completion, answer, k, category in zip(completions, answers, n_options, categories):
         if answer is None:
             scores.append(None)
             continue
-        probs = parse_decision(completion_text(completion), k)
-        scores.append(1.0 if probs is not None and max(range(len(probs)), key=probs.__getitem__) == answer else 0.0)
+        probs = decision_probabilities(completion_text(completion), k)
+        if probs is None:
+            scores.append(0.0)
+            continue
+        chosen = max(range(len(probs)), key=probs.__getitem__)
+        scores.append(1.0 if collapse(chosen, category) == collapse(answer, category) else 0.0)
     return scores
 
 
@@ -101,7 +117,7 @@ def neg_cross_entropy_reward(completions: list[Any], **kwargs: Any) -> list[floa
         if answer is None:
             scores.append(None)
             continue
-        probs = parse_decision(completion_text(completion), k)
+        probs = decision_probabilities(completion_text(completion), k)
         if probs is None or not 0 <= answer < len(probs):
             scores.append(floor)
         else:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepimagine_core.quiet import quiet_third_party
 from deepimagine_core.training import card
 from deepimagine_core.training.checkpoints import (
     ADAPTER,
@@ -177,6 +178,7 @@ def run_training(
     """Train (or resume, or reuse) one adapter; `build_trainer(trainer_arguments, callbacks)` makes the TRL trainer."""
     from accelerate import PartialState
 
+    quiet_third_party()
     output_dir = Path(output_dir)
     fingerprint = hashlib.sha256(
         json.dumps([recipe.fingerprint(), rows_fingerprint(rows), base_model, _adapter_identity(init_adapter)]).encode()
@@ -194,6 +196,11 @@ def run_training(
     callbacks = [complete_marker_callback()] + ([progress_callback(progress)] if progress else [])
     with torch_threads(recipe.torch_threads):
         trainer = build_trainer(trainer_arguments(recipe, output_dir / CHECKPOINTS), callbacks)
+        if progress:  # each log line goes to `progress`: the trainer's own bar and printed dicts would repeat it
+            from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+            trainer.remove_callback(PrinterCallback)
+            trainer.remove_callback(ProgressCallback)
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     history = list(trainer.state.log_history)
 

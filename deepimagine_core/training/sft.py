@@ -73,6 +73,22 @@ def train_sft(
     )
 
 
+def operator_groups(recipe: Recipe, examples: list[dict[str, Any]]) -> dict[str, tuple[list[dict], dict[str, Any]]]:
+    """Adapter name -> (its examples, its data counts): one per factor of `recipe.factors` (per_factor), or one
+    multi-factor group. Factors without examples are left out."""
+    wanted = [e for e in examples if e.get("factor") in recipe.factors]
+    if recipe.per_factor:
+        groups = {f: [e for e in wanted if e["factor"] == f] for f in recipe.factors}
+    else:
+        groups = {MULTI_FACTOR: wanted}
+    out = {}
+    for factor, rows in groups.items():
+        if rows:
+            counts = {f"examples_{f}": n for f, n in sorted(Counter(e["factor"] for e in rows).items())}
+            out[operator_name(factor)] = (rows, {**counts, "pairs": len({e.get("pair_id") for e in rows})})
+    return out
+
+
 def train_operators(
     recipe: Recipe,
     examples: list[dict[str, Any]],
@@ -82,30 +98,12 @@ def train_operators(
     progress: Progress | None = None,
     store: Store | None = None,
 ) -> dict[str, TrainResult]:
-    """The SFT operators of `recipe.factors`: one adapter per factor under `models_dir/sft_<factor>/` (per_factor), or
-    one under `models_dir/sft_multi/` trained on every factor's examples. Factors without examples are left out."""
-    wanted = [e for e in examples if e.get("factor") in recipe.factors]
-    if recipe.per_factor:
-        groups = {f: [e for e in wanted if e["factor"] == f] for f in recipe.factors}
-    else:
-        groups = {MULTI_FACTOR: wanted}
-    results = {}
-    for factor, rows in groups.items():
-        if not rows:
-            continue
-        name = operator_name(factor)
-        per_factor_counts = {f"examples_{f}": n for f, n in sorted(Counter(e["factor"] for e in rows).items())}
-        results[name] = train_sft(
-            recipe,
-            rows,
-            Path(models_dir) / name,
-            resume=resume,
-            progress=progress,
-            store=store,
-            name=name,
-            data_counts={**per_factor_counts, "pairs": len({e.get("pair_id") for e in rows})},
-        )
-    return results
+    """The SFT operators of `recipe.factors` (see `operator_groups`) under `models_dir/<name>/`, in this process."""
+    return {
+        name: train_sft(recipe, rows, Path(models_dir) / name, resume=resume, progress=progress, store=store,
+                        name=name, data_counts=counts)
+        for name, (rows, counts) in operator_groups(recipe, examples).items()
+    }
 
 
 def untrained_operators(recipe: Recipe, examples: list[dict[str, Any]]) -> dict[str, str]:

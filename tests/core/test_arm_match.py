@@ -73,3 +73,20 @@ def test_no_elimination_for_two_visits_of_one_arm():
                 [("1", "13vPnC")])
     found = m.match_groups(groups("Prevnar / 13vPnC Visit 3", "Prevnar / 13vPnC Visit 4"))
     assert "elimination" not in {method for _, method in found}
+
+
+def test_placebo_word_abbreviations_and_sequences():
+    m = matcher([("Tiotropium 18 µg", "ACTIVE_COMPARATOR", "tiotropium versus placebo"),
+                 ("2", "PLACEBO_COMPARATOR", "placebo to tiotropium")])
+    assert m.match_groups(groups("Placebo", "Tiotropium")) == [("2", "evidence"), ("Tiotropium 18 µg", "elimination")]
+    crossed = groups("Placebo", "Tiotropium", descriptions={"Placebo": "placebo first, then tiotropium"})
+    assert m.match_groups(crossed)[0] == (None, None)
+    m = matcher([("linagliptin low dose", "EXPERIMENTAL", "linagliptin low dose twice daily"),
+                 ("placebo", "PLACEBO_COMPARATOR", "placebo matching linagliptin"),
+                 ("linagliptin medium dose", "EXPERIMENTAL", "linagliptin medium dose once daily")])
+    assert m.match_groups(groups("Placebo", "Lina 2.5 Twice Daily (Bid)", "Lina 5 Once Daily (qd)")) == [
+        ("placebo", "normalised"), ("linagliptin low dose", "evidence"), ("linagliptin medium dose", "evidence")]
+    m = matcher([("12027-027", "EXPERIMENTAL", "mouth rinse"), ("310158077046", "ACTIVE_COMPARATOR", "Sensodyne"),
+                 ("037000003212", "PLACEBO_COMPARATOR", "Crest")])
+    assert m.match_groups(groups("Negative Control (Crest)", "Positive Control (Sensodyne Toothpaste)"))[1] == \
+        ("310158077046", "evidence")

@@ -97,10 +97,11 @@ def test_a_record_whose_rows_do_not_fit_the_schema_is_quarantined_not_fatal(tmp_
     bad_id = good[1].payload["protocolSection"]["identificationModule"]["nctId"]
     real_parse = parse.parse_study
 
-    def parse_with_overflow(raw):
-        parsed = real_parse(raw)
+    def parse_with_overflow(raw, buffers=None):
+        parsed = real_parse(raw, buffers)
         if parsed.nct_id == bad_id:  # a value no int64 column can hold, as a parser bug might produce
-            parsed.rows["trials"][0]["enrollment"] = 2**70
+            trials = parsed.buffers.tables["trials"]
+            trials.lists[trials.names.index("enrollment")][-1] = 2**70
         return parsed
 
     monkeypatch.setattr(parse, "parse_study", parse_with_overflow)

@@ -9,7 +9,8 @@ import types
 import pytest
 
 from deepimagine_core.llm import backends, tiny
-from deepimagine_core.llm.backends import Generation, SamplingParams, TransformersBackend, VLLMBackend, make_backend
+from deepimagine_core.llm.backend_factory import make_backend
+from deepimagine_core.llm.backends import Generation, SamplingParams, TransformersBackend, VLLMBackend
 from deepimagine_core.llm.prompts import demo_messages
 
 

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-import deepimagine_core.llm.predictors  # noqa: F401  (registers the LLM predictors)
+import deepimagine_core.llm.llm_predictors  # noqa: F401  (registers the LLM predictors)
 from deepimagine_core.evaluation.predictors import Prediction, make_predictor
 from deepimagine_core.llm import tiny
 from deepimagine_core.llm.backends import SamplingParams, TransformersBackend
@@ -32,7 +32,7 @@ def question(nct, drug, measure, answer=None, comparator="PLACEBO_COMPARATOR", t
         brief_title=f"{drug} in type 2 diabetes",
         endpoint={"measure": measure, "timeFrame": time},
         arms=[
-            {"label": drug, "type": "EXPERIMENTAL", "interventionNames": [f"Drug: {drug}"]},
+            {"label": "Active", "type": "EXPERIMENTAL", "interventionNames": [f"Drug: {drug}"]},
             {"label": "Control", "type": comparator, "interventionNames": ["Drug: placebo"]},
         ],
         meta_label="single_arm",
@@ -56,15 +56,15 @@ A2 = question("NCT2", "metformin", "Body weight", answer=1, comparator="ACTIVE_C
 
 def step_count(messages):
     """How many imagined steps precede this prompt (read from the carried-forward result)."""
-    found = re.search(r"Result of C \((observed|imagined)\): (.*)", messages[-1]["content"])
+    found = re.search(r"Result before the change \((observed|imagined)\): (.*)", messages[-1]["content"])
     current = found.group(2)
     return 0 if found.group(1) == "observed" else int(current.rsplit("#", 1)[1])
 
 
 def respond(messages, i):
     user = messages[-1]["content"]
-    if "Configuration C'" in user:
-        factor = re.search(r"factor: (\w+)", user).group(1)
+    if "Factor changed:" in user:
+        factor = re.search(r"Factor changed: (\w+)", user).group(1)
         return f"**DIRECTION:** up\nSIZE: small\nRESULT: after {factor} #{step_count(messages) + 1}\nEXPLANATION: x"
     if "historical trial NCT1" in user:
         return "DECISION: (0.9, 0.1)"
@@ -82,14 +82,17 @@ def test_order_skip_carry_forward_and_aggregate():
         "population": "unknown", "geography": "unknown", "design": "unknown"}
     assert {"factor": "outcome", "reason": "same"} in t1["skipped"]
     # carried forward: each step starts from the previous imagined result
-    assert t2["steps"][0]["input"] == {"current_result": A2.options[1], "imagined": False,
-                                       "from": "Drug: metformin; Drug: placebo", "to": "Drug: placebo; Drug: semaglutide"}
+    old, new = "Drug: metformin; Drug: placebo", "Drug: placebo; Drug: semaglutide"
+    assert t2["steps"][0]["input"] == {"factor": "intervention", "old_value": old, "new_value": new, "from": old,
+                                       "to": new, "current_result": A2.options[1], "numbers": "", "observed": True,
+                                       "template": "step.v2"}
+    assert t2["steps"][1]["input"]["observed"] is False
     assert [s["input"]["current_result"] for s in t2["steps"][1:]] == ["after intervention #1", "after arm #2"]
     assert t2["steps"][-1]["result"] == "after outcome #3"
     assert (t2["steps"][1]["direction"], t2["steps"][1]["size"]) == ("up", "small")
     # aggregation: mean over anchors of (0.9, 0.1) and (0.3, 0.7)
     assert result.parsed and result.probabilities == pytest.approx([0.6, 0.4])
-    assert t1["final"]["probabilities"] == pytest.approx([0.9, 0.1]) and t1["templates"]["step"] == "step.v1"
+    assert t1["final"]["probabilities"] == pytest.approx([0.9, 0.1]) and t1["templates"]["step"] == "step.v2"
     # batching: one call per step index (two trajectories share step 1), then one answer call for both
     assert [len(c["messages_batch"]) for c in backend.calls] == [2, 1, 1, 2]
     assert not any(k.startswith("_") for k in t1)  # working state is not stored
@@ -108,7 +111,7 @@ def test_custom_order_and_per_factor_adapters():
 
 
 def test_unparsed_step_keeps_result_and_is_flagged():
-    backend = ScriptedBackend(lambda m, i: "no idea" if "Configuration C'" in m[-1]["content"] else "DECISION: (1, 0)")
+    backend = ScriptedBackend(lambda m, i: "no idea" if "Factor changed:" in m[-1]["content"] else "DECISION: (1, 0)")
     [result] = run_pathway([TARGET], FixedRetriever({"NCT9": [A1]}), backend, PathwayConfig(k=1))
     step = result.trajectories[0]["steps"][0]
     assert not step["parsed"] and step["result"] == A1.options[0]

@@ -50,13 +50,15 @@ def test_rag_shows_anchor_results_and_refuses_unknown_ones():
 
 
 def test_step_and_trace_prompts():
-    step = prompts.step_messages(factor="arm", source="Arms: 10 mg", current_result="HbA1c -0.5%",
-                                 change="10 mg → 20 mg", target="Arms: 20 mg", imagined=True)[1]["content"]
-    assert "(imagined)" in step and "factor: arm" in step and "10 mg → 20 mg" in step
+    from deepimagine_core.llm.steps import StepInput, step_messages, trace_messages
+
+    imagined = StepInput("arm", "10 mg", "20 mg", "HbA1c -0.5%", observed=False)
+    step = step_messages(imagined)[1]["content"]
+    assert "(imagined)" in step and "Factor changed: arm" in step and "Before: 10 mg\nAfter: 20 mg" in step
     assert "DIRECTION: up|down|same" in step and "SIZE: small|moderate|large" in step
-    trace = prompts.trace_messages(factor="outcome", source="Week 4", current_result="-0.2", change="week 4 → 12",
-                                   target="Week 12", observed_result="-0.6", quantity="HbA1c")[1]["content"]
-    assert "Observed result of C': -0.6" in trace and "how HbA1c moves" in trace
+    assert "Numbers before the change: (not reported)" in step
+    trace = trace_messages(StepInput("outcome", "Week 4", "Week 12", "-0.2", "-0.2 (SD 1)"), "-0.6")[1]["content"]
+    assert "The observed result after the change was: -0.6" in trace and "(observed): -0.2" in trace
     with pytest.raises(KeyError):
         prompts.load_template("step").render(factor="arm")  # a missing placeholder is an error, never blank
 

@@ -81,15 +81,17 @@ def test_verdicts_against_observed_change():
     }
     row = table.filter(pa.compute.equal(table["trace_id"], "p-up#0")).to_pylist()[0]
     assert row["accepted"] and row["size_match"] is True and row["model_id"] == "teacher-x"
-    assert row["template"] == "trace.v1"
+    assert row["template"] == "trace.v2"
     assert json.loads(row["sampling_params"])["n"] == 3 and json.loads(row["sampling_params"])["temperature"] == 0.8
     teacher_prompt = json.loads(row["prompt"])[1]["content"]
     step_prompt = json.loads(row["step_messages"])[1]["content"]
-    assert "Observed result of C': MEAN -0.9 percent (SD 0.9; n = 40)" in teacher_prompt
-    assert "Result of C (observed): MEAN -0.5 percent" in step_prompt
-    assert "Arm: X 20 mg [EXPERIMENTAL]; interventions: Drug: X" in step_prompt
-    assert "Dose: 20 mg daily" in step_prompt and "Outcome: Change in HbA1c [Week 12]; (PRIMARY, MEAN, unit percent)" in step_prompt
-    assert "-0.9" not in step_prompt and "10 mg daily → 20 mg daily" in step_prompt  # the operator's prompt hides the answer
+    assert "The observed result after the change was: Outcome: Change in HbA1c [Week 12]" in teacher_prompt
+    assert "MEAN -0.9 percent (SD 0.9; n = 40)" in teacher_prompt
+    assert teacher_prompt.startswith(step_prompt)  # the teacher sees the very step the operator is trained on
+    assert "Result before the change (observed): Outcome: Change in HbA1c [Week 12]" in step_prompt
+    assert "Before: Arm: X 10 mg [EXPERIMENTAL]; interventions: Drug: X; Group: X 10 mg; Dose: 10 mg daily" in step_prompt
+    assert "After: Arm: X 20 mg [EXPERIMENTAL]; interventions: Drug: X; Group: X 20 mg; Dose: 20 mg daily" in step_prompt
+    assert "-0.9" not in step_prompt  # the operator's prompt hides the answer
 
 
 def test_size_band_is_checked_when_known():

@@ -16,7 +16,8 @@ def test_export_of_an_empty_table_is_loadable_with_its_schema(tmp_path):
     assert info["rows"] == 0
     folder = tmp_path / "datasets" / "approximate_pairs"
     assert pq.read_table(folder / "data" / "approximate_pairs.parquet").schema.names == APPROXIMATE_PAIRS.names
-    assert "- rows: 0" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "- rows: 0" in card and "`approximate_pairs` asset's `why_empty` metadata says why" in card
     datasets = pytest.importorskip("datasets", reason="the optional `datasets` package (train extra) is not installed")
     assert info["hf_saved"]
     ds = datasets.load_from_disk(str(folder / "hf"))

@@ -176,3 +176,76 @@ def test_sleep_latency_of_a_sleepiness_test_is_higher_better():
     p = outcome_polarity("Mean Sleep Latency (Minutes) From the Multiple Sleep Latency Tests (MSLT) at Day 1")
     assert p.higher_is_better is True and "MSLT" in p.rule
     assert outcome_polarity("Change in Sleep Latency (Insomnia)").higher_is_better is False
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    ("Summary of Subject Preference Assessments", "whether subjects would switch pens", None),  # not "itch"
+    ("Sodium Count at Baseline", "the balance of sodium is important for kidney function", None),  # weak concept
+    ("Mean Baseline Liver Function Parameters", None, None),
+    ("Primary Efficacy Endpoint", "Change from baseline in pain intensity on an 11-point NRS", False),
+])
+def test_weak_words_decide_nothing(title, description, expected):
+    assert outcome_polarity(title, description).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    ("Pain Intensity Difference (PID) at 120 Minutes", "PID = baseline pain intensity minus pain intensity at 120 min",
+     True),  # defined that way, and read as such: no second reversal
+    ("Change From Baseline in Pain Score", "change = baseline minus week 12", True),
+    ("Mean Tactile Sensitivity Score at Week 4", "tooth sensitivity measured with a Yeaple probe in grams", None),
+])
+def test_arithmetic_reverses_change_scores_only(title, description, expected):
+    assert outcome_polarity(title, description).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,expected", [
+    ("Trough FEV1 Response at Week 18", True),
+    ("Geometric Mean Titer of the Serotype 22F Antibody Response", True),
+    ("FEV1, Late Asthmatic Response (LAR) 1 Week After Last Dose", None),  # a fall in FEV1 after a challenge
+    ("HbA1c Response at Week 24", None),  # a response of a bad quantity: which way?
+    ("Mean Latency to Persistent Sleep (LPS) Via Polysomnography", False),
+    ("Percent Change From Baseline in Lumbar Spine BMC (Bone Mineral Content)", True),
+])
+def test_responses_of_good_quantities_and_sleep(title, expected):
+    assert outcome_polarity(title).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,expected", [
+    ("Change in the fMRI Response of the Functional Magnetic Resonance Imaging Signal", None),
+    ("Area Under the Percent Drop in FEV1 Curve From 0 to 3 Hours", None),
+    ("Number of Falls", False),
+])
+def test_words_that_looked_like_concepts(title, expected):
+    assert outcome_polarity(title).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    ("Percentage of Participants Who Remained in the Study", "Kaplan-Meier; participants who discontinued were "
+     "censored", True),
+    ("Cortisol (ug/dL)", "Cortisol was measured in the blood throughout the hyperinsulinemic-hypoglycemic clamp.", None),
+    ("Endometrial Biopsy Classification Results", "A subset of study participants agreed to have baseline and "
+     "endpoint (Week 51/Early Withdrawal) biopsies", None),
+    ("Outcomes for VF Patients", "Survival and neurologically-intact survival of patients admitted", True),
+])
+def test_descriptions_name_the_measure_in_their_first_words(title, description, expected):
+    assert outcome_polarity(title, description).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    ("Change From Baseline in Exercise Capacity Assessed by 6-minute Walk Test",
+     "Change from Baseline was calculated as the post-Baseline value minus the Baseline value.", True),
+    ("Percent Change in Peak Exercise SVI", "Stroke volume - the volume of blood ejected at each beat", None),
+    ("Number of Subjects With Normal and Abnormal Biochemical Parameters", "ALT, AST, bilirubin", None),
+])
+def test_post_baseline_minus_baseline_is_the_usual_change(title, description, expected):
+    assert outcome_polarity(title, description).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,description,expected", [
+    ("Percentage Change From Baseline in Total Cholesterol", "Baseline was defined as the average of the screening "
+     "and Study Day 1 (pre-treatment) assessments.", False),  # "pre-treatment" is no subtraction
+    ("Change of AST From Baseline at Week 12", "Change = (Baseline Level - Week 12 Level).", True),
+    ("Changes in Platelet Function in Response to Clopidogrel", "Baseline minus post clopidogrel PRP", None),
+])
+def test_subtractions_are_read_only_when_stated(title, description, expected):
+    assert outcome_polarity(title, description).higher_is_better is expected

@@ -63,3 +63,26 @@ def test_benchmark_ids_from_jsonl_files(tmp_path):
     path.write_text("\n".join(json.dumps({"nct_id": n, "endpoint_key": "e"}) for n in ("NCT00000002", "NCT00000005")))
     assert benchmark_nct_ids(str(path)) == {"NCT00000002", "NCT00000005"}
     assert benchmark_nct_ids("") == set()
+
+
+def test_benchmark_ids_recorded_with_their_sources_are_reused_only_for_the_same_files(tmp_path):
+    from deepimagine_core.evaluation.ct_open import source_fingerprint
+    from deepimagine_core.evaluation.inputs import split_benchmark_ids
+    from deepimagine_core.pairs.split import recorded_benchmark_ids, with_benchmark_record
+    from deepimagine_core.store import Store
+
+    path = tmp_path / "bench.jsonl"
+    path.write_text(json.dumps({"nct_id": "NCT00000002", "endpoint_key": "e"}) + "\n")
+    table, _ = assign_splits(trials_table(), benchmark_ids={"NCT00000002"})
+    recorded = with_benchmark_record(table, {"NCT00000002"}, source_fingerprint(str(path)))
+    assert recorded.to_pylist() == table.to_pylist()
+    assert recorded.schema.metadata[b"doc"] == TRIAL_SPLITS.metadata[b"doc"]
+    assert recorded_benchmark_ids(recorded.schema, source_fingerprint(str(path))) == {"NCT00000002"}
+    assert recorded_benchmark_ids(table.schema, source_fingerprint(str(path))) is None  # nothing recorded
+    store = Store(tmp_path / "home")
+    store.write_table("trial_splits", recorded)
+    path.write_text(json.dumps({"nct_id": "NCT00000002", "endpoint_key": "e"}) + "\n"  # the file changed: re-read
+                    + json.dumps({"nct_id": "NCT00000007", "endpoint_key": "e"}) + "\n")
+    assert recorded_benchmark_ids(store.read_table("trial_splits").schema, source_fingerprint(str(path))) is None
+    assert split_benchmark_ids(store, str(path)) == {"NCT00000002", "NCT00000007"}
+    assert split_benchmark_ids(Store(tmp_path / "empty"), "") == set()

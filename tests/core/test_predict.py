@@ -146,6 +146,19 @@ def test_registration_without_results_gives_the_questions_its_results_give(histo
     assert checked >= 20  # 25 API v2 sample trials have historical questions
 
 
+def test_every_sample_registration_with_arms_gives_questions():
+    studies = sample_studies()
+    for nct_id, study in studies.items():
+        study = json.loads(json.dumps(study))
+        study["protocolSection"].setdefault("designModule", {})["enrollmentInfo"] = {"count": 0}  # 0 = no size
+        if study["protocolSection"].get("armsInterventionsModule", {}).get("armGroups"):
+            design = design_from_registration(study)
+            assert design.enrollment is None and design_questions(design, secondary=True), nct_id
+        else:
+            with pytest.raises(DesignError, match="arms: List should have at least 1 item"):
+                design_from_registration(study)
+
+
 def test_trial_tables_give_the_same_questions_for_legacy_trials(history_store):
     rows = [r for r in history_store.read_table("historical_questions").to_pylist()
             if json.loads(r["endpoint"])["outcome_type"] != "otherOutcomes"]
@@ -319,12 +332,16 @@ def test_deepimagine_trajectories_are_reported_as_tables(history_store, tmp_path
     assert all(p.trajectory for p in result.predictions["deepimagine"])
     store = Store(tmp_path / "reports_home")
     text = write_prediction_report(store, result).markdown.read_text()
-    assert "deepimagine trajectories" in text and "| anchor | factor | change | imagined result |" in text
-    assert text.count("start (observed)") >= len(result.questions)
+    assert "deepimagine trajectories (one row per anchor)" in text
+    assert "| anchor | factors changed | imagined result | answer |" in text
+    from deepimagine_core.evaluation.trajectory_tables import trajectory_rows
+
+    assert all(len(trajectory_rows(p.trajectory)) == 2 for p in result.predictions["deepimagine"])  # k = 2 anchors
+    assert text.count("(0.70, 0.30) |") >= len(result.questions)  # each anchor's scripted answer, in its row
 
 
 def test_cli_on_a_sample_trial_prints_a_table_and_writes_the_report(history_store, target, capsys):
-    assert main([target, "--home", str(history_store.root), "--quiet", "--llm", "off"]) == 0
+    assert main([target, "--home", str(history_store.root), "--quiet"]) == 0  # --llm auto: no adapters here
     out = capsys.readouterr().out.splitlines()
     design = load_design(target, history_store)
     questions = design_questions(design)

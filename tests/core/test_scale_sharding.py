@@ -7,10 +7,12 @@ import pyarrow as pa
 import pytest
 
 from deepimagine_core.llm import tiny
-from deepimagine_core.llm.backends import SamplingParams, TransformersBackend, VLLMBackend, make_backend
+from deepimagine_core.llm.backend_factory import make_backend
+from deepimagine_core.llm.backends import SamplingParams, TransformersBackend, VLLMBackend
 from deepimagine_core.llm.sharding import ShardedBackend, device_groups, shard
 from tests.scripted_backend import ScriptedBackend
-from deepimagine_core.llm.traces import TRACES_SCHEMA, merge_traces, pair_view, trace_pairs
+from deepimagine_core.llm.pair_text import pair_view
+from deepimagine_core.llm.traces import TRACES_SCHEMA, merge_traces, trace_pairs
 from deepimagine_core.training.data import synthetic_pair
 
 

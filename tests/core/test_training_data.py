@@ -3,6 +3,8 @@ questions, held-out evaluation examples; small tables written here in the produc
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pyarrow as pa
 import pytest
 
@@ -107,24 +109,28 @@ def test_grpo_examples_carry_verifiable_answers():
     by_source = {}
     for row in built.rows:
         by_source.setdefault(row["source"], []).append(row)
-    direct = by_source["historical_questions"]
+    direct = sorted({r["id"]: r for r in by_source["historical_questions"]}.values(), key=lambda r: r["id"])
     assert [(r["answer"], r["n_options"], r["task"]) for r in direct] == [(1, 2, "question"), (2, 3, "question")]
     assert "DECISION: (p1, p2, p3)" in direct[1]["prompt"][-1]["content"]
-    (transfer,) = by_source["approximate_pairs"]
+    # class balance: every (category, collapsed class) and every step direction as often as the largest
+    assert Counter(r["balance"] for r in built.rows if r["task"] == "question") == {
+        "2-way_explicit:0": 2, "3-way_explicit:0": 2}
+    (transfer,) = {r["id"]: r for r in by_source["approximate_pairs"]}.values()
     text = transfer["prompt"][-1]["content"]
     assert (transfer["answer"], transfer["n_options"], transfer["factor"]) == (1, 2, "population")
     assert "historical trial NCT00000001 (observed result): option 2" in text  # the anchor's known answer
     assert "population: conditions: type 2 diabetes → type 1 diabetes" in text and "Drug 0 vs placebo" in text
     steps = by_source["natural_pairs"]
-    assert {(r["task"], r["answer"]) for r in steps} == {("step", None)} and len(steps) == 5
-    assert [r["direction"] for r in steps if r["factor"] == "arm"] == ["down", "up", "same"]
-    assert built.counts == {"question_2-way_explicit": 1, "question_3-way_explicit": 1, "approximate_population": 1,
-                            "step_arm": 3, "step_outcome": 2}
+    assert {(r["task"], r["answer"]) for r in steps} == {("step", None)} and len({r["id"] for r in steps}) == 5
+    assert sorted({r["id"]: r["direction"] for r in steps if r["factor"] == "arm"}.values()) == ["down", "same", "up"]
+    assert {k: v for k, v in built.counts.items() if not k.startswith(("class_", "prompts_"))} == {
+        "question_2-way_explicit": 1, "question_3-way_explicit": 1, "approximate_population": 1, "step_arm": 3,
+        "step_outcome": 2}
     assert {k: v for k, v in built.skipped.items() if not k.startswith("natural_invalid")} == {
         "question_not_train_split": 1, "question_no_answer": 1, "approximate_without_questions": 1,
         "approximate_not_train_split": 1, "natural_not_train_split": 1}
     sampled = grpo_examples(approx, questions, max_prompts=2, seed=1)
-    assert len(sampled.rows) == 2 and sampled.skipped["over_max_prompts"] == 1
+    assert len({r["id"] for r in sampled.rows}) == 2 and sampled.skipped["over_max_prompts"] == 1
     assert grpo_examples(None, None).rows == []
 
 

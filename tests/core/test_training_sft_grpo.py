@@ -94,7 +94,8 @@ def test_grpo_continues_an_sft_adapter_and_publishes_under_grpo(sft_run, tiny_mo
     result = train_grpo(recipe, grpo_rows(), tmp_path / "grpo", init_adapter=sft_result.adapter_path)
     assert "grpo" in result.adapter_path and result.global_step == 2
     assert {"final_reward", "final_format_reward", "final_neg_cross_entropy_reward"} <= set(result.metrics)
-    assert result.data_counts["prompts_question"] == 4 and result.data_counts["prompts_step"] == 2
+    # 4 question prompts, 3 of the significant class and 1 not: resampled to 3 + 3 (class balance); 2 steps, up and down
+    assert result.data_counts["prompts_question"] == 6 and result.data_counts["prompts_step"] == 2
     card = open(f"{result.adapter_path}/README.md").read()
     assert f"Training started from the adapter `{sft_result.adapter_path}`" in card and "num_generations: 4" in card
     load_adapter(tiny_model_path, result.adapter_path)  # loads on the base model, like the SFT operators

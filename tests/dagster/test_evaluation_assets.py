@@ -83,7 +83,8 @@ def test_evaluate_job_is_defined():
     from deepimagine_dagster.definitions import defs
 
     job = defs.resolve_job_def("evaluate")
-    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"ct_open_benchmark", "evaluation_report"}
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "ct_open_benchmark", "benchmark_registrations", "evaluation_report"}
 
 
 class ScriptedLLM(LLMBackendResource):

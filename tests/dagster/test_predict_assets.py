@@ -69,6 +69,6 @@ def test_predict_trial_job_materializes_a_report_from_an_inline_draft(tmp_path):
     assert report.startswith("# Prediction report: DRAFT — Drug Z for hypertension")
     assert "| 2 | Change in systolic blood pressure | 3-way: Drug Z vs Placebo |" in report
     assert "Nearest historical trials (3)" in report
-    data = json.loads((home / "reports" / "ask" / "DRAFT" / "prediction.json").read_text())
+    data = json.loads((home / "reports" / "ask" / "draft-drug-z-for-hypertension" / "prediction.json").read_text())
     assert [q["kind"] for q in data["questions"]] == ["superiority", "comparative", "endpoint_met"]
     assert data["trial"]["arms"][0]["interventions"][0]["dose"] == "50 mg daily"

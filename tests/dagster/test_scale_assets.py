@@ -14,7 +14,7 @@ import pytest
 
 from deepimagine_core.store import Store
 from deepimagine_core.training.grpo import train_grpo
-from deepimagine_core.training.sft import train_operators
+from deepimagine_core.training.sft import train_sft
 from deepimagine_dagster.defs.training import assets
 from deepimagine_dagster.defs.training.assets import SFTOperatorsConfig
 from tests.dagster.test_training_assets import store_res  # noqa: F401 (fixture: tables and the tiny model)
@@ -24,22 +24,20 @@ QUICK = {"max_steps": 1, "save_steps": 1, "factors": ["arm"]}
 
 @pytest.fixture
 def fake_launcher(monkeypatch):
-    """The assets' launchers replaced by the in-process trainers (the real launch is tests/core/test_scale_*)."""
+    """The distributed launcher replaced by the in-process trainers (the real launch is tests/core/test_scale_*)."""
+    from deepimagine_core.training import distributed
+
     calls = []
 
-    def operators(recipe, examples, models_dir, *, num_processes, resume, store_root, progress, log):
-        calls.append(("operators", num_processes, recipe.num_processes))
-        return train_operators(recipe, examples, models_dir, resume=resume, store=Store(store_root),
-                               progress=progress)
-
     def training(recipe, rows, output_dir, *, num_processes, name, init_adapter, data_counts, resume, store_root,
-                 progress, log):
+                 progress, **kw):
         calls.append((name, num_processes, recipe.num_processes))
-        return train_grpo(recipe, rows, output_dir, resume=resume, store=Store(store_root), init_adapter=init_adapter,
-                          name=name, data_counts=data_counts, progress=progress)
+        common = dict(resume=resume, store=Store(store_root), name=name, data_counts=data_counts, progress=progress)
+        if recipe.trainer == "sft":
+            return train_sft(recipe, rows, output_dir, **common)
+        return train_grpo(recipe, rows, output_dir, init_adapter=init_adapter, **common)
 
-    monkeypatch.setattr(assets, "launch_operators", operators)
-    monkeypatch.setattr(assets, "launch_training", training)
+    monkeypatch.setattr(distributed, "launch_training", training)
     return calls
 
 
@@ -58,7 +56,7 @@ def test_multi_process_recipes_are_launched_and_report_the_same_metadata(store_r
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
-    assert fake_launcher == [("operators", 2, 2), ("grpo", 2, 2)]
+    assert fake_launcher == [("sft_arm", 2, 2), ("grpo", 2, 2)]
     launched = result.asset_materializations_for_node("sft_operators")[0].metadata
     assert launched["processes"].value == 2
     assert set(launched) == set(in_process.metadata)  # the same metadata, whichever way it was trained

@@ -16,7 +16,7 @@ import pytest
 from deepimagine_core.ctgov.ingest import ingest_source
 from deepimagine_core.llm import tiny
 from deepimagine_core.training.adapters import published_adapters
-from deepimagine_dagster.resources import CTOpenResource, LLMBackendResource, StoreResource
+from deepimagine_dagster.resources import CTOpenResource, LLMBackendResource, StoreResource, TrialSourceResource
 
 JOBS = ("build_pairs", "generate_traces", "train", "evaluate")
 QUICK = {  # the tiny model on a CPU, as little generation and training as still runs every code path
@@ -25,6 +25,7 @@ QUICK = {  # the tiny model on a CPU, as little generation and training as still
         "sft_operators": {"config": {"overrides": {"max_steps": 2, "save_steps": 2}}},
         "sft_operators_sft_operators_beat_base": {"config": {"max_pairs_per_factor": 2, "max_new_tokens": 8}},
         "grpo_policy": {"config": {"overrides": {"max_steps": 1, "save_steps": 1}, "max_prompts": 8}},
+        "rl_operators": {"config": {"overrides": {"max_steps": 1, "save_steps": 1}, "max_prompts": 8}},
         "evaluation_report": {"config": {"predictors": ["majority", "logreg", "deepimagine"],
                                          "bootstrap_samples": 20, "llm_max_questions": 4}},
     }
@@ -63,13 +64,14 @@ def test_downstream_jobs_succeed_on_a_small_source(tmp_path, tmp_path_factory, n
     keys = {k for job in jobs.values() for k in job.asset_layer.executable_asset_keys}
     everything = [a for a in defs.assets if set(a.keys) & keys]
     everything += [c for c in defs.asset_checks if {k.asset_key for k in c.check_keys} & keys]
-    resources_ = {"store": store_res, "ct_open": CTOpenResource(paths=""), "llm": LLMBackendResource()}
-    meta = {}
+    resources_ = {"store": store_res, "ct_open": CTOpenResource(paths=""), "llm": LLMBackendResource(),
+                  "trial_source": TrialSourceResource()}
+    meta, instance = {}, dg.DagsterInstance.ephemeral()
     for name, job in jobs.items():
         selection = dg.AssetSelection.assets(*job.asset_layer.executable_asset_keys)
         result = dg.materialize(everything, selection=selection, resources=resources_, run_config={
             "ops": {k: v for k, v in QUICK["ops"].items() if k in {n.name for n in job.graph.node_defs}}},
-            instance=dg.DagsterInstance.ephemeral())
+            instance=instance)
         assert result.success, name
         meta.update(materializations(result))
 
@@ -91,9 +93,14 @@ def test_downstream_jobs_succeed_on_a_small_source(tmp_path, tmp_path_factory, n
     trained, skipped = set(value(sft, "operators")), value(sft, "skipped") or {}
     assert trained | set(skipped) == {"sft_arm", "sft_outcome"} and not trained & set(skipped)
     assert all("0 examples" in why for why in skipped.values())
+    rl = meta["rl_operators"]
+    rl_trained, rl_skipped = set(value(rl, "operators")), value(rl, "skipped") or {}
+    assert rl_trained | set(rl_skipped) == {"grpo_intervention", "grpo_context"} and not rl_trained & set(rl_skipped)
+    assert all("0 prompts" in why for why in rl_skipped.values())
     grpo = meta["grpo_policy"]
     assert ("grpo/adapter" in grpo) != bool(value(grpo, "skipped"))
-    assert set(published_adapters(store)) == trained | ({"grpo"} if "grpo/adapter" in grpo else set())
+    published = set(published_adapters(store))
+    assert published == trained | rl_trained | ({"grpo"} if "grpo/adapter" in grpo else set())
 
     # the report scores something, or says why it scored nothing
     report = (store.path("reports", "report.md")).read_text()
@@ -105,5 +112,17 @@ def test_downstream_jobs_succeed_on_a_small_source(tmp_path, tmp_path_factory, n
 
     if n_trials == 1:  # one trial: nothing to pair, train on or score, and every part says so
         assert set(approx) == set(counts) and all("fewer than 2 trials" in r for r in approx.values())
-        assert not trained and not published_adapters(store)
+        assert not trained and not published
         assert any(r.startswith("no historical questions") for r in reasons)
+
+    # the closing summary gathers every reason in one place
+    from deepimagine_dagster.defs.pipeline.assets import run_summary
+
+    result = dg.materialize([run_summary], resources={"store": store_res}, instance=instance)
+    summary = materializations(result)["run_summary"]["summary"].value
+    for factor, why in approx.items():
+        assert f"- `approximate_pairs/{factor}`: {why}" in summary
+    for name, why in skipped.items():
+        assert f"- `sft_operators/{name}`: {why}" in summary
+    if reasons:
+        assert f"- `evaluation_report`: {'; '.join(reasons)}" in summary

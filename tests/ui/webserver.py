@@ -72,7 +72,8 @@ class DagsterDev:
         # The offline default: no project setting leaks in from the caller (trial source, CT Open files, executor).
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DEEPIMAGINE_", "DAGSTER_"))}
         env.update(DAGSTER_HOME=str(self.dagster_home), DEEPIMAGINE_HOME=str(self.deepimagine_home),
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1",
+                   DEEPIMAGINE_AUTOMATION="off")  # the tests launch their own runs; no automation run beside them
         command = [sys.executable, "-m", "dagster", "dev", "-w", str(self.workspace),
                    "--host", self.host, "--port", str(self.port)]
         with open(self.log_path, "wb") as log:

@@ -4,7 +4,7 @@ import dataclasses
 
 import dagster as dg
 
-import deepimagine_core.llm.predictors as llm_predictors  # registers the LLM predictors in the evaluation registry
+import deepimagine_core.llm.llm_predictors  # noqa: F401  (registers the LLM predictors in the evaluation registry)
 from deepimagine_core.evaluation.evaluate_store import (
     EvaluationOutcome,
     EvaluationSettings,
@@ -15,8 +15,13 @@ from deepimagine_core.evaluation.inputs import CT_OPEN_QUESTIONS, EvaluationInpu
 from deepimagine_core.evaluation.report import markdown_table, summary_table
 from deepimagine_core.llm.backends import is_tiny
 from deepimagine_core.questions import CATEGORIES
-from deepimagine_core.tables import CT_OPEN_TABLE, HISTORICAL_QUESTIONS_TABLE
-from deepimagine_dagster.resources import ENV_CT_OPEN, CTOpenResource, LLMBackendResource, StoreResource
+from deepimagine_core.predict.benchmark_trials import benchmark_trial_rows, write_registrations
+from deepimagine_core.tables import CT_OPEN_TABLE, HISTORICAL_QUESTIONS_TABLE, TRIALS_TABLE
+from deepimagine_core.training.adapters import trained_predictor_options
+from deepimagine_dagster.defs.trials.assets import api_settings
+from deepimagine_dagster.resources import (
+    ENV_CT_OPEN, CTOpenResource, LLMBackendResource, StoreResource, TrialSourceResource,
+)
 
 __all__ = ["CT_OPEN_QUESTIONS", "CT_OPEN_TABLE", "EvaluationConfig", "ct_open_benchmark", "evaluation_report"]
 
@@ -75,10 +80,39 @@ def report_metadata(outcome: EvaluationOutcome) -> dict:
     return metadata
 
 
+class BenchmarkRegistrationsConfig(dg.Config):
+    # with the trial source `api` (DEEPIMAGINE_TRIALS_SOURCE=api): fetch the registrations of the benchmark's trials
+    # that the `trials` table lacks, so the pathway knows each target's population, geography and design (no results)
+    fetch: bool = False
+
+
+@dg.asset(group_name=GROUP, deps=[ct_open_benchmark, TRIALS_TABLE], kinds={"parquet"})
+def benchmark_registrations(
+    context: dg.AssetExecutionContext, config: BenchmarkRegistrationsConfig, store: StoreResource,
+    trial_source: TrialSourceResource,
+) -> dg.MaterializeResult:
+    """Table `benchmark_registrations`: the ClinicalTrials.gov registrations of the CT Open benchmark trials that the
+    `trials` table lacks, as `trials` rows (registration fields only; result sections are dropped unread). Off unless
+    `fetch` is set and the trial source is `api`; the pathway reads it beside `trials`."""
+    if not config.fetch:
+        return dg.MaterializeResult(metadata={"fetched": 0, "note": "off: set fetch (trial source `api`) to fetch"})
+    if trial_source.source != "api":
+        raise dg.Failure(f"fetching benchmark registrations needs the trial source `api` "
+                         f"(DEEPIMAGINE_TRIALS_SOURCE=api), not {trial_source.source!r}")
+    st = store.get()
+    rows, missing = benchmark_trial_rows(st, api_settings(trial_source), log=context.log.info)
+    write_registrations(st, rows)
+    if missing:
+        context.log.warning(f"benchmark trials without a registration (their context steps are skipped): {missing}")
+    return dg.MaterializeResult(metadata={"fetched": len(rows), "missing": dg.MetadataValue.json(missing),
+                                          "dagster/row_count": len(rows)})
+
+
 @dg.asset(
     group_name=GROUP,
     # the trained operators are optional inputs: the report uses whatever adapters are published when it runs
-    deps=[HISTORICAL_QUESTIONS_TABLE, ct_open_benchmark, "sft_operators", "grpo_policy"],
+    deps=[HISTORICAL_QUESTIONS_TABLE, ct_open_benchmark, "sft_operators", "rl_operators", "grpo_policy",
+          benchmark_registrations],
     kinds={"python"},
     op_tags={"deepimagine/gpu": "true"},
     pool="gpu",
@@ -89,7 +123,7 @@ def evaluation_report(
     """Every predictor on every benchmark (each CT Open file, and the historical test split), scored with CT Open's
     official metric and trial-bootstrap intervals: reports/evaluation.json, report.md/html, figures, predictions."""
     st = store.get()
-    lend = LLMPredictors(backend=lambda: llm.get(st), is_tiny=is_tiny, trained=llm_predictors.trained_predictors(st))
+    lend = LLMPredictors(backend=lambda: llm.get(st), is_tiny=is_tiny, trained=trained_predictor_options(st))
     settings = EvaluationSettings(**{f.name: getattr(config, f.name) for f in dataclasses.fields(EvaluationSettings)})
     try:
         outcome = evaluate_store(st, settings, llm=lend, log=context.log.info)

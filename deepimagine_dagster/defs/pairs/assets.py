@@ -23,8 +23,9 @@ from deepimagine_core.pairs.natural import NATURAL_PAIRS, NaturalConfig, build_n
 from deepimagine_core.pairs.historical import (HISTORICAL_QUESTIONS, QUESTION_SKIPS, SKIP_REASONS,
                                                build_question_tables, build_questions, render_question)
 from deepimagine_core.pairs.retrieval import TextIndex
-from deepimagine_core.evaluation.ct_open import benchmark_nct_ids
-from deepimagine_core.pairs.split import DEFAULT_TEST_FRACTION, TRIAL_SPLITS, assign_splits, counts_by_split, split_map
+from deepimagine_core.evaluation.ct_open import benchmark_nct_ids, source_fingerprint
+from deepimagine_core.pairs.split import (DEFAULT_TEST_FRACTION, assign_splits, counts_by_split, split_map,
+                                          with_benchmark_record)
 from deepimagine_core.pairs.trialdata import TRIAL_TABLES
 from deepimagine_core.store import Store
 from deepimagine_core.tables import (
@@ -100,7 +101,7 @@ def trial_splits(context: dg.AssetExecutionContext, config: SplitConfig, store: 
     cutoff = dt.date.fromisoformat(config.cutoff) if config.cutoff else None
     table, used = assign_splits(st.read_table(TRIALS_TABLE, columns=["nct_id", "results_first_posted"]), cutoff,
                                 config.test_fraction, bench)
-    path = st.write_table(TRIAL_SPLITS_TABLE, table, TRIAL_SPLITS)
+    path = st.write_table(TRIAL_SPLITS_TABLE, with_benchmark_record(table, bench, source_fingerprint(ct_open.paths)))
     counts = counts_by_split(table)
     undated = sum(d is None for d in table.column("results_first_posted").to_pylist())
     context.log.info(f"trial splits: {counts}, cutoff {used}, {len(bench)} benchmark NCT ids loaded, {undated} undated")

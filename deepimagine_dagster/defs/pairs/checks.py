@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from deepimagine_core.pairs.approximate import trial_profiles
 from deepimagine_core.pairs.contracts import (approximate_factor_problems, config_from_schema, label_balance,
                                                 natural_evidence_problems, question_evidence_problems)
-from deepimagine_core.evaluation.ct_open import benchmark_nct_ids
+from deepimagine_core.evaluation.inputs import split_benchmark_ids
 from deepimagine_core.pairs.split import find_leaks
 from deepimagine_core.tables import (
     APPROXIMATE_PAIRS_TABLE, ARM_GROUPS_TABLE, HISTORICAL_QUESTIONS_TABLE, INTERVENTIONS_TABLE, NATURAL_PAIRS_TABLE,
@@ -29,7 +29,7 @@ def _result(problems: dict[str, list[str]], **metadata) -> dg.AssetCheckResult:
 def _leak_check(store: StoreResource, ct_open: CTOpenResource, table: str, id_columns: tuple[str, ...]):
     st = store.get()
     items = st.read_table(table, columns=[*id_columns, "split"])
-    problems = find_leaks(st.read_table(TRIAL_SPLITS_TABLE), items, id_columns, benchmark_nct_ids(ct_open.paths))
+    problems = find_leaks(st.read_table(TRIAL_SPLITS_TABLE), items, id_columns, split_benchmark_ids(st, ct_open.paths))
     return _result(problems, rows=items.num_rows)
 
 
@@ -37,7 +37,8 @@ def _leak_check(store: StoreResource, ct_open: CTOpenResource, table: str, id_co
                 description="Each trial on exactly one side; benchmark trials on the benchmark side.")
 def trial_splits_no_leak(store: StoreResource, ct_open: CTOpenResource) -> dg.AssetCheckResult:
     st = store.get()
-    return _result(find_leaks(st.read_table(TRIAL_SPLITS_TABLE), None, benchmark_ids=benchmark_nct_ids(ct_open.paths)))
+    return _result(find_leaks(st.read_table(TRIAL_SPLITS_TABLE), None,
+                              benchmark_ids=split_benchmark_ids(st, ct_open.paths)))
 
 
 @dg.asset_check(asset=historical_questions, description="Every question on its trial's side; none trains on a "

@@ -6,8 +6,11 @@ README's main command.
 
 import dagster as dg
 
+from deepimagine_dagster.logs import INFO_LOGS
+
 deepimagine = dg.define_asset_job(
     "deepimagine",
+    config=INFO_LOGS,
     # every asset but `ask/predict_trial`, which answers a question the user asks (job `predict_trial`)
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ask"),
     description="The whole DeepImagine graph on the configured defaults (offline: embedded sample + tiny model).",

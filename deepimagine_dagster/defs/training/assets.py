@@ -1,6 +1,11 @@
-"""Checkpoint assets: the per-factor SFT operators and the GRPO policy, as PEFT adapter folders in the store.
+"""Checkpoint assets: the four operator families and the GRPO policy, as PEFT adapter folders (with model cards).
 
-Thin: data from `deepimagine_core.training.data`, training from `training.sft` / `training.grpo`. Config picks a
+    sft_operators   arm and outcome operators: SFT on natural pairs        models/sft_arm, models/sft_outcome
+    rl_operators    intervention and context operators: GRPO on approximate pairs, rewarded by the retrieved pair's
+                    observed change (class-balanced, benchmark collapse)   models/grpo_intervention, grpo_context
+    grpo_policy     the GRPO answer policy on historical questions         models/grpo
+
+Thin: each body calls one function of `deepimagine_core.training.operators`. Config picks a
 recipe by name (training/recipes/*.yaml) and overrides fields; the CPU default is the tiny recipe, run in-process. A
 re-materialisation resumes a killed run from its last complete checkpoint, and reuses a published adapter when the
 recipe, data and base are unchanged. Both assets are tagged for the GPU executor (`deepimagine/gpu`). A recipe with
@@ -16,20 +21,10 @@ from typing import Any
 import dagster as dg
 
 from deepimagine_core.tables import (
-    APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE,
+    APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, NATURAL_PAIRS_TABLE, REASONING_TRACES_TABLE, TRIALS_TABLE,
 )
-from deepimagine_core.training import adapters
-from deepimagine_core.training.data import grpo_examples, sft_examples
-from deepimagine_core.training.distributed import (
-    accelerate_config_path,
-    launch_operators,
-    launch_training,
-    resolve_num_processes,
-)
-from deepimagine_core.training.grpo import train_grpo
-from deepimagine_core.training.recipes import load_recipe
+from deepimagine_core.training.operators import TrainingRun, train_policy, train_rl_operators, train_sft_operators
 from deepimagine_core.training.run import TrainResult
-from deepimagine_core.training.sft import train_operators, untrained_operators
 from deepimagine_dagster.resources import StoreResource
 
 GROUP = "training"
@@ -40,6 +35,13 @@ class SFTOperatorsConfig(dg.Config):
     recipe: str = "sft_cpu_tiny"  # e.g. sft_gpu_qwen3_8b on a GPU host
     overrides: dict[str, Any] = {}  # recipe field -> value, e.g. {"max_steps": 20, "per_factor": false}
     resume: bool = True  # False discards checkpoints and retrains from scratch
+
+
+class RLOperatorsConfig(dg.Config):
+    recipe: str = "grpo_operator_cpu_tiny"  # e.g. grpo_operator_gpu_qwen3_8b on a GPU host
+    overrides: dict[str, Any] = {}
+    max_prompts: int = 0  # per family, before class balancing; 0 = every prompt
+    resume: bool = True
 
 
 class GRPOPolicyConfig(dg.Config):
@@ -73,13 +75,38 @@ def curves_markdown(results: dict[str, TrainResult]) -> str:
     return "\n\n".join(parts) or "_(no curves logged)_"
 
 
+def run_metadata(run: TrainingRun, overrides: dict[str, Any]) -> dict[str, Any]:
+    """What every training asset reports: recipe, processes, data counts, and each adapter's result."""
+    rows = sum(r.data_counts.get("examples", r.data_counts.get("prompts", 0)) or 0 for r in run.results.values())
+    return {
+        "recipe": run.recipe.name,
+        "overrides": dg.MetadataValue.json(dict(overrides)),
+        "processes": run.processes,
+        "operators": dg.MetadataValue.json(sorted(run.results)),
+        "skipped": dg.MetadataValue.json(run.skipped),
+        "data": dg.MetadataValue.json(run.data),
+        "dagster/row_count": int(rows),
+        **result_metadata(run.results),
+    }
+
+
+def log_results(context: dg.AssetExecutionContext, run: TrainingRun) -> None:
+    for name, result in run.results.items():
+        context.log.info(f"{name}: step {result.global_step}, resumed from {result.resumed_from}, "
+                         f"reused={result.reused}, adapter {result.adapter_path}, card {result.adapter_path}/README.md")
+    for name, why in run.skipped.items():
+        context.log.warning(f"{name} not trained: {why}")
+
+
 def result_metadata(results: dict[str, TrainResult]) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     for name, result in results.items():
         meta[f"{name}/adapter"] = dg.MetadataValue.path(result.adapter_path)
+        meta[f"{name}/model_card"] = dg.MetadataValue.path(str(Path(result.adapter_path) / "README.md"))
         meta[f"{name}/global_step"] = result.global_step
         meta[f"{name}/resumed_from"] = result.resumed_from or "(fresh run)"
         meta[f"{name}/reused"] = result.reused
+        meta[f"{name}/training_cutoff"] = str(result.data_counts.get("training_cutoff") or "unknown")  # live benchmark
         for key in ("final_loss", "final_reward", "tokens_per_second"):
             if key in result.metrics:
                 meta[f"{name}/{key}"] = float(result.metrics[key])
@@ -96,52 +123,33 @@ def result_metadata(results: dict[str, TrainResult]) -> dict[str, Any]:
 def sft_operators(
     context: dg.AssetExecutionContext, config: SFTOperatorsConfig, store: StoreResource
 ) -> dg.MaterializeResult:
-    """LoRA SFT operators on training-split natural pairs with accepted reasoning traces: one adapter per factor
-    (`models/sft_<factor>/adapter`) or a single multi-factor one (`per_factor: false` → `models/sft_multi`)."""
-    st = store.get()
-    recipe = load_recipe(config.recipe, config.overrides)
-    built = sft_examples(
-        st.read_table(NATURAL_PAIRS_TABLE), st.read_table(REASONING_TRACES_TABLE), recipe.factors,
-        untraced=recipe.untraced_pairs,
-    )
-    context.log.info(f"SFT data ({recipe.name}): {built.summary()}")
-    skipped = untrained_operators(recipe, built.rows)
-    for name, why in skipped.items():
-        context.log.warning(f"{name} not trained: {why} (training-split natural pairs with an accepted trace, or "
-                            f"any with untraced_pairs: answer_only): {built.summary()}")
-    if not built.rows:
-        return dg.MaterializeResult(metadata={"recipe": recipe.name, "operators": dg.MetadataValue.json([]),
-                                              "skipped": dg.MetadataValue.json(skipped), "dagster/row_count": 0,
-                                              "data": dg.MetadataValue.json(built.summary())})
-    processes = resolve_num_processes(recipe)
-    if processes > 1:
-        log_launch(context, recipe, processes)
-        results = launch_operators(
-            recipe, built.rows, adapters.models_dir(st), num_processes=processes, resume=config.resume,
-            store_root=st.root, progress=progress_logger(context, "sft"), log=context.log.debug,
-        )
-    else:
-        results = train_operators(
-            recipe, built.rows, adapters.models_dir(st), resume=config.resume, store=st,
-            progress=progress_logger(context, "sft"),
-        )
-    for name, result in results.items():
-        context.log.info(
-            f"{name}: step {result.global_step}, resumed from {result.resumed_from}, reused={result.reused}, "
-            f"adapter {result.adapter_path}"
-        )
-    return dg.MaterializeResult(
-        metadata={
-            "recipe": recipe.name,
-            "overrides": dg.MetadataValue.json(dict(config.overrides)),
-            "processes": processes,
-            "operators": dg.MetadataValue.json(sorted(results)),
-            "data": dg.MetadataValue.json(built.summary()),
-            "skipped": dg.MetadataValue.json(skipped),
-            "dagster/row_count": len(built.rows),
-            **result_metadata(results),
-        }
-    )
+    """The arm and outcome operators: LoRA SFT on training-split natural pairs (dose-ranging arm pairs included) with
+    accepted reasoning traces, one adapter per family (`models/sft_<family>/adapter`, with its model card), or a
+    single multi-factor one (`per_factor: false` → `models/sft_multi`)."""
+    run = train_sft_operators(store.get(), config.recipe, config.overrides, resume=config.resume,
+                              progress=progress_logger(context, "sft"), log=context.log.info)
+    log_results(context, run)
+    return dg.MaterializeResult(metadata=run_metadata(run, config.overrides))
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[APPROXIMATE_PAIRS_TABLE, HISTORICAL_QUESTIONS_TABLE, TRIALS_TABLE],
+    op_tags=GPU_TAGS,
+    kinds={"pytorch"},
+)
+def rl_operators(
+    context: dg.AssetExecutionContext, config: RLOperatorsConfig, store: StoreResource
+) -> dg.MaterializeResult:
+    """The intervention and context (population, geography, design) operators: GRPO on training-split approximate
+    pairs, each prompt the step from one trial's answered question to the other's in the shared step format,
+    rewarded by the pair's observed change of significance (class-balanced, CT Open's 3-way collapse).
+    `models/grpo_intervention/adapter` and `models/grpo_context/adapter`, each with its model card."""
+    run = train_rl_operators(store.get(), config.recipe, config.overrides, max_prompts=config.max_prompts or None,
+                             resume=config.resume, progress=progress_logger(context, "grpo operator"),
+                             log=context.log.info)
+    log_results(context, run)
+    return dg.MaterializeResult(metadata=run_metadata(run, config.overrides))
 
 
 @dg.asset(
@@ -153,68 +161,12 @@ def sft_operators(
 def grpo_policy(
     context: dg.AssetExecutionContext, config: GRPOPolicyConfig, store: StoreResource
 ) -> dg.MaterializeResult:
-    """GRPO with verifiable rewards (format, correctness, negative cross-entropy, direction agreement) on training-split
-    historical questions, asked directly and from approximate pairs' anchor trials, and natural-pair steps; from the
-    base model or an SFT adapter (`models/grpo/adapter`)."""
-    st = store.get()
-    recipe = load_recipe(config.recipe, config.overrides)
-    built = grpo_examples(
-        st.read_table(APPROXIMATE_PAIRS_TABLE), st.read_table(HISTORICAL_QUESTIONS_TABLE),
-        st.read_table(NATURAL_PAIRS_TABLE) if config.natural_steps else None,
-        max_prompts=config.max_prompts or None, seed=recipe.seed,
-    )
-    context.log.info(f"GRPO data ({recipe.name}): {built.summary()}")
-    if not built.rows:
-        why = "0 GRPO prompts: no training-split historical question with a known answer nor natural pair with an "\
-              "observed direction"
-        context.log.warning(f"grpo not trained: {why}")
-        return dg.MaterializeResult(metadata={"recipe": recipe.name, "skipped": dg.MetadataValue.json({"grpo": why}),
-                                              "data": dg.MetadataValue.json(built.summary()), "dagster/row_count": 0})
-    init_adapter = resolve_init_adapter(st, config.init_from)
-    processes = resolve_num_processes(recipe)
-    if processes > 1:
-        log_launch(context, recipe, processes)
-        result = launch_training(
-            recipe, built.rows, adapters.run_dir(st, adapters.GRPO_NAME), num_processes=processes,
-            name=adapters.GRPO_NAME, init_adapter=init_adapter, data_counts=built.counts, resume=config.resume,
-            store_root=st.root, progress=progress_logger(context, "grpo"), log=context.log.debug,
-        )
-    else:
-        result = train_grpo(
-            recipe, built.rows, adapters.run_dir(st, adapters.GRPO_NAME), resume=config.resume, store=st,
-            init_adapter=init_adapter, progress=progress_logger(context, "grpo"), data_counts=built.counts,
-        )
-    context.log.info(f"grpo: step {result.global_step}, reward {result.metrics.get('final_reward')}")
-    return dg.MaterializeResult(
-        metadata={
-            "recipe": recipe.name,
-            "overrides": dg.MetadataValue.json(dict(config.overrides)),
-            "processes": processes,
-            "init_from": str(init_adapter or "base"),
-            "data": dg.MetadataValue.json(built.summary()),
-            "dagster/row_count": len(built.rows),
-            **result_metadata({adapters.GRPO_NAME: result}),
-        }
-    )
-
-
-def log_launch(context: dg.AssetExecutionContext, recipe, processes: int) -> None:
-    """A distributed run is about to start: say how (its output lines follow at debug level)."""
-    context.log.info(
-        f"{recipe.name}: accelerate launch of {processes} processes with {accelerate_config_path(recipe).name}"
-    )
-
-
-def resolve_init_adapter(store, init_from: str) -> str | None:
-    """`base` -> None; a published adapter's name -> its folder; else a folder path, which must hold an adapter."""
-    if init_from == "base":
-        return None
-    published = adapters.published_adapters(store)
-    if init_from in published:
-        return str(published[init_from])
-    if (Path(init_from) / "adapter_config.json").is_file():
-        return init_from
-    raise dg.Failure(
-        description=f"init_from={init_from!r} is neither 'base', a published adapter ({sorted(published)}) nor an "
-        "adapter folder"
-    )
+    """GRPO with verifiable rewards (format, collapsed class-balanced correctness, negative cross-entropy, direction
+    agreement) on training-split historical questions, asked directly and from approximate pairs' anchor trials, and
+    natural-pair steps; from the base model or an SFT adapter (`models/grpo/adapter`)."""
+    run = train_policy(store.get(), config.recipe, config.overrides, init_from=config.init_from,
+                       natural_steps=config.natural_steps, max_prompts=config.max_prompts or None,
+                       resume=config.resume, progress=progress_logger(context, "grpo"), log=context.log.info)
+    log_results(context, run)
+    metadata = {"init_from": str(run.data.get("init_from", "base")), **run_metadata(run, config.overrides)}
+    return dg.MaterializeResult(metadata=metadata)

@@ -4,9 +4,11 @@ recipes; on a GPU host the Docker executor runs the assets tagged `deepimagine/g
 import dagster as dg
 
 from deepimagine_dagster.executors import gpu_executor
+from deepimagine_dagster.logs import INFO_LOGS
 
 train = dg.define_asset_job(
     "train",
+    config=INFO_LOGS,
     selection=dg.AssetSelection.groups("training"),
     description="Fine-tune the per-factor counterfactual operators (SFT + LoRA) and the GRPO policy.",
     executor_def=gpu_executor(),

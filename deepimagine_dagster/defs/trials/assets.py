@@ -70,7 +70,8 @@ def trial_tables(context: dg.AssetExecutionContext, store: StoreResource, trial_
     st = store.get()
     context.log.info(f"ingesting trial source {trial_source.source!r} into {st.path('tables')}")
     with source_failure():
-        summary = ingest_source(trial_source.source, st, progress=True, allow_partial=trial_source.allow_partial)
+        summary = ingest_source(trial_source.source, st, progress=True, allow_partial=trial_source.allow_partial,
+                                parse=trial_source.parse_settings())
     stats = summary.as_dict()
     context.log.info(
         f"ingest: {summary.studies_read} studies read → {summary.trials} trials, {summary.quarantined} quarantined, "

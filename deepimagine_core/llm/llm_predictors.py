@@ -5,8 +5,9 @@
 - `deepimagine`: the stepwise imagination pathway from k anchors (trajectories in `Prediction.trajectory`).
 
 Each works with any backend and model (default `BackendSettings`: transformers + the tiny local model of `store`, see
-`shared_backend`). `deepimagine` takes per-factor LoRA adapter folders (`adapters={"arm": ".../adapter"}`), so the
-trained operators become predictors with their own name (`predictor_name="deepimagine_sft"`). With the tiny model the
+`backend_factory.shared_backend`). `deepimagine` takes the operators' LoRA folders per family
+(`adapters={"arm": ".../adapter", "context": ...}`), so the trained operators become a predictor with its own name
+(`deepimagine_sft`); the caller passes them in (`training.adapters.trained_predictor_options`). With the tiny model the
 predictions are meaningless (random weights); `note` says so for the report.
 
 Importing this module registers the three names in `deepimagine_core.evaluation.predictors`.
@@ -18,21 +19,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from deepimagine_core.evaluation.predictors import Prediction, register_predictor
-from deepimagine_core.llm.backends import Backend, SamplingParams, is_tiny, shared_backend
-from deepimagine_core.llm.factors import DEFAULT_ORDER
+from deepimagine_core.llm.backend_factory import shared_backend
+from deepimagine_core.llm.backends import Backend, SamplingParams, is_tiny
+from deepimagine_core.llm.factors import DEFAULT_ORDER, FACTORS, OPERATOR_FAMILIES, factor_adapters, load_trials
 from deepimagine_core.llm.parsing import ParseCounter, parse_decision
-from deepimagine_core.llm.pathway import IndexAnchorRetriever, PathwayConfig, run_pathway, trajectory_steps
+from deepimagine_core.llm.pathway import DEFAULT_K, IndexAnchorRetriever, PathwayConfig, run_pathway, trajectory_steps
 from deepimagine_core.llm.prompts import direct_messages, rag_messages, template_id
+from deepimagine_core.llm.steps import load_result_numbers, with_numbers
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store
-from deepimagine_core.tables import TRIALS_TABLE
 
 TINY_NOTE = "tiny local model with random weights: its predictions and scores are meaningless (tests/offline default)"
 TINY_MAX_NEW_TOKENS = 16
-TRIAL_COLUMNS = (
-    "nct_id", "conditions", "sex", "minimum_age", "maximum_age", "healthy_volunteers", "eligibility_criteria",
-    "countries", "phases", "allocation", "masking", "intervention_model", "primary_purpose", "enrollment",
-)
 
 
 class _LLMPredictor:
@@ -132,17 +130,19 @@ class LLMRagPredictor(_LLMPredictor):
         return self._answer(questions, [rag_messages(q, a) for q, a in zip(questions, anchors)])
 
 
-def load_trials(store: Store | None) -> dict[str, dict[str, Any]]:
-    """nct_id → the `trials` columns the factors use, or {} when the table is not built."""
-    if store is None or not store.has_table(TRIALS_TABLE):
-        return {}
-    table = store.read_table(TRIALS_TABLE)
-    columns = [c for c in TRIAL_COLUMNS if c in table.column_names]
-    return {row["nct_id"]: row for row in table.select(columns).to_pylist()}
+def _step_adapters(adapters: Mapping[str, str] | None) -> dict[str, str]:
+    """Family (arm, outcome, intervention, context) or factor -> folder, as factor -> folder (factor keys win)."""
+    adapters = dict(adapters or {})
+    families = {k: v for k, v in adapters.items() if k in OPERATOR_FAMILIES}
+    factors = {k: str(v) for k, v in adapters.items() if k not in OPERATOR_FAMILIES}
+    if unknown := sorted(set(factors) - set(FACTORS)):
+        raise ValueError(f"unknown factors or families {unknown}; known: {OPERATOR_FAMILIES} and {FACTORS}")
+    return {**factor_adapters(families), **factors}
 
 
 class DeepImaginePredictor(_LLMPredictor):
-    """The stepwise imagination pathway. `adapters` maps factor → LoRA folder (per-factor operators)."""
+    """The stepwise imagination pathway from k anchors (7 by default). `adapters` maps an operator family (arm,
+    outcome, intervention, context) or a single factor to its LoRA folder; each factor's step uses its own."""
 
     name = "deepimagine"
     template = "answer"
@@ -151,7 +151,7 @@ class DeepImaginePredictor(_LLMPredictor):
         self,
         backend: Backend | None = None,
         *,
-        k: int = 3,
+        k: int = DEFAULT_K,
         order: Sequence[str] = DEFAULT_ORDER,
         adapters: Mapping[str, str] | None = None,
         step_params: SamplingParams | None = None,
@@ -162,7 +162,7 @@ class DeepImaginePredictor(_LLMPredictor):
     ):
         super().__init__(backend, **kw)
         PathwayConfig(k=k, order=tuple(order), aggregate=aggregate)  # validate now, not at predict time
-        self.k, self.order, self.adapters, self.aggregate = k, tuple(order), dict(adapters or {}), aggregate
+        self.k, self.order, self.adapters, self.aggregate = k, tuple(order), _step_adapters(adapters), aggregate
         self._step_params = step_params
         self.index = index
         self.trials = trials
@@ -176,7 +176,9 @@ class DeepImaginePredictor(_LLMPredictor):
                              adapters=self.adapters, answer_adapter=self.adapter, aggregate=self.aggregate)
 
     def fit(self, train: list[Question]) -> None:
-        self.retriever = IndexAnchorRetriever(train, index=self.index)
+        """Anchors = the answered training questions, with the numbers behind their results where the store's
+        `historical_questions` table has them; targets' context from the store's `trials` (unless given)."""
+        self.retriever = IndexAnchorRetriever(with_numbers(train, load_result_numbers(self.store)), index=self.index)
         if self.trials is None:
             self.trials = load_trials(self.store)
 
@@ -197,37 +199,25 @@ register_predictor("llm_rag", LLMRagPredictor)
 register_predictor("deepimagine", DeepImaginePredictor)
 
 
-# ---- fine-tuned variants: the pathway with the per-factor SFT operators, and the GRPO policy ----------------------
-
-
-def _published(store: Store | None) -> dict[str, Any]:
-    from deepimagine_core.training.adapters import operator_adapters, published_adapters
-
-    if store is None:
-        raise ValueError("the published adapters live in a store: pass store=Store(root)")
-    return {"operators": operator_adapters(store), "grpo": published_adapters(store).get("grpo")}
+# ---- fine-tuned variants: the pathway with the four operator families, and the GRPO policy ------------------------
+# The adapters are passed in by the caller (`training.adapters.trained_predictor_options` lists the published ones):
+# this layer never reads the training layer's folders.
 
 
 def deepimagine_sft(backend: Backend | None = None, *, adapters: Mapping[str, str] | None = None, **kw: Any):
-    """`deepimagine` whose local steps use the per-factor SFT operators published in the store (`sft_operators`)."""
-    adapters = adapters if adapters is not None else _published(kw.get("store"))["operators"]
+    """`deepimagine` whose local steps use the trained operators: `adapters` maps a family (arm, outcome,
+    intervention, context) or a factor to its adapter folder."""
     if not adapters:
-        raise ValueError("deepimagine_sft: no SFT operator is published in the store; materialise sft_operators first")
+        raise ValueError("deepimagine_sft needs the operators' adapter folders (materialise sft_operators and "
+                         "rl_operators; training.adapters.trained_predictor_options lists them)")
     return DeepImaginePredictor(backend, adapters=adapters, predictor_name="deepimagine_sft", **kw)
 
 
 def llm_direct_grpo(backend: Backend | None = None, *, adapter: str | None = None, **kw: Any):
-    """`llm_direct` answering with the GRPO policy adapter published in the store (`grpo_policy`)."""
-    adapter = adapter or _published(kw.get("store"))["grpo"]
+    """`llm_direct` answering with the GRPO policy adapter (`grpo_policy`), passed in by the caller."""
     if not adapter:
-        raise ValueError("llm_direct_grpo: no GRPO adapter is published in the store; materialise grpo_policy first")
+        raise ValueError("llm_direct_grpo needs the GRPO policy's adapter folder (materialise grpo_policy first)")
     return LLMDirectPredictor(backend, adapter=str(adapter), predictor_name="llm_direct_grpo", **kw)
-
-
-def trained_predictors(store: Store | None) -> list[str]:
-    """Names of the fine-tuned predictors whose adapters exist in the store."""
-    found = _published(store)
-    return [name for name, ok in (("deepimagine_sft", found["operators"]), ("llm_direct_grpo", found["grpo"])) if ok]
 
 
 register_predictor("deepimagine_sft", deepimagine_sft)

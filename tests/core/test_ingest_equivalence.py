@@ -1,0 +1,105 @@
+"""The columnar, multi-process ingest publishes the same tables as the row-dict parser it replaced, row for row, and
+the same tables whatever the number of workers.
+
+The reference is a digest per (table, column) of the tables today's row-dict code published
+(`data/ingest_digests.json`, see `ingest_digests.py`). Columns owned by the result-group → arm matcher
+(`ctgov.arm_match`, changed on its own) are compared between worker counts only, and columns added since the digests
+were taken are compared between worker counts only too.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepimagine_core.ctgov.parse_pool import ParseSettings
+from tests.core.ingest_digests import STORED, ingest_digests, shared_sample
+
+MATCHER_COLUMNS = {("outcome_groups", "arm_label"), ("outcome_groups", "arm_match_method")}
+
+
+def _differences(reference: dict, got: dict, skip: set = frozenset()) -> list[str]:
+    out = []
+    for table, ref in reference.items():
+        if table not in got:
+            out.append(f"{table}: missing")
+            continue
+        if ref["rows"] != got[table]["rows"]:
+            out.append(f"{table}: {got[table]['rows']} rows, expected {ref['rows']}")
+        for column, digest in ref["columns"].items():
+            if (table, column) not in skip and got[table]["columns"].get(column) != digest:
+                out.append(f"{table}.{column} differs")
+    return out
+
+
+def _check(which: str, batch_size: int) -> None:
+    stored = json.loads(STORED.read_text())[which]
+    one = ingest_digests(which, parse=ParseSettings(workers=1, batch_size=batch_size))
+    many = ingest_digests(which, parse=ParseSettings(workers=2, batch_size=batch_size))
+    assert one == many, _differences(one, many)  # every column, matcher's included: order and content
+    assert not _differences(stored, one, skip=MATCHER_COLUMNS)
+    assert one["trials"]["rows"] > 0
+
+
+def test_embedded_sample_same_tables_as_the_row_dict_parser_with_1_and_2_workers():
+    _check("embedded", batch_size=40)  # 348 records: 9 batches, parsed by the pool several at a time
+
+
+@pytest.mark.skipif(shared_sample() is None, reason="the shared 3,000-study legacy XML sample is not on this machine")
+def test_shared_3000_study_sample_same_tables_as_the_row_dict_parser_with_1_and_2_workers():
+    _check("shared", batch_size=128)
+
+
+def test_differences_are_reported():
+    ref = {"t": {"rows": 2, "columns": {"a": "x", "b": "y"}}}
+    assert _differences(ref, {"t": {"rows": 3, "columns": {"a": "x", "b": "z"}}}) == ["t: 3 rows, expected 2",
+                                                                                       "t.b differs"]
+    assert _differences(ref, {"t": {"rows": 2, "columns": {"a": "x", "b": "z"}}}, skip={("t", "b")}) == []
+
+
+def _embedded_with_a_broken_record():
+    from deepimagine_core.ctgov.archives import iter_embedded_sample
+    from deepimagine_core.ctgov.records import LEGACY_XML, RawStudy
+
+    raws = list(iter_embedded_sample())
+    broken = RawStudy(LEGACY_XML, "test:broken.xml", "<clinical_study><id_info>", nct_id="NCT00000001")
+    return raws[:150] + [broken] + raws[150:], len(raws)
+
+
+def test_one_record_failing_in_a_worker_is_quarantined_alone(tmp_path):
+    from deepimagine_core.ctgov.ingest import ingest
+    from deepimagine_core.store import Store
+
+    raws, good = _embedded_with_a_broken_record()
+    summary = ingest(raws, Store(tmp_path), parse=ParseSettings(workers=2, batch_size=40))
+    assert summary.studies_read == good + 1 and summary.reconciles
+    assert summary.trials + summary.duplicates_dropped + summary.quarantined == good + 1
+    rows = [q for q in Store(tmp_path).read_table("quarantine").to_pylist() if q["source_ref"] == "test:broken.xml"]
+    assert [(q["level"], q["stage"]) for q in rows] == [("record", "parse")] and "malformed XML" in rows[0]["reason"]
+
+
+def test_a_worker_process_that_dies_loses_no_record(tmp_path, monkeypatch, caplog):
+    import logging
+    import os
+
+    from deepimagine_core.ctgov import parse
+    from deepimagine_core.ctgov.archives import iter_embedded_sample
+    from deepimagine_core.ctgov.ingest import ingest
+    from deepimagine_core.store import Store
+
+    parent, real_parse = os.getpid(), parse.parse_study
+    victim = list(iter_embedded_sample())[200].nct_id
+
+    def dies_in_a_worker(raw, buffers=None):
+        if raw.nct_id == victim and os.getpid() != parent:
+            os._exit(3)  # the worker process dies (as on a crash or an out-of-memory kill)
+        return real_parse(raw, buffers)
+
+    monkeypatch.setattr(parse, "parse_study", dies_in_a_worker)
+    expected = ingest(iter_embedded_sample(), Store(tmp_path / "a"), parse=ParseSettings(workers=1))
+    with caplog.at_level(logging.WARNING, logger="deepimagine_core.ctgov.parse_pool"):
+        got = ingest(iter_embedded_sample(), Store(tmp_path / "b"), parse=ParseSettings(workers=2, batch_size=40))
+    assert "parse worker failed" in caplog.text  # the pool broke, and its batches were parsed here
+    assert got.rows == expected.rows and got.quarantined == expected.quarantined
+    assert Store(tmp_path / "b").read_table("trials").equals(Store(tmp_path / "a").read_table("trials"))
