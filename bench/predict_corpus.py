@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         archives = [a for a in archives if "sample" in a.name]
     work = args.work / ("sample" if args.sample else "full")
     load_before = os.getloadavg()
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"  # the code that runs, read before it runs
+    dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--untracked-files=no") else ""
+    cpu_before = os.times()
     settings = CorpusSettings(ctgov_dir=args.ctgov, ct_open=args.ct_open or None, work_dir=work, out_dir=args.out,
                               reports_dir=work / "reports", archives=archives, n_bootstrap=args.bootstrap)
     outcome = evaluate_corpus(settings, log=lambda m: print(m, flush=True))
@@ -57,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     write_report(settings.reports_dir, outcome["results"])
     header = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": _git("rev-parse", "--short", "HEAD") or "unknown",
-        "dirty": " (with uncommitted changes)" if _git("status", "--porcelain", "--untracked-files=no") else "",
+        "commit": commit,
+        "dirty": dirty,
+        "cpu_seconds": round(sum(os.times()[:4]) - sum(cpu_before[:4])),
         "command": "python -m bench.predict_corpus " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python "
                    f"{platform.python_version()}",

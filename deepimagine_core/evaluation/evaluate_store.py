@@ -21,7 +21,7 @@ from deepimagine_core.evaluation.report import ReportFiles, write_report
 from deepimagine_core.evaluation.run import EvaluationResults, run_predictors
 from deepimagine_core.store import Store
 
-BASELINES = ("majority", "logreg", "random_forest", "knn_history", "ensemble")
+BASELINES = ("majority", "logreg", "logreg_adapted", "mlp", "random_forest", "knn_history", "ensemble")
 LLM_PREDICTORS = ("llm_direct", "llm_rag", "deepimagine")
 TRAINED_LLM_PREDICTORS = ("deepimagine_sft", "llm_direct_grpo")  # added when their adapters are published
 TINY_LLM_MAX_QUESTIONS = 48  # the tiny model's answers are noise: score it on a sample, so the default run stays quick
