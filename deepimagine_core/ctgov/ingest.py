@@ -322,7 +322,7 @@ class _StagingWriter(TableWriter):
     contiguous: a few bytes per record), for the publish filter."""
 
     def __init__(self, path: Path, schema: pa.Schema):
-        super().__init__(path, schema, batch_rows=50_000)
+        super().__init__(path, schema, batch_rows=10_000)  # a small cap: memory stays flat as the input grows
         self._tables: list[pa.Table] = []
         self._rows = 0
         self._seqs: list[pa.ChunkedArray] = []
