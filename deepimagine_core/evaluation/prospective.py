@@ -33,7 +33,8 @@ from deepimagine_core.questions import Question
 from deepimagine_core.store import Store, atomic_path
 from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE, PROSPECTIVE_QUESTIONS_TABLE, TRIALS_TABLE
 
-SNAPSHOT_PREDICTORS = ("majority", "logreg", "knn_history", reference_predictor_name)
+# The reference predictor is one of them (today `logreg`): listed once whatever its name.
+SNAPSHOT_PREDICTORS = tuple(dict.fromkeys(("majority", "logreg", "knn_history", reference_predictor_name)))
 CARD_FILE = "card.json"
 MODEL_FILE = "predictor.pkl"
 

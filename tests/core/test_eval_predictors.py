@@ -159,3 +159,13 @@ def test_features_mask_trial_names_and_ignore_answer_fields():
 @pytest.mark.parametrize("text, weeks", [("Baseline, Week 12", 12), ("6 months", 6 * 4.345), ("Day 28", 4), ("", None)])
 def test_time_frame_weeks(text, weeks):
     assert features.time_frame_weeks(text) == (pytest.approx(weeks) if weeks is not None else None)
+
+
+def test_per_category_models_fall_back_to_a_pooled_model_for_an_unseen_category():
+    predictor = make_predictor("logreg", min_df=1, per_category=True)
+    predictor.fit(toy_questions(240))
+    assert set(predictor.models) == {"2-way_explicit", "2-way_implicit", "3-way_explicit"}
+    unseen = toy_question(9001, True, "comparative")
+    unseen.meta_label = "no_arm"  # 3-way implicit: no historical source
+    [p] = predictor.predict([unseen])
+    assert "*" in predictor.models and len(p.probabilities) == 3 and sum(p.probabilities) == pytest.approx(1.0)

@@ -1,0 +1,56 @@
+"""The whole-corpus evaluation on the embedded 250-study sample: questions built once and reused, benchmark trials
+kept out, selection then scoring, and a stored summary naming the reference with its figures."""
+
+import json
+from pathlib import Path
+
+from deepimagine_core.ctgov.archives import SAMPLE_DIR
+from deepimagine_core.evaluation.corpus import build_corpus, corpus_questions
+from deepimagine_core.evaluation.corpus_eval import CorpusSettings, evaluate_corpus
+from deepimagine_core.evaluation.corpus_summary import write_summary
+from deepimagine_core.evaluation.selection import Candidate
+from deepimagine_core.store import Store
+from tests.core.test_eval_ct_open import make_record, three_way_record, write_jsonl
+
+ARCHIVE = SAMPLE_DIR / "legacy_xml_sample.tar.gz"
+
+
+def test_corpus_is_built_once_split_in_time_and_keeps_benchmark_trials_out(tmp_path):
+    store = Store(tmp_path / "corpus")
+    logs: list[str] = []
+    first = build_corpus([ARCHIVE], store, log=logs.append)
+    train, test = corpus_questions(store)
+    assert first["trials"] == 250 and first["questions"] == len(train) + len(test) > 0
+    assert max(q.extra["results_first_posted"] or "" for q in train) <= first["cutoff"]
+    assert build_corpus([ARCHIVE], store, log=logs.append) == first and "reusing" in logs[-1]
+
+    held_out = train[0].nct_id
+    again = build_corpus([ARCHIVE], Store(tmp_path / "other"), exclude_nct_ids={held_out}, log=logs.append)
+    train2, test2 = corpus_questions(Store(tmp_path / "other"))
+    assert held_out not in {q.nct_id for q in train2 + test2} and again["key"]["excluded"] == 1
+
+
+def test_evaluate_corpus_selects_scores_and_writes_a_summary(tmp_path):
+    bench = tmp_path / "ct_open" / "toy.jsonl"
+    bench.parent.mkdir()
+    write_jsonl(bench, [make_record(f"NCT9000000{i}") for i in range(4)] + [three_way_record("NCT90000009")])
+    settings = CorpusSettings(
+        ctgov_dir=tmp_path, ct_open=str(bench.parent), work_dir=tmp_path / "work", out_dir=tmp_path / "out",
+        reports_dir=tmp_path / "work" / "reports", archives=[ARCHIVE], n_bootstrap=20, n_jobs=1,
+        candidates=(Candidate("logreg pooled", "logreg", {"min_df": 2}),
+                    Candidate("logreg per-category", "logreg", {"min_df": 2, "per_category": True})),
+        adapt_methods=("median",), baselines=("majority",))
+    outcome = evaluate_corpus(settings, log=lambda _: None)
+    selection = outcome["selection"]
+    assert [r["candidate"] for r in selection["stage1"]] == ["logreg pooled", "logreg per-category"]
+    assert len(selection["stage2"]) == 1 and selection["reference"] in {r["candidate"] for r in
+                                                                        selection["stage1"] + selection["stage2"]}
+    assert set(outcome["results"].runs) == {"historical_test", "toy"}
+    ref = outcome["reference_label"]
+    assert {ref, "majority"} <= set(outcome["results"].runs["toy"])
+    path = write_summary(outcome, settings.out_dir, settings.reports_dir,
+                         {"date": "today", "commit": "abc1234", "command": "test", "machine": "m", "load": "0 / 0"})
+    text = path.read_text()
+    assert "## Reference predictor" in text and "## Selection" in text and "| toy |" in text
+    payload = json.loads(Path(settings.out_dir / "summary.json").read_text())
+    assert 0 <= payload["benchmarks"]["toy"][ref]["weighted_accuracy"] <= 1
