@@ -16,7 +16,7 @@ def _dagster(job: str, home: Path, extra_env: dict | None = None) -> subprocess.
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     env.pop("DEEPIMAGINE_TRIALS_SOURCE", None)
     cmd = [sys.executable, "-m", "dagster", "job", "execute", "-m", "deepimagine_dagster.definitions", "-j", job]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1100)
 
 
 @pytest.mark.slow

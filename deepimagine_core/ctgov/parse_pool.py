@@ -136,14 +136,17 @@ def parse_batches(raws: Iterable[RawStudy], settings: ParseSettings | None = Non
             yield _result(*pending.popleft())
     finally:
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # a broken pool (a worker died) is not waited for: its manager thread may never finish joining
+            pool.shutdown(wait=not getattr(pool, "_broken", False), cancel_futures=True)
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes from the platform's default start method (fork on Linux before Python 3.14)."""
+    """Worker processes started with `spawn`: a Dagster run worker or a test process has threads, and a process
+    forked from a multi-threaded parent can deadlock on a lock another thread held at the fork (seen here: a full test
+    run hung in a forked parse worker). Spawned workers cost about a second of imports each, once per ingest."""
     import multiprocessing as mp
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context())
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
 
 
 def _submit(pool: ProcessPoolExecutor, first: int, batch: list[RawStudy]) -> Future | None:
