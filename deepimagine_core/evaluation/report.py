@@ -214,6 +214,8 @@ def report_blocks(results: EvaluationResults, figures: dict[str, dict[str, Path]
         if not results.runs:
             return blocks
     train_rows = [[k, *(str(v[c]) for c in ("n_questions", "n_trials", "n_dropped_benchmark_trials"))] for k, v in results.training.items()]
+    blocks.append(("h2", "Reference predictor"))
+    blocks.append(("p", reference_paragraph()))
     blocks.append(("h2", "Training data"))
     blocks.append(("table", ["setting", "questions", "trials", "dropped (trial in a benchmark)"], train_rows))
     for bench, runs in results.runs.items():
@@ -250,6 +252,16 @@ def report_blocks(results: EvaluationResults, figures: dict[str, dict[str, Path]
     for path in traj_files:
         blocks.extend(trajectory_blocks(path, reports_dir))
     return blocks
+
+
+def reference_paragraph() -> str:
+    """Which predictor is the reference, and where the selection that chose it is stored."""
+    from deepimagine_core.evaluation.selection import REFERENCE
+
+    return (f"`{REFERENCE.name}` ({REFERENCE.label}) is the project's reference predictor. It was chosen by "
+            "forward-chaining cross-validation on historical questions grouped by trial and ordered in time, never on "
+            "a CT Open file; the candidates and their CV scores are in docs/results/whole_corpus/summary.md "
+            "(command `python -m bench.predict_corpus`, README).")
 
 
 def _data_uri(path: Path) -> str:

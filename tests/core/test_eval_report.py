@@ -90,6 +90,8 @@ def test_figures_markdown_html_and_trajectories(report):
     md = files.markdown.read_text()
     assert "## Benchmark: toy_open" in md and "| logreg |" in md
     assert "figures/toy_open/reliability.png" in md
+    from deepimagine_core.evaluation.selection import REFERENCE
+    assert "## Reference predictor" in md and f"`{REFERENCE.name}` ({REFERENCE.label})" in md
     assert "## LLM trajectories" in md and "step 2: factor: outcome; imagined: no change" in md
     assert "data:image/png;base64," in files.markdown_embedded
     html = files.html.read_text()
