@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests never touch the network (only 127.0.0.1) nor ../shared, and never write to ~/.deepimagine."""
+"""Shared fixtures. Tests never touch the network (only 127.0.0.1) and never write to ~/.deepimagine. Only the ingest
+equivalence test reads ../shared (the 3,000-study sample), and it skips where a clone has none."""
 
 import os
 
