@@ -63,6 +63,10 @@ PLAIN_CANDIDATES = (
     Candidate("random_forest pooled full", "random_forest", {"per_category": False, "feature_set": "full"}),
     Candidate("knn_history per-category", "knn_history", {}),
     Candidate("ensemble (logreg design, random_forest full, knn_history)", "ensemble", _ENSEMBLE),
+    Candidate("ensemble (logreg design + title/arms text + priors, random_forest full)", "ensemble",
+              {"members": ["logreg", "random_forest"],
+               "member_options": {"logreg": {"feature_set": "design", "text_blocks": ["endpoint", "title", "arms"],
+                                             "priors": True}, "random_forest": QUICK_OPTIONS["random_forest"]}}),
 )
 ADAPT_METHODS = ("calibrated", "median", "em_rate", "bbse_rate")
 
