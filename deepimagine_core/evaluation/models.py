@@ -122,9 +122,15 @@ class PipelinePredictor(ScoredPredictor):
         return {**self.settings, "classifier": type(classifier).__name__, **params, "models": sorted(self.models)}
 
     def _fit_one(self, questions: list[Question], y: np.ndarray):
-        """The feature union (+ the out-of-fold target priors when `priors`) fitted on `questions` — shared with every
-        candidate of the same feature settings fitted on the same questions inside `features.cached()` — then the
-        classifier; returns (union, priors or None, classifier)."""
+        """The feature blocks (+ the out-of-fold target priors when `priors`) fitted on `questions`, then the
+        classifier; returns (blocks, priors or None, classifier). Inside `features.cached()` the blocks are shared
+        with every candidate of the same feature settings fitted on the same questions, and the whole fit with any
+        identical model (same classifier parameters, seed included, and features) — an ensemble member and the same
+        predictor on its own, an adapted predictor's base and the plain predictor."""
+        key = (repr(self.estimator_factory()), sorted(self.settings.items()))
+        return features.shared("model", key, questions, lambda: self._fit_new(questions, y))
+
+    def _fit_new(self, questions: list[Question], y: np.ndarray):
         s = self.settings
         union = FeatureBlocks(s["max_text_features"], s["min_df"], s["feature_set"], s["text_blocks"])
         X = union.fit_transform(questions)
