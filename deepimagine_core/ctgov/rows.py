@@ -64,9 +64,10 @@ class StudyRows:
 
     def arm_matcher(self, labels: list[str]) -> ArmMatcher:
         """The study's result-group -> arm matcher (`arm_match`), bound to its arm and intervention rows: call it
-        once the arms and interventions are added."""
+        once the arms and interventions are added (the rows are read when an outcome first needs them, before the
+        next study's rows come)."""
         matcher = ArmMatcher(labels)
-        matcher.bind(self.own_rows(ARM_GROUPS_TABLE), self.own_rows(INTERVENTIONS_TABLE))
+        matcher.bind(lambda: (self.own_rows(ARM_GROUPS_TABLE), self.own_rows(INTERVENTIONS_TABLE)))
         return matcher
 
     def issue(self, column: str, reason: str) -> None:
