@@ -21,10 +21,58 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from deepimagine_core.questions import Question
+
+# ---- per-question memo (opt-in) -------------------------------------------------------------------------------------
+
+_CACHE: dict[tuple[str, int], tuple[Question, Any]] | None = None
+
+
+@contextmanager
+def cached() -> Iterator[None]:
+    """Within this block every per-question feature (structured dict, masked texts, negative option) is computed once
+    per question object and reused (a cross-validation fold fits many candidates on the same questions). The values
+    depend on the question alone — never on answers or on other questions — so sharing them leaks nothing. The memo
+    is dropped when the outermost block ends; callers must not mutate what it returns."""
+    global _CACHE
+    outermost = _CACHE is None
+    if outermost:
+        _CACHE = {}
+    try:
+        yield
+    finally:
+        if outermost:
+            _CACHE = None
+
+
+def memo(kind: str, question: Question, compute: Callable[[Question], Any]) -> Any:
+    if _CACHE is None:
+        return compute(question)
+    hit = _CACHE.get((kind, id(question)))
+    if hit is not None and hit[0] is question:  # the question is held, so its id is not reused
+        return hit[1]
+    value = compute(question)
+    _CACHE[(kind, id(question))] = (question, value)
+    return value
+
+
+def shared(kind: str, settings: Any, questions: Sequence[Question], compute: Callable[[], Any], keep: Any = None) -> Any:
+    """`compute()` once per (kind, settings, the same question objects in the same order) within a `cached()` block
+    — e.g. feature matrices fitted on one fold's training questions, shared by every candidate fitted there; outside
+    a block it just computes. `compute` may depend only on `settings` and `questions` (and on `keep`, an object the
+    entry holds so that an id in `settings` stays unique)."""
+    if _CACHE is None:
+        return compute()
+    key = (kind, repr(settings), tuple(map(id, questions)))
+    hit = _CACHE.get(key)  # type: ignore[arg-type]
+    if hit is None:
+        hit = ((list(questions), keep), compute())  # holding the questions keeps their ids unique
+        _CACHE[key] = hit  # type: ignore[index]
+    return hit[1]
 
 # ---- the negative ("nothing significant") option of a question ---------------------------------------------------
 
@@ -38,6 +86,10 @@ _NEGATIVE_OPTION = re.compile(
 def negative_option(question: Question) -> int:
     """Index of the option saying "no significant result / not met"; the last option when no sentence says so
     (CT Open puts it last in every template)."""
+    return memo("negative_option", question, _negative_option)
+
+
+def _negative_option(question: Question) -> int:
     hits = [i for i, o in enumerate(question.options) if _NEGATIVE_OPTION.search(o)]
     return hits[0] if len(hits) == 1 else len(question.options) - 1
 
@@ -106,6 +158,10 @@ _TOKEN = re.compile(r"[a-z][a-z0-9\-]{2,}")
 
 def trial_names(question: Question) -> set[str]:
     """Lower-case tokens of this trial's intervention names, other names and arm labels, minus generic words."""
+    return memo("trial_names", question, _trial_names)
+
+
+def _trial_names(question: Question) -> set[str]:
     texts: list[str] = []
     for arm in question.arms:
         if not isinstance(arm, dict):
@@ -127,6 +183,10 @@ def mask_names(text: str, names: set[str]) -> str:
 
 def endpoint_text(question: Question) -> str:
     """The endpoint's measure, description and time frame, lower-cased, with this trial's names masked."""
+    return memo("endpoint_text", question, _endpoint_text)
+
+
+def _endpoint_text(question: Question) -> str:
     ep = question.endpoint or {}
     text = " . ".join(str(ep.get(k) or "") for k in ("measure", "description", "timeFrame"))
     return mask_names(text, trial_names(question))
@@ -193,7 +253,11 @@ def time_frame_weeks(text: str) -> float | None:
 
 
 def structured_features(question: Question) -> dict[str, Any]:
-    """Categorical (string) and numeric features of one question's design."""
+    """Categorical (string) and numeric features of one question's design (do not mutate the dict)."""
+    return memo("structured", question, _structured_features)
+
+
+def _structured_features(question: Question) -> dict[str, Any]:
     ep = question.endpoint or {}
     measure = normalise_words(str(ep.get("measure") or ""))
     full = normalise_words(" ".join(str(ep.get(k) or "") for k in ("measure", "description", "timeFrame")))
@@ -248,21 +312,21 @@ def endpoint_texts(questions: Sequence[Question]) -> list[str]:
 
 def title_texts(questions: Sequence[Question]) -> list[str]:
     """Brief titles with this trial's names masked (the condition and the design words stay)."""
-    return [mask_names(q.brief_title or "", trial_names(q)) for q in questions]
+    return [memo("title_text", q, lambda q: mask_names(q.brief_title or "", trial_names(q))) for q in questions]
 
 
 def arms_texts(questions: Sequence[Question]) -> list[str]:
     """Descriptions of the compared arms (explicit questions: "armx ... army ..."; implicit: every arm), masked."""
-    out = []
-    for q in questions:
-        names = trial_names(q)
-        arms = compared_arms(q) if q.category.endswith("explicit") else []
-        if len(arms) >= 2:
-            text = f"armx {arms[0].get('description') or ''} army {arms[1].get('description') or ''}"
-        else:
-            text = " ".join(str(a.get("description") or "") for a in q.arms if isinstance(a, dict))
-        out.append(mask_names(text, names))
-    return out
+    return [memo("arms_text", q, _arms_text) for q in questions]
+
+
+def _arms_text(q: Question) -> str:
+    arms = compared_arms(q) if q.category.endswith("explicit") else []
+    if len(arms) >= 2:
+        text = f"armx {arms[0].get('description') or ''} army {arms[1].get('description') or ''}"
+    else:
+        text = " ".join(str(a.get("description") or "") for a in q.arms if isinstance(a, dict))
+    return mask_names(text, trial_names(q))
 
 
 #: Text blocks a pipeline may use, by name.
@@ -294,6 +358,10 @@ def structured_dicts(questions: Sequence[Question], feature_set: str = "full") -
 
 def retrieval_text(question: Question) -> str:
     """What the nearest-neighbour predictor compares: endpoint wording plus the design, names masked."""
+    return memo("retrieval_text", question, _retrieval_text)
+
+
+def _retrieval_text(question: Question) -> str:
     f = structured_features(question)
     design = f"{f['category']} {f.get('arm_pair', '')} {f['outcome_type']}".replace(">", " vs ").lower()
     return f"{endpoint_text(question)} . {design}"

@@ -8,8 +8,10 @@ difference either way); categories with too few training questions of both class
 training (3-way implicit has no historical source), fall back to one pooled model with the category as a feature.
 
 Features (`features.py`): TF-IDF blocks over masked text (`text_blocks`: endpoint wording, brief title, compared
-arms' descriptions) plus a structured dict (`feature_set`). Which blocks, which set, pooled or per category and the
-hyper-parameters are chosen by time-ordered cross-validation on historical questions (`selection`); the defaults
+arms' descriptions) plus a structured dict (`feature_set`), and with `priors=True` the smoothed out-of-fold target
+priors of intervention classes and title (condition) words (`priors.py`). Inside `features.cached()` (a CV fold) the
+fitted feature matrices are shared by every candidate with the same feature settings fitted on the same questions.
+Which blocks, which set, pooled or per category and the hyper-parameters are chosen by time-ordered cross-validation on historical questions (`selection`); the defaults
 are the winners of the stored whole-corpus selection (docs/results/whole_corpus/summary.md): pooled models beat
 per-category ones there (logreg 0.617 against 0.614), and the "design" set beat the others for logreg.
 """
@@ -24,6 +26,7 @@ import numpy as np
 
 from deepimagine_core.evaluation import features
 from deepimagine_core.evaluation.base import ScoredPredictor, balanced_weights, category_groups, targets
+from deepimagine_core.evaluation.priors import TargetPriors
 from deepimagine_core.questions import Question
 
 TOKEN_PATTERN = r"(?u)\b[a-z][a-z0-9]+\b|%|\b\d+\b"
@@ -58,6 +61,16 @@ def feature_union(
     return FeatureUnion([*parts, ("structured", structured)])
 
 
+#: Target priors are mean residuals (about ±0.3); this puts them on about the scale of the other features' weights.
+PRIOR_SCALE = 4.0
+
+
+def _with_priors(X, P: np.ndarray):
+    from scipy import sparse
+
+    return sparse.hstack([X, sparse.csr_matrix(P * PRIOR_SCALE)], format="csr")
+
+
 class PipelinePredictor(ScoredPredictor):
     """A scikit-learn classifier of "positive result" over `feature_union`, one per category (or pooled)."""
 
@@ -68,21 +81,14 @@ class PipelinePredictor(ScoredPredictor):
     def __init__(
         self, estimator_factory: Callable[[], Any], max_text_features: int = 20000, min_df: int = 5,
         feature_set: str = "full", text_blocks: Sequence[str] = ("endpoint",), per_category: bool = True,
+        priors: bool = False,
     ):
         super().__init__()
         self.estimator_factory = estimator_factory
         self.settings = {"feature_set": feature_set, "text_blocks": list(text_blocks), "min_df": min_df,
-                         "max_text_features": max_text_features, "per_category": per_category}
-        self.models: dict[str, Any] = {}  # category -> fitted pipeline; "*" = pooled
+                         "max_text_features": max_text_features, "per_category": per_category, "priors": priors}
+        self.models: dict[str, Any] = {}  # category -> (feature union, TargetPriors or None, classifier); "*" = pooled
         self._pooled_data: tuple[list[Question], np.ndarray] | None = None
-
-    def _pipeline(self):
-        from sklearn.pipeline import Pipeline
-
-        s = self.settings
-        return Pipeline([("features", feature_union(s["max_text_features"], s["min_df"], s["feature_set"],
-                                                    s["text_blocks"])),
-                         ("classifier", self.estimator_factory())])
 
     def describe(self) -> dict[str, Any]:
         """Settings for the report: features, the classifier and its main parameters, the models fitted."""
@@ -92,9 +98,37 @@ class PipelinePredictor(ScoredPredictor):
         return {**self.settings, "classifier": type(classifier).__name__, **params, "models": sorted(self.models)}
 
     def _fit_one(self, questions: list[Question], y: np.ndarray):
-        pipeline = self._pipeline()
-        pipeline.fit(questions, y, classifier__sample_weight=balanced_weights(questions, y))
-        return pipeline
+        """The feature union (+ the out-of-fold target priors when `priors`) fitted on `questions` — shared with every
+        candidate of the same feature settings fitted on the same questions inside `features.cached()` — then the
+        classifier; returns (union, priors or None, classifier)."""
+        s = self.settings
+        settings = (s["max_text_features"], s["min_df"], s["feature_set"], tuple(s["text_blocks"]))
+
+        def fit_union():
+            union = feature_union(*settings)
+            return union, union.fit_transform(questions, y)
+
+        union, X = features.shared("feature_union", settings, questions, fit_union)
+        encoder = None
+        if s["priors"]:
+            def fit_priors():
+                enc = TargetPriors()
+                return enc, enc.fit_transform(questions, y)
+
+            encoder, P = features.shared("priors", "priors", questions, fit_priors)
+            X = _with_priors(X, P)
+        classifier = self.estimator_factory()
+        classifier.fit(X, y, sample_weight=balanced_weights(questions, y))
+        return union, encoder, classifier
+
+    @staticmethod
+    def _scores(model, questions: list[Question]) -> np.ndarray:
+        union, encoder, classifier = model
+        X = features.shared("transform", id(union), questions, lambda: union.transform(questions), keep=union)
+        if encoder is not None:
+            X = _with_priors(X, features.shared("transform", id(encoder), questions,
+                                                lambda: encoder.transform(questions), keep=encoder))
+        return classifier.predict_proba(X)[:, 1]
 
     def fit_scores(self, train: list[Question]) -> None:
         y = targets(train)
@@ -114,7 +148,7 @@ class PipelinePredictor(ScoredPredictor):
         for key, idx in category_groups(questions, [c for c in self.models if c != "*"]).items():
             if key not in self.models:  # the pooled fallback, fitted the first time a category needs it
                 self.models[key] = self._fit_one(*self._pooled_data)
-            out[idx] = self.models[key].predict_proba([questions[i] for i in idx])[:, 1]
+            out[idx] = self._scores(self.models[key], [questions[i] for i in idx])
         return out
 
 
@@ -122,11 +156,12 @@ class LogRegPredictor(PipelinePredictor):
     name = "logreg"
 
     def __init__(self, C: float = 0.3, max_text_features: int = 20000, min_df: int = 5, feature_set: str = "design",
-                 text_blocks: Sequence[str] = ("endpoint",), per_category: bool = False, seed: int = 0):
+                 text_blocks: Sequence[str] = ("endpoint",), per_category: bool = False, seed: int = 0,
+                 priors: bool = False):
         from sklearn.linear_model import LogisticRegression
 
         super().__init__(lambda: LogisticRegression(C=C, solver="liblinear", max_iter=2000, random_state=seed),
-                         max_text_features, min_df, feature_set, text_blocks, per_category)
+                         max_text_features, min_df, feature_set, text_blocks, per_category, priors)
 
 
 class RandomForestPredictor(PipelinePredictor):

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from deepimagine_core.evaluation import features
 from deepimagine_core.evaluation.predictors import Predictor, make_predictor
 from deepimagine_core.evaluation.scoring import evaluate
 from deepimagine_core.questions import Question
@@ -86,11 +87,18 @@ def fold_figures(questions: Sequence[Question], predictions) -> dict[str, float 
     return out
 
 
-def _fold(candidate: Candidate, train: list[Question], valid: list[Question]) -> tuple[dict[str, Any], float]:
-    started = time.monotonic()
-    predictor = candidate.make()
-    predictor.fit(train)
-    return fold_figures(valid, predictor.predict(valid)), time.monotonic() - started
+def _fold(candidates: Sequence[Candidate], train: list[Question], valid: list[Question]) -> list[tuple[dict, float]]:
+    """Every candidate fitted on one fold's `train` and scored on its `valid`: (figures, seconds) per candidate.
+    Per-question features and the feature matrices of each feature setting are built once for the fold and shared
+    (`features.cached`); matrices are fitted on the fold's training questions only."""
+    out = []
+    with features.cached():
+        for candidate in candidates:
+            started = time.monotonic()
+            predictor = candidate.make()
+            predictor.fit(train)
+            out.append((fold_figures(valid, predictor.predict(valid)), time.monotonic() - started))
+    return out
 
 
 def _summarise(candidate: Candidate, per_fold: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
@@ -105,26 +113,30 @@ def _summarise(candidate: Candidate, per_fold: list[dict[str, Any]], seconds: fl
 
 def cross_validate_all(candidates: Sequence[Candidate], questions: Sequence[Question], n_blocks: int = 4,
                        log: Callable[[str], None] = print, n_jobs: int = 1) -> list[dict[str, Any]]:
-    """Every candidate on every forward fold (`n_jobs` folds at a time, in worker processes when > 1); one row per
-    candidate with its per-fold and mean figures."""
+    """Every candidate on every forward fold (one job per fold, `n_jobs` folds at a time in worker processes when
+    > 1, largest fold first); one row per candidate with its per-fold and mean figures (seconds: fitting and
+    predicting summed over folds)."""
     questions = [q for q in questions if q.answer is not None]
     folds = time_folds(questions, n_blocks)
     log(f"selection: {len(candidates)} candidates, {len(folds)} forward folds over {len(questions)} questions")
-    jobs = [(c, [questions[i] for i in tr], [questions[i] for i in va]) for c in candidates for tr, va in folds]
+    order = sorted(range(len(folds)), key=lambda k: -len(folds[k][0]))
+    jobs = [(list(candidates), [questions[i] for i in folds[k][0]], [questions[i] for i in folds[k][1]])
+            for k in order]
     if n_jobs > 1:
         from joblib import Parallel, delayed
 
-        done = Parallel(n_jobs=n_jobs)(delayed(_fold)(*job) for job in jobs)
+        done = Parallel(n_jobs=min(n_jobs, len(jobs)))(delayed(_fold)(*job) for job in jobs)
     else:
         done = [_fold(*job) for job in jobs]
+    by_fold = dict(zip(order, done))
     rows = []
     for i, c in enumerate(candidates):
-        mine = done[i * len(folds) : (i + 1) * len(folds)]
+        mine = [by_fold[k][i] for k in range(len(folds))]
         rows.append(_summarise(c, [f for f, _ in mine], sum(t for _, t in mine)))
         m = rows[-1]["mean"]
         per_fold = " / ".join(f"{f['weighted_accuracy']:.3f}" for f, _ in mine)
         log(f"{c.label}: CV weighted accuracy {m['weighted_accuracy']:.3f} ({per_fold}), AUC 2-way explicit "
-            f"{m.get('auc_2way_explicit') or float('nan'):.3f} ({rows[-1]['seconds']}s of fitting)")
+            f"{m.get('auc_2way_explicit') or float('nan'):.3f} ({rows[-1]['seconds']}s)")
     return rows
 
 
