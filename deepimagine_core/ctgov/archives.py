@@ -203,8 +203,7 @@ def _iter_zip(path: Path, ref: str) -> Iterator[RawStudy]:
 def _xml_study(data: bytes, name: str, ref: str) -> RawStudy:
     """The XML document as read (bytes: lxml parses them as they are, no decoding here nor re-encoding in the parser,
     and they cross to a parse worker as they are); its NCT id and last-update date found by byte patterns."""
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+    data = data.removeprefix(codecs.BOM_UTF8)
     if not data.strip():
         return error_record(LEGACY_XML, ref, "empty XML file", nct_id=nct_from_name(name))
     match = _XML_NCT_RE.search(data)

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from functools import lru_cache
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from deepimagine_core.ctgov.doses import parse_dose
@@ -70,19 +70,19 @@ _STRENGTH = {"exact": 0, "normalised": 1, "contained": 2, "tokens": 3, "single_a
              "elimination": 6, "position": 7}
 
 
-@lru_cache(maxsize=32768)
+@lru_cache(maxsize=4096)
 def _norm(s: str) -> str:
     """Lower case, words and numbers only, digits split from letters ("50mg/Day" -> "50 mg day")."""
     return _DIGIT_LETTER.sub(" ", _NON_WORD.sub(" ", s.lower())).strip()
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def _dose_key(text: str) -> tuple | None:
     dose = parse_dose(text)
     return None if dose is None else (dose.values, dose.unit)
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def _numbers(text: str | None) -> frozenset[str]:
     """The numbers of a text that can name a dose or a regimen: not a single digit (which numbers groups), not a
     product or compound code of five digits or more. (Pure functions of a string, cached: titles and labels repeat
@@ -91,7 +91,7 @@ def _numbers(text: str | None) -> frozenset[str]:
             or (len(n) > 1 and not n.isdigit())})
 
 
-@lru_cache(maxsize=32768)
+@lru_cache(maxsize=4096)
 def _words(text: str | None) -> frozenset[str]:
     return frozenset([w for w in _norm(text or "").split() if w not in _STOP])
 

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -65,9 +66,7 @@ def parse_batch(first_seq: int, raws: list[RawStudy]) -> ParsedBatch:
 
     out = ParsedBatch(first_seq)
     buffers = Buffers()
-    threshold = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)  # the buffers hold many small objects without cycles
-    try:
+    with few_collections():
         for seq, raw in enumerate(raws, start=first_seq):
             mark = buffers.mark()
             try:
@@ -90,9 +89,20 @@ def parse_batch(first_seq: int, raws: list[RawStudy]) -> ParsedBatch:
             out.issues.extend((seq, parsed.nct_id, issue.get("stage", "value"), issue["reason"])
                               for issue in parsed.field_issues)
         out.tables, out.rejected = buffers.to_arrow()
+    return out
+
+
+@contextmanager
+def few_collections(young: int = 200_000):
+    """Rare automatic garbage collections inside the block: parsing allocates millions of small objects without
+    cycles (decoded JSON, column values) that live until their batch is converted, and the default thresholds make
+    the collector traverse them again and again (measured: a third of a JSON ingest's time)."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(young, 50, 1000)
+    try:
+        yield
     finally:
         gc.set_threshold(*threshold)
-    return out
 
 
 def batches(raws: Iterable[RawStudy], size: int) -> Iterator[tuple[int, list[RawStudy]]]:

@@ -86,6 +86,15 @@ class StudyRows:
         return list(phases)
 
     def number(self, column: str, raw: str | None) -> float | None:
+        if raw is None:
+            return None
+        if "_" not in raw:  # the clean case first, as `parse_number` does: it runs for every value of every result
+            try:
+                x = float(raw)
+                if x - x == 0.0:  # finite
+                    return x
+            except ValueError:
+                pass
         x = parse_number(raw)
         if x is None and not is_missing(raw):
             self.issue(column, f"unparsable {column} '{raw}'")
