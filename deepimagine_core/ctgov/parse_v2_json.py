@@ -220,9 +220,7 @@ def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> No
 
 
 def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict[str, int]) -> None:
-    (a_nct, a_outcome, a_group, a_class, a_class_title, a_category, a_category_title, a_value, a_value_raw, a_spread,
-     a_spread_raw, a_lower, a_upper, a_participants) = s.t[OUTCOME_RESULTS_TABLE].appenders()
-    nct_id, number = s.nct_id, s.number
+    add, nct_id, number = s.t[OUTCOME_RESULTS_TABLE].add, s.nct_id, s.number
     for class_index, cls in enumerate(_list(outcome.get("classes"))):
         if not isinstance(cls, dict):
             continue
@@ -237,20 +235,10 @@ def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict
                     continue
                 group_id = _str(m.get("groupId"))
                 value_raw, spread_raw = _str(m.get("value")), _str(m.get("spread"))
-                a_nct(nct_id)
-                a_outcome(outcome_index)
-                a_group(group_id)
-                a_class(class_index)
-                a_class_title(class_title)
-                a_category(category_index)
-                a_category_title(category_title)
-                a_value(number("value", value_raw))
-                a_value_raw(value_raw)
-                a_spread(number("spread", spread_raw))
-                a_spread_raw(spread_raw)
-                a_lower(number("lower_limit", _str(m.get("lowerLimit"))))
-                a_upper(number("upper_limit", _str(m.get("upperLimit"))))
-                a_participants(counts.get(group_id))
+                lower, upper = _str(m.get("lowerLimit")), _str(m.get("upperLimit"))
+                add(nct_id, outcome_index, group_id, class_index, class_title, category_index, category_title,
+                    number("value", value_raw), value_raw, number("spread", spread_raw), spread_raw,
+                    number("lower_limit", lower), number("upper_limit", upper), counts.get(group_id))
 
 
 def _analysis(analysis: dict, outcome_index: int, analysis_index: int, s: StudyRows) -> None:
