@@ -32,6 +32,7 @@ import re
 import tarfile
 import zipfile
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
@@ -206,17 +207,24 @@ def _xml_study(data: bytes, name: str, ref: str) -> RawStudy:
     data = data.removeprefix(codecs.BOM_UTF8)
     if not data.strip():
         return error_record(LEGACY_XML, ref, "empty XML file", nct_id=nct_from_name(name))
-    match = _XML_NCT_RE.search(data)
-    nct_id = nct_from_name(name) or (match.group(1).decode("ascii") if match else None)
+    nct_id = nct_from_name(name)
+    if nct_id is None:
+        match = _XML_NCT_RE.search(data)
+        nct_id = match.group(1).decode("ascii") if match else None
     return RawStudy(LEGACY_XML, ref, data, nct_id=nct_id, version=_xml_version(data))
 
 
 def _xml_version(data: bytes) -> str | None:
     """ISO date of `last_update_posted` / `lastchanged_date` ("February 3, 2016"), None when absent or odd."""
     match = _XML_DATE_RE.search(data)
-    if not match:
-        return None
-    raw = match.group(1).decode("utf-8", "replace").strip()
+    return _iso_date(match.group(1)) if match else None
+
+
+@lru_cache(maxsize=4096)
+def _iso_date(raw: bytes) -> str | None:
+    """The ISO form of a legacy date text ("February 3, 2016" -> "2016-02-03"), None when odd (cached: strptime is
+    slow and dates repeat across studies)."""
+    raw = raw.decode("utf-8", "replace").strip()
     for fmt in ("%B %d, %Y", "%B %Y"):
         try:
             return dt.datetime.strptime(raw, fmt).date().isoformat()
