@@ -121,7 +121,8 @@ def batches(raws: Iterable[RawStudy], size: int) -> Iterator[tuple[int, list[Raw
 
 def parse_batches(raws: Iterable[RawStudy], settings: ParseSettings | None = None) -> Iterator[ParsedBatch]:
     """Parsed batches in input order, parsed by `settings.pool_size()` worker processes (at most two batches per
-    worker in flight, so memory stays flat whatever the input size)."""
+    worker in flight, so memory stays flat whatever the input size). The first batch is parsed in this process, in
+    the time the workers take to start (about half a second of imports each)."""
     settings = settings or ParseSettings()
     workers = settings.pool_size()
     stream = batches(raws, max(1, settings.batch_size))
@@ -136,9 +137,8 @@ def parse_batches(raws: Iterable[RawStudy], settings: ParseSettings | None = Non
             if pool is None and not pending:  # the first batch waits: a one-batch input starts no pool
                 pending.append((None, first, batch))
                 continue
-            if pool is None:
+            if pool is None:  # the first batch stays here: parsed in this process while the workers start up
                 pool = _pool(workers)
-                pending = deque((pool.submit(parse_batch, f, b), f, b) for _, f, b in pending)
             pending.append((_submit(pool, first, batch), first, batch))
             while len(pending) > 2 * workers:
                 yield _result(*pending.popleft())
