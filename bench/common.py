@@ -9,7 +9,9 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "ctgov"
+# beside the checkout (/work/main -> /work/shared), or beside the folder of worktrees (/work/wt/x -> /work/shared)
+SHARED = next((p / "shared" / "data" / "ctgov" for p in (ROOT.parent, ROOT.parents[1])
+               if (p / "shared" / "data" / "ctgov").exists()), ROOT.parent / "shared" / "data" / "ctgov")
 LEGACY_SAMPLE = SHARED / "legacy_xml" / "ctgov_legacy_xml_sample.tar.gz"
 LEGACY_REST = SHARED / "legacy_xml" / "ctgov_legacy_xml_rest.tar.gz"
 V2_JSON = SHARED / "v2_json" / "studies.jsonl.gz"

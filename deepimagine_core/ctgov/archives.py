@@ -22,6 +22,7 @@ fails unless the source allows partial reads). An empty archive yields nothing. 
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import gzip
 import io
@@ -31,6 +32,7 @@ import re
 import tarfile
 import zipfile
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
@@ -53,8 +55,8 @@ SUPPORTED_KINDS = (
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 SAMPLE_FILES = ("v2_json_studies.jsonl.gz", "legacy_xml_sample.tar.gz")
 
-_XML_NCT_RE = re.compile(r"<nct_id>\s*(NCT\d{8})\s*</nct_id>")
-_XML_DATE_RE = re.compile(r"<(?:last_update_posted|lastchanged_date)[^>]*>([^<]+)</")
+_XML_NCT_RE = re.compile(rb"<nct_id>\s*(NCT\d{8})\s*</nct_id>")
+_XML_DATE_RE = re.compile(rb"<(?:last_update_posted|lastchanged_date)[^>]*>([^<]+)</")
 
 
 class UnsupportedSource(SourceError, ValueError):
@@ -200,23 +202,29 @@ def _iter_zip(path: Path, ref: str) -> Iterator[RawStudy]:
 
 # ------------------------------------------------------------------------------------------------------------------ XML
 def _xml_study(data: bytes, name: str, ref: str) -> RawStudy:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return error_record(LEGACY_XML, ref, f"not UTF-8 text: {exc}", nct_id=nct_from_name(name))
-    if not text.strip():
+    """The XML document as read (bytes: lxml parses them as they are, no decoding here nor re-encoding in the parser,
+    and they cross to a parse worker as they are); its NCT id and last-update date found by byte patterns."""
+    data = data.removeprefix(codecs.BOM_UTF8)
+    if not data.strip():
         return error_record(LEGACY_XML, ref, "empty XML file", nct_id=nct_from_name(name))
-    match = _XML_NCT_RE.search(text)
-    nct_id = nct_from_name(name) or (match.group(1) if match else None)
-    return RawStudy(LEGACY_XML, ref, text, nct_id=nct_id, version=_xml_version(text))
+    nct_id = nct_from_name(name)
+    if nct_id is None:
+        match = _XML_NCT_RE.search(data)
+        nct_id = match.group(1).decode("ascii") if match else None
+    return RawStudy(LEGACY_XML, ref, data, nct_id=nct_id, version=_xml_version(data))
 
 
-def _xml_version(text: str) -> str | None:
+def _xml_version(data: bytes) -> str | None:
     """ISO date of `last_update_posted` / `lastchanged_date` ("February 3, 2016"), None when absent or odd."""
-    match = _XML_DATE_RE.search(text)
-    if not match:
-        return None
-    raw = match.group(1).strip()
+    match = _XML_DATE_RE.search(data)
+    return _iso_date(match.group(1)) if match else None
+
+
+@lru_cache(maxsize=4096)
+def _iso_date(raw: bytes) -> str | None:
+    """The ISO form of a legacy date text ("February 3, 2016" -> "2016-02-03"), None when odd (cached: strptime is
+    slow and dates repeat across studies)."""
+    raw = raw.decode("utf-8", "replace").strip()
     for fmt in ("%B %d, %Y", "%B %Y"):
         try:
             return dt.datetime.strptime(raw, fmt).date().isoformat()

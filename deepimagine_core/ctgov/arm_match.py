@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from deepimagine_core.ctgov.doses import parse_dose
@@ -68,25 +70,30 @@ _STRENGTH = {"exact": 0, "normalised": 1, "contained": 2, "tokens": 3, "single_a
              "elimination": 6, "position": 7}
 
 
+@lru_cache(maxsize=4096)
 def _norm(s: str) -> str:
     """Lower case, words and numbers only, digits split from letters ("50mg/Day" -> "50 mg day")."""
     return _DIGIT_LETTER.sub(" ", _NON_WORD.sub(" ", s.lower())).strip()
 
 
+@lru_cache(maxsize=4096)
 def _dose_key(text: str) -> tuple | None:
     dose = parse_dose(text)
     return None if dose is None else (dose.values, dose.unit)
 
 
-def _numbers(text: str | None) -> set[str]:
+@lru_cache(maxsize=4096)
+def _numbers(text: str | None) -> frozenset[str]:
     """The numbers of a text that can name a dose or a regimen: not a single digit (which numbers groups), not a
-    product or compound code of five digits or more."""
-    return {n.replace(",", ".") for n in _NUMBER.findall(text or "") if 1 < len(n.split(".")[0].split(",")[0]) < 5
-            or (len(n) > 1 and not n.isdigit())}
+    product or compound code of five digits or more. (Pure functions of a string, cached: titles and labels repeat
+    across the outcomes of a study.)"""
+    return frozenset({n.replace(",", ".") for n in _NUMBER.findall(text or "") if 1 < len(n.split(".")[0].split(",")[0]) < 5
+            or (len(n) > 1 and not n.isdigit())})
 
 
-def _words(text: str | None) -> set[str]:
-    return {w for w in _norm(text or "").split() if w not in _STOP}
+@lru_cache(maxsize=4096)
+def _words(text: str | None) -> frozenset[str]:
+    return frozenset([w for w in _norm(text or "").split() if w not in _STOP])
 
 
 class ArmMatcher:
@@ -108,12 +115,22 @@ class ArmMatcher:
         self.types: dict[str, str | None] = {}
         self.spread: Counter[str] = Counter()
         self.crossover = False
+        self.rows: tuple[list, list] | Callable[[], tuple[list, list]] | None = None
 
-    def bind(self, arm_rows: list[dict[str, Any]], intervention_rows: list[dict[str, Any]]) -> None:
+    def bind(self, arm_rows: list[dict[str, Any]] | Callable[[], tuple[list, list]],
+             intervention_rows: list[dict[str, Any]] | None = None) -> None:
+        """The study's arm and intervention rows (or a function returning both), for the rules past the labels'
+        (evidence, position, elimination). Arm profiles are built on the first outcome that needs them
+        (`_profiled`): most outcomes' groups are all mapped by their labels."""
+        if self.rows is None:
+            self.rows = arm_rows if callable(arm_rows) else (arm_rows, intervention_rows or [])
+
+    def _profiled(self) -> None:
         """Arm profiles (label, description, intervention names, other names, doses) for the evidence rule."""
-        if self.profiles is not None:
+        if self.profiles is not None or self.rows is None:
             return
-        profiles: dict[str, set[str]] = {label: _words(label) for label in self.labels}
+        arm_rows, intervention_rows = self.rows() if callable(self.rows) else self.rows
+        profiles: dict[str, set[str]] = {label: set(_words(label)) for label in self.labels}
         for arm in arm_rows:
             label = arm.get("label")
             if label in profiles:
@@ -145,7 +162,8 @@ class ArmMatcher:
     def _match_groups(self, groups: list[tuple]) -> list[tuple[str | None, str | None]]:
         n = len(groups)
         found = [self._by_label(title, n) for _, title, _ in groups]
-        if self.profiles is not None:
+        if self.rows is not None and any(label is None for label, _ in found):
+            self._profiled()
             for i, (_, title, description) in enumerate(groups):
                 if found[i][0] is None:
                     found[i] = self._by_evidence(title, description)

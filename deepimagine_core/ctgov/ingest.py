@@ -36,7 +36,12 @@ import pyarrow.dataset as ds
 
 from deepimagine_core.ctgov.api import ApiSettings, StudyQuery
 from deepimagine_core.ctgov.columns import SEQ, Columns
-from deepimagine_core.ctgov.parse_pool import NCT_ID, ParseSettings, parse_batches  # noqa: F401 (NCT_ID re-exported)
+from deepimagine_core.ctgov.parse_pool import (  # noqa: F401 (NCT_ID re-exported)
+    NCT_ID,
+    ParseSettings,
+    few_collections,
+    parse_batches,
+)
 from deepimagine_core.ctgov.records import RawStudy, SourceError, SourceNotFound
 from deepimagine_core.ctgov.schemas import TABLES
 from deepimagine_core.store import Store, TableWriter
@@ -183,26 +188,27 @@ def ingest(
     reading = _Reading(summary, log_every, on_progress)
     try:
         raws = tqdm(raws, desc="ingest", unit="study", disable=None if progress else True, mininterval=2)
-        for batch in parse_batches(reading.track(raws), parse):
-            rejected.update(batch.rejected)
-            issues = iter(batch.issues)
-            for seq, (nct_id, version, stage, reason, n_issues) in enumerate(batch.records, start=batch.first_seq):
-                ref = reading.pending.popleft()  # (source_format, source_ref, nct_id as read)
-                if stage is not None:
-                    reasons[_reason_key(stage, reason)] += 1
-                    quarantine.add(ref[1], nct_id or ref[2], ref[0], stage, "record", str(reason)[:2000], seq)
-                    continue
-                previous = winners.get(nct_id)
-                if previous is None or version >= previous[0]:
-                    winners[nct_id] = (version, seq, ref)
-                if previous is not None:
-                    summary.duplicates_dropped += 1
-                for _, _, issue_stage, issue_reason in itertools.islice(issues, n_issues):
-                    summary.field_issues += 1
-                    quarantine.add(ref[1], nct_id, ref[0], issue_stage, "field", str(issue_reason)[:2000], seq)
-            for name, table in batch.tables.items():
-                writers[name].add_table(table)
-            writers[QUARANTINE_TABLE].add_table(_drain(quarantine))
+        with few_collections():  # records read here (decoded JSON) live until their batch is parsed
+            for batch in parse_batches(reading.track(raws), parse):
+                rejected.update(batch.rejected)
+                issues = iter(batch.issues)
+                for seq, (nct_id, version, stage, reason, n_issues) in enumerate(batch.records, start=batch.first_seq):
+                    ref = reading.pending.popleft()  # (source_format, source_ref, nct_id as read)
+                    if stage is not None:
+                        reasons[_reason_key(stage, reason)] += 1
+                        quarantine.add(ref[1], nct_id or ref[2], ref[0], stage, "record", str(reason)[:2000], seq)
+                        continue
+                    previous = winners.get(nct_id)
+                    if previous is None or version >= previous[0]:
+                        winners[nct_id] = (version, seq, ref)
+                    if previous is not None:
+                        summary.duplicates_dropped += 1
+                    for _, _, issue_stage, issue_reason in itertools.islice(issues, n_issues):
+                        summary.field_issues += 1
+                        quarantine.add(ref[1], nct_id, ref[0], issue_stage, "field", str(issue_reason)[:2000], seq)
+                for name, table in batch.tables.items():
+                    writers[name].add_table(table)
+                writers[QUARANTINE_TABLE].add_table(_drain(quarantine))
         summary.stopped_early = reading.stops
         _refuse_to_publish(source, summary.studies_read, reading.readable, reading.first_error, reading.stops,
                            allow_partial)

@@ -147,26 +147,13 @@ def _results(measure: dict, outcome_index: int, s: StudyRows, participants: dict
                 a_class_title(class_title)
                 a_category(category_index)
                 a_category_title(category_title)
-                a_value(None if value_raw is None else _number(s, "value", value_raw))
+                a_value(None if value_raw is None else s.number("value", value_raw))
                 a_value_raw(value_raw)
-                a_spread(None if spread_raw is None else _number(s, "spread", spread_raw))
+                a_spread(None if spread_raw is None else s.number("spread", spread_raw))
                 a_spread_raw(spread_raw)
-                a_lower(None if lower is None else _number(s, "lower_limit", lower))
-                a_upper(None if upper is None else _number(s, "upper_limit", upper))
+                a_lower(None if lower is None else s.number("lower_limit", lower))
+                a_upper(None if upper is None else s.number("upper_limit", upper))
                 a_participants(counts.get(group_id))
-
-
-def _number(s: StudyRows, column: str, raw: str | None) -> float | None:
-    """`s.number` with the clean case first (it runs for every value of every measurement)."""
-    if raw is None:
-        return None
-    try:
-        x = float(raw)
-        if x - x == 0.0 and "_" not in raw:  # finite
-            return x
-    except ValueError:
-        pass
-    return s.number(column, raw)
 
 
 def _analysis(analysis, outcome_index: int, analysis_index: int, s: StudyRows) -> None:
@@ -190,11 +177,11 @@ def _analysis(analysis, outcome_index: int, analysis_index: int, s: StudyRows) -
         get("p_value_desc"),  # p_value_comment
         get("method"),
         get("param_type"),
-        _number(s, "param_value", param_raw),
+        s.number("param_value", param_raw),
         param_raw,
-        _number(s, "ci_pct", get("ci_percent")),
+        s.number("ci_pct", get("ci_percent")),
         s.enum("ci_n_sides", get("ci_n_sides")),
-        _number(s, "ci_lower", get("ci_lower_limit")),
-        _number(s, "ci_upper", get("ci_upper_limit")),
+        s.number("ci_lower", get("ci_lower_limit")),
+        s.number("ci_upper", get("ci_upper_limit")),
         get("estimate_desc"),  # estimate_comment
     )

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -65,9 +66,7 @@ def parse_batch(first_seq: int, raws: list[RawStudy]) -> ParsedBatch:
 
     out = ParsedBatch(first_seq)
     buffers = Buffers()
-    threshold = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)  # the buffers hold many small objects without cycles
-    try:
+    with few_collections():
         for seq, raw in enumerate(raws, start=first_seq):
             mark = buffers.mark()
             try:
@@ -90,9 +89,20 @@ def parse_batch(first_seq: int, raws: list[RawStudy]) -> ParsedBatch:
             out.issues.extend((seq, parsed.nct_id, issue.get("stage", "value"), issue["reason"])
                               for issue in parsed.field_issues)
         out.tables, out.rejected = buffers.to_arrow()
+    return out
+
+
+@contextmanager
+def few_collections(young: int = 200_000):
+    """Rare automatic garbage collections inside the block: parsing allocates millions of small objects without
+    cycles (decoded JSON, column values) that live until their batch is converted, and the default thresholds make
+    the collector traverse them again and again (measured: a third of a JSON ingest's time)."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(young, 50, 1000)
+    try:
+        yield
     finally:
         gc.set_threshold(*threshold)
-    return out
 
 
 def batches(raws: Iterable[RawStudy], size: int) -> Iterator[tuple[int, list[RawStudy]]]:
@@ -111,7 +121,8 @@ def batches(raws: Iterable[RawStudy], size: int) -> Iterator[tuple[int, list[Raw
 
 def parse_batches(raws: Iterable[RawStudy], settings: ParseSettings | None = None) -> Iterator[ParsedBatch]:
     """Parsed batches in input order, parsed by `settings.pool_size()` worker processes (at most two batches per
-    worker in flight, so memory stays flat whatever the input size)."""
+    worker in flight, so memory stays flat whatever the input size). The first batch is parsed in this process, in
+    the time the workers take to start (about half a second of imports each)."""
     settings = settings or ParseSettings()
     workers = settings.pool_size()
     stream = batches(raws, max(1, settings.batch_size))
@@ -126,9 +137,8 @@ def parse_batches(raws: Iterable[RawStudy], settings: ParseSettings | None = Non
             if pool is None and not pending:  # the first batch waits: a one-batch input starts no pool
                 pending.append((None, first, batch))
                 continue
-            if pool is None:
+            if pool is None:  # the first batch stays here: parsed in this process while the workers start up
                 pool = _pool(workers)
-                pending = deque((pool.submit(parse_batch, f, b), f, b) for _, f, b in pending)
             pending.append((_submit(pool, first, batch), first, batch))
             while len(pending) > 2 * workers:
                 yield _result(*pending.popleft())

@@ -220,7 +220,7 @@ def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> No
 
 
 def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict[str, int]) -> None:
-    add = s.t[OUTCOME_RESULTS_TABLE].add
+    add, nct_id, number = s.t[OUTCOME_RESULTS_TABLE].add, s.nct_id, s.number
     for class_index, cls in enumerate(_list(outcome.get("classes"))):
         if not isinstance(cls, dict):
             continue
@@ -236,9 +236,9 @@ def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict
                 group_id = _str(m.get("groupId"))
                 value_raw, spread_raw = _str(m.get("value")), _str(m.get("spread"))
                 lower, upper = _str(m.get("lowerLimit")), _str(m.get("upperLimit"))
-                add(s.nct_id, outcome_index, group_id, class_index, class_title, category_index, category_title,
-                    s.number("value", value_raw), value_raw, s.number("spread", spread_raw), spread_raw,
-                    s.number("lower_limit", lower), s.number("upper_limit", upper), counts.get(group_id))
+                add(nct_id, outcome_index, group_id, class_index, class_title, category_index, category_title,
+                    number("value", value_raw), value_raw, number("spread", spread_raw), spread_raw,
+                    number("lower_limit", lower), number("upper_limit", upper), counts.get(group_id))
 
 
 def _analysis(analysis: dict, outcome_index: int, analysis_index: int, s: StudyRows) -> None:

@@ -38,7 +38,8 @@ class RecordError(Exception):
 class RawStudy:
     source_format: str  # LEGACY_XML | API_V2_JSON
     source_ref: str  # e.g. "/data/x.tar.gz!dir/NCT00000620.xml", "api:page=3", "sample:legacy_xml/NCT...xml"
-    payload: str | dict | None  # XML text, or the API v2 study object; None when the reader failed (see error)
+    payload: bytes | str | dict | None  # the XML document (bytes as read, or text), or the API v2 study object;
+    # None when the reader failed (see error)
     nct_id: str | None = None  # when cheaply known before parsing
     version: str | None = None  # last-update date (ISO) when cheaply known; newest version wins on duplicates
     error: str | None = None  # set by a reader that could not read this record (truncated, malformed ...)
@@ -53,7 +54,7 @@ class RawStudy:
                 "nct_id": self.nct_id,
                 "version": self.version,
                 "error": self.error,
-                "payload": self.payload,
+                "payload": self.payload.decode("utf-8", "replace") if isinstance(self.payload, bytes) else self.payload,
                 **({"stopped": True} if self.stopped else {}),
             },
             ensure_ascii=False,

@@ -64,9 +64,10 @@ class StudyRows:
 
     def arm_matcher(self, labels: list[str]) -> ArmMatcher:
         """The study's result-group -> arm matcher (`arm_match`), bound to its arm and intervention rows: call it
-        once the arms and interventions are added."""
+        once the arms and interventions are added (the rows are read when an outcome first needs them, before the
+        next study's rows come)."""
         matcher = ArmMatcher(labels)
-        matcher.bind(self.own_rows(ARM_GROUPS_TABLE), self.own_rows(INTERVENTIONS_TABLE))
+        matcher.bind(lambda: (self.own_rows(ARM_GROUPS_TABLE), self.own_rows(INTERVENTIONS_TABLE)))
         return matcher
 
     def issue(self, column: str, reason: str) -> None:
@@ -85,6 +86,15 @@ class StudyRows:
         return list(phases)
 
     def number(self, column: str, raw: str | None) -> float | None:
+        if raw is None:
+            return None
+        if "_" not in raw:  # the clean case first, as `parse_number` does: it runs for every value of every result
+            try:
+                x = float(raw)
+                if x - x == 0.0:  # finite
+                    return x
+            except ValueError:
+                pass
         x = parse_number(raw)
         if x is None and not is_missing(raw):
             self.issue(column, f"unparsable {column} '{raw}'")

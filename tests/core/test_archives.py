@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import json
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from deepimagine_core.ctgov.archives import SAMPLE_DIR, iter_embedded_sample, iter_source
-from deepimagine_core.ctgov.records import API_V2_JSON, LEGACY_XML, RawStudy
+from deepimagine_core.ctgov.parse import parse_study
+from deepimagine_core.ctgov.records import API_V2_JSON, LEGACY_XML, RawStudy, RecordError
 
 N_JSON, N_XML = 12, 10
 
@@ -58,7 +60,8 @@ def check_json(records: list[RawStudy], studies: list[dict]) -> None:
 
 def check_xml(records: list[RawStudy], files: dict[str, bytes]) -> None:
     assert not errors(records), [r.error for r in errors(records)]
-    assert {r.nct_id: r.payload for r in records} == {n[:-4]: b.decode() for n, b in files.items()}
+    # the document's bytes as read (a UTF-8 byte order mark dropped): lxml parses them without a decode/encode
+    assert {r.nct_id: r.payload for r in records} == {n[:-4]: b.removeprefix(codecs.BOM_UTF8) for n, b in files.items()}
     assert all(r.source_format == LEGACY_XML and r.version and r.version[:2] in ("19", "20") for r in records)
 
 
@@ -274,8 +277,14 @@ def test_broken_files_in_a_folder(tmp_path):
     (tmp_path / "NCT01234567.xml").write_bytes(b"\xff\xfe<clinical_study/>")
     (tmp_path / "empty.json").write_text("")
     records = list(iter_source(tmp_path))
-    assert len(records) == 2 and not ok(records)
+    assert len(records) == 2
     assert {r.nct_id for r in records} == {None, "NCT01234567"}
+    [empty] = errors(records)
+    assert empty.payload is None and "empty" in empty.error
+    # XML is handed over as the bytes read; bytes that are not UTF-8 make the record malformed when it is parsed
+    [xml] = ok(records)
+    with pytest.raises(RecordError, match="malformed XML"):
+        parse_study(xml)
 
 
 def test_empty_archives_yield_nothing(tmp_path):

@@ -115,7 +115,7 @@ def real_json_studies() -> tuple[dict, ...]:
 @functools.lru_cache(maxsize=1)
 def real_xml_studies() -> tuple[tuple[str, str], ...]:
     records = archives.iter_source(archives.SAMPLE_DIR / "legacy_xml_sample.tar.gz")
-    return tuple((r.nct_id, r.payload) for r in records if isinstance(r.payload, str) and r.nct_id)
+    return tuple((r.nct_id, r.payload.decode("utf-8")) for r in records if isinstance(r.payload, bytes) and r.nct_id)
 
 
 @functools.lru_cache(maxsize=1)
