@@ -17,6 +17,7 @@ import datetime as dt
 import os
 import pickle
 import platform
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "commit": commit,
         "dirty": dirty,
         "cpu_seconds": round(sum(os.times()[:4]) - sum(cpu_before[:4])),
-        "command": "python -m bench.predict_corpus " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m bench.predict_corpus " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python "
                    f"{platform.python_version()}",
         "load": f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f}",

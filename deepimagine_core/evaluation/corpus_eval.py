@@ -35,9 +35,11 @@ HISTORICAL_TEST = "historical_test"
 
 #: Stage 1: plain candidates (labels are what the report's selection table shows). Fixed before any CT Open file is
 #: scored; the reference is the best mean CV weighted accuracy over stage 1 and stage 2.
+#: Lighter settings than the predictors' defaults so the whole run fits in 15 minutes on 2 cores.
+QUICK_OPTIONS = {"random_forest": {"n_estimators": 60, "min_samples_leaf": 10, "max_text_features": 1000},
+                 "mlp": {"hidden": 32, "max_iter": 20, "max_text_features": 2000}}
 _ENSEMBLE = {"members": ["logreg", "random_forest", "knn_history"],
-             "member_options": {"logreg": {"feature_set": "design"},
-                                "random_forest": {"n_estimators": 60, "min_samples_leaf": 10, "max_text_features": 1000}}}
+             "member_options": {"logreg": {"feature_set": "design"}, "random_forest": QUICK_OPTIONS["random_forest"]}}
 PLAIN_CANDIDATES = (
     Candidate("logreg pooled endpoint", "logreg", {"per_category": False, "feature_set": "endpoint"}),
     Candidate("logreg pooled design", "logreg", {"per_category": False, "feature_set": "design"}),
@@ -47,20 +49,26 @@ PLAIN_CANDIDATES = (
     Candidate("logreg pooled full", "logreg", {"per_category": False, "feature_set": "full"}),
     Candidate("logreg pooled design + priors", "logreg", {"per_category": False, "feature_set": "design",
                                                            "priors": True}),
+    Candidate("logreg pooled design + priors C=1", "logreg", {"per_category": False, "feature_set": "design",
+                                                               "priors": True, "C": 1.0}),
     Candidate("logreg pooled design + title/arms text", "logreg",
               {"per_category": False, "feature_set": "design", "text_blocks": ["endpoint", "title", "arms"]}),
     Candidate("logreg pooled design + title/arms text + priors", "logreg",
               {"per_category": False, "feature_set": "design", "text_blocks": ["endpoint", "title", "arms"],
                "priors": True}),
+    Candidate("logreg pooled design + title/arms text + priors C=1", "logreg",
+              {"per_category": False, "feature_set": "design", "text_blocks": ["endpoint", "title", "arms"],
+               "priors": True, "C": 1.0}),
     Candidate("mlp pooled design", "mlp", {"per_category": False, "feature_set": "design"}),
     Candidate("random_forest pooled full", "random_forest", {"per_category": False, "feature_set": "full"}),
     Candidate("knn_history per-category", "knn_history", {}),
     Candidate("ensemble (logreg design, random_forest full, knn_history)", "ensemble", _ENSEMBLE),
+    Candidate("ensemble (logreg design + title/arms text + priors, random_forest full)", "ensemble",
+              {"members": ["logreg", "random_forest"],
+               "member_options": {"logreg": {"feature_set": "design", "text_blocks": ["endpoint", "title", "arms"],
+                                             "priors": True}, "random_forest": QUICK_OPTIONS["random_forest"]}}),
 )
 ADAPT_METHODS = ("calibrated", "median", "em_rate", "bbse_rate")
-#: Lighter settings than the predictors' defaults so the whole run fits in 15 minutes on 2 cores.
-QUICK_OPTIONS = {"random_forest": {"n_estimators": 60, "min_samples_leaf": 10, "max_text_features": 1000},
-                 "mlp": {"hidden": 32, "max_iter": 20, "max_text_features": 2000}}
 
 
 @dataclass
@@ -135,28 +143,40 @@ def evaluate_corpus(settings: CorpusSettings, log: Callable[[str], None] = print
             labels.setdefault(name, (name, QUICK_OPTIONS.get(name, {})))
     t = time.monotonic()
     benchmarks = ct_open.load_benchmarks(settings.ct_open) if settings.ct_open else {}
-    jobs = [(label, name, options, {HISTORICAL_TEST: test}, train, None) for label, (name, options) in labels.items()]
+    # one job per training setting, so every predictor fitted on that setting shares its feature blocks (the
+    # reference and its plain/adapted twin above all); without benchmarks the labels are split over two jobs
+    entries = [(label, name, options) for label, (name, options) in labels.items()]
+    groups = [entries] if benchmarks else [entries[:2], entries[2:]]
+    jobs = [(group, {HISTORICAL_TEST: test}, train, None) for group in groups if group]
     if benchmarks:  # refitted on all historical questions (train + test) for the benchmarks
-        jobs += [(label, name, options, benchmarks, train + test, bench_ids) for label, (name, options) in labels.items()]
+        jobs.append((entries, benchmarks, train + test, bench_ids))
     results = EvaluationResults(runs={HISTORICAL_TEST: {}, **{b: {} for b in benchmarks}})
-    for label, r in _parallel([(_run_one, (*job, settings)) for job in jobs], settings.n_jobs):
-        for bench, runs in r.runs.items():
-            results.runs[bench][label] = next(iter(runs.values()))
-            log(f"{label} on {bench}: weighted accuracy {runs[next(iter(runs))].scores['overall']['weighted_accuracy']:.3f}")
-        setting = "all historical (train + test)" if HISTORICAL_TEST not in r.runs else "historical train"
-        results.training[setting] = next(iter(r.training.values()))
+    for done in _parallel([(_run_group, (*job, settings)) for job in jobs], settings.n_jobs):
+        for label, r in done:
+            for bench, runs in r.runs.items():
+                results.runs[bench][label] = next(iter(runs.values()))
+                log(f"{label} on {bench}: weighted accuracy "
+                    f"{runs[next(iter(runs))].scores['overall']['weighted_accuracy']:.3f}")
+            setting = "all historical (train + test)" if HISTORICAL_TEST not in r.runs else "historical train"
+            results.training[setting] = next(iter(r.training.values()))
+    results.runs = {b: dict(sorted(runs.items(), key=lambda kv: list(labels).index(kv[0])))
+                    for b, runs in results.runs.items()}
     timings["scoring"] = time.monotonic() - t
     timings["total"] = time.monotonic() - started
     return {"manifest": manifest, "selection": selection, "results": results, "timings": timings,
             "reference_label": f"reference ({reference})", "n_train": len(train), "n_test": len(test)}
 
 
-def _run_one(label: str, name: str, options: dict, benchmarks, train, exclude, settings: CorpusSettings):
-    """One predictor (registered `name` with `options`) fitted on `train`, scored on `benchmarks`."""
+def _run_group(entries: list[tuple[str, str, dict]], benchmarks, train, exclude, settings: CorpusSettings):
+    """Each predictor (label, registered name, options) fitted on `train` and scored on `benchmarks`, sharing the
+    per-question features and feature blocks (`features.cached`): [(label, EvaluationResults)]."""
+    out = []
     with features.cached():
-        r = run_predictors(benchmarks, train, [name], predictor_kwargs={name: options}, exclude_nct_ids=exclude,
-                           n_bootstrap=settings.n_bootstrap, seed=settings.seed, log=lambda _: None)
-    return label, r
+        for label, name, options in entries:
+            out.append((label, run_predictors(benchmarks, train, [name], predictor_kwargs={name: options},
+                                              exclude_nct_ids=exclude, n_bootstrap=settings.n_bootstrap,
+                                              seed=settings.seed, log=lambda _: None)))
+    return out
 
 
 def _parallel(calls: list[tuple[Callable, tuple]], n_jobs: int) -> list[Any]:

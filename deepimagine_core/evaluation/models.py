@@ -32,33 +32,57 @@ from deepimagine_core.questions import Question
 TOKEN_PATTERN = r"(?u)\b[a-z][a-z0-9]+\b|%|\b\d+\b"
 
 
-def feature_union(
-    max_text_features: int = 20000, min_df: int = 5, feature_set: str = "full",
-    text_blocks: Sequence[str] = ("endpoint",),
-):
+class FeatureBlocks:
     """TF-IDF per text block (names masked, words seen in at least `min_df` questions; the endpoint block gets
-    `max_text_features`, the others a quarter of it) + structured features (`features.FEATURE_SETS[feature_set]`)."""
-    from sklearn.feature_extraction import DictVectorizer
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import FeatureUnion, Pipeline
-    from sklearn.preprocessing import FunctionTransformer
+    `max_text_features`, the others a quarter of it) + structured features (`features.FEATURE_SETS[feature_set]`),
+    side by side. Inside `features.cached()` each block is fitted once per training set and shared by every
+    candidate that uses it (and its transform of a question set is computed once)."""
 
-    parts = []
-    for block in text_blocks:
-        if block not in features.TEXT_BLOCKS:
-            raise ValueError(f"unknown text block {block!r}; choose from {sorted(features.TEXT_BLOCKS)}")
-        size = max_text_features if block == "endpoint" else max(100, max_text_features // 4)
-        tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, max_features=size, sublinear_tf=True,
-                                token_pattern=TOKEN_PATTERN)
-        parts.append((f"{block}_text", Pipeline([("select", FunctionTransformer(features.TEXT_BLOCKS[block])),
-                                                 ("tfidf", tfidf)])))
-    structured = Pipeline(
-        [
-            ("select", FunctionTransformer(features.structured_dicts, kw_args={"feature_set": feature_set})),
-            ("vectorize", DictVectorizer()),
-        ]
-    )
-    return FeatureUnion([*parts, ("structured", structured)])
+    def __init__(self, max_text_features: int = 20000, min_df: int = 5, feature_set: str = "full",
+                 text_blocks: Sequence[str] = ("endpoint",)):
+        for block in text_blocks:
+            if block not in features.TEXT_BLOCKS:
+                raise ValueError(f"unknown text block {block!r}; choose from {sorted(features.TEXT_BLOCKS)}")
+        if feature_set not in features.FEATURE_SETS:
+            raise ValueError(f"unknown feature set {feature_set!r}; choose from {sorted(features.FEATURE_SETS)}")
+        self.specs = [("text", b, max_text_features if b == "endpoint" else max(100, max_text_features // 4), min_df)
+                      for b in text_blocks] + [("structured", feature_set, 0, 0)]
+        self.fitted: list[Any] = []
+
+    @staticmethod
+    def _inputs(spec, questions: Sequence[Question]):
+        kind, arg = spec[0], spec[1]
+        return features.TEXT_BLOCKS[arg](questions) if kind == "text" else features.structured_dicts(questions, arg)
+
+    @staticmethod
+    def _vectoriser(spec):
+        from sklearn.feature_extraction import DictVectorizer
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        if spec[0] == "structured":
+            return DictVectorizer()
+        return TfidfVectorizer(ngram_range=(1, 2), min_df=spec[3], max_features=spec[2], sublinear_tf=True,
+                               token_pattern=TOKEN_PATTERN)
+
+    def fit_transform(self, questions: Sequence[Question]):
+        from scipy import sparse
+
+        blocks = []
+        for spec in self.specs:
+            def fit(spec=spec):
+                vectoriser = self._vectoriser(spec)
+                return vectoriser, vectoriser.fit_transform(self._inputs(spec, questions))
+
+            blocks.append(features.shared("block", spec, questions, fit))
+        self.fitted = [v for v, _ in blocks]
+        return sparse.hstack([X for _, X in blocks], format="csr")
+
+    def transform(self, questions: Sequence[Question]):
+        from scipy import sparse
+
+        return sparse.hstack([features.shared("transform", id(v), questions,
+                                              lambda v=v, spec=spec: v.transform(self._inputs(spec, questions)), keep=v)
+                              for spec, v in zip(self.specs, self.fitted)], format="csr")
 
 
 #: Target priors are mean residuals (about ±0.3); this puts them on about the scale of the other features' weights.
@@ -98,17 +122,18 @@ class PipelinePredictor(ScoredPredictor):
         return {**self.settings, "classifier": type(classifier).__name__, **params, "models": sorted(self.models)}
 
     def _fit_one(self, questions: list[Question], y: np.ndarray):
-        """The feature union (+ the out-of-fold target priors when `priors`) fitted on `questions` — shared with every
-        candidate of the same feature settings fitted on the same questions inside `features.cached()` — then the
-        classifier; returns (union, priors or None, classifier)."""
+        """The feature blocks (+ the out-of-fold target priors when `priors`) fitted on `questions`, then the
+        classifier; returns (blocks, priors or None, classifier). Inside `features.cached()` the blocks are shared
+        with every candidate of the same feature settings fitted on the same questions, and the whole fit with any
+        identical model (same classifier parameters, seed included, and features) — an ensemble member and the same
+        predictor on its own, an adapted predictor's base and the plain predictor."""
+        key = (repr(self.estimator_factory()), sorted(self.settings.items()))
+        return features.shared("model", key, questions, lambda: self._fit_new(questions, y))
+
+    def _fit_new(self, questions: list[Question], y: np.ndarray):
         s = self.settings
-        settings = (s["max_text_features"], s["min_df"], s["feature_set"], tuple(s["text_blocks"]))
-
-        def fit_union():
-            union = feature_union(*settings)
-            return union, union.fit_transform(questions, y)
-
-        union, X = features.shared("feature_union", settings, questions, fit_union)
+        union = FeatureBlocks(s["max_text_features"], s["min_df"], s["feature_set"], s["text_blocks"])
+        X = union.fit_transform(questions)
         encoder = None
         if s["priors"]:
             def fit_priors():
@@ -124,7 +149,7 @@ class PipelinePredictor(ScoredPredictor):
     @staticmethod
     def _scores(model, questions: list[Question]) -> np.ndarray:
         union, encoder, classifier = model
-        X = features.shared("transform", id(union), questions, lambda: union.transform(questions), keep=union)
+        X = union.transform(questions)
         if encoder is not None:
             X = _with_priors(X, features.shared("transform", id(encoder), questions,
                                                 lambda: encoder.transform(questions), keep=encoder))

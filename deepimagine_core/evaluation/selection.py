@@ -92,11 +92,21 @@ def _fold(candidates: Sequence[Candidate], train: list[Question], valid: list[Qu
     Per-question features and the feature matrices of each feature setting are built once for the fold and shared
     (`features.cached`); matrices are fitted on the fold's training questions only."""
     out = []
+    adapted: dict[str, Any] = {}  # `_adapted` candidates differing only in `method` share one fit
     with features.cached():
         for candidate in candidates:
             started = time.monotonic()
-            predictor = candidate.make()
-            predictor.fit(train)
+            predictor = None
+            if candidate.name.endswith("_adapted"):
+                key = repr((candidate.name, sorted((k, v) for k, v in candidate.options.items() if k != "method")))
+                predictor = adapted.get(key)
+                if predictor is not None:
+                    predictor.method = candidate.options.get("method", predictor.method)
+            if predictor is None:
+                predictor = candidate.make()
+                predictor.fit(train)
+                if candidate.name.endswith("_adapted"):
+                    adapted[key] = predictor
             out.append((fold_figures(valid, predictor.predict(valid)), time.monotonic() - started))
     return out
 

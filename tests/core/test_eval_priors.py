@@ -75,3 +75,21 @@ def test_memo_keeps_values_per_question_object():
         assert features.structured_features(a) is fa
         assert features.structured_features(b) is not fa
         assert features.endpoint_text(a) == features.endpoint_text(toy_question(1, True))
+
+
+def test_identical_models_are_fitted_once_inside_a_cached_block():
+    train = toy_questions(160)
+    with features.cached():
+        alone = make_predictor("logreg", min_df=2)
+        alone.fit(train)
+        ensemble = make_predictor("ensemble", members=["logreg", "knn_history"],
+                                  member_options={"logreg": {"min_df": 2}, "knn_history": {"k": 15}})
+        ensemble.fit(train)
+        other_c = make_predictor("logreg", min_df=2, C=1.0)
+        other_c.fit(train)
+    assert ensemble.members[0].models["*"] is alone.models["*"]  # the same fit, shared
+    assert other_c.models["*"][2] is not alone.models["*"][2]  # another C: another classifier ...
+    assert other_c.models["*"][0].fitted == alone.models["*"][0].fitted  # ... on the same feature blocks
+    outside = make_predictor("logreg", min_df=2)
+    outside.fit(train)
+    assert outside.models["*"] is not alone.models["*"]

@@ -49,3 +49,14 @@ def test_reference_predictor_is_a_fresh_scored_predictor():
     predictor = reference_predictor()
     assert predictor.name == reference_predictor_name and isinstance(predictor, ScoredPredictor)
     assert predictor is not reference_predictor()
+
+
+def test_adapted_candidates_sharing_one_fit_score_as_if_fitted_alone():
+    qs = dated(240)
+    methods = ("median", "calibrated")
+    cands = [Candidate(m, "logreg_adapted", {"min_df": 1, "method": m}) for m in methods]
+    together = cross_validate_all(cands, qs, n_blocks=3, log=lambda _: None)
+    for m, row in zip(methods, together):
+        alone = cross_validate_all([Candidate(m, "logreg_adapted", {"min_df": 1, "method": m})], qs, n_blocks=3,
+                                   log=lambda _: None)[0]
+        assert row["folds"] == alone["folds"]
