@@ -84,7 +84,6 @@ def _parse(payload: bytes) -> etree._Element:
 
 # results sections no table reads (participants flow, baseline characteristics, adverse events)
 _UNREAD = tuple((b"<%s>" % tag, b"</%s>" % tag) for tag in (b"participant_flow", b"baseline", b"reported_events"))
-_MARKUP = re.compile(rb"<[!?]")
 
 
 def _without_unread(data: bytes) -> bytes:
@@ -111,12 +110,24 @@ def _without_unread(data: bytes) -> bytes:
     return b"".join(parts)
 
 
+def _markup_starts(data: bytes) -> list[int]:
+    """Where "<!" and "<?" start, in order: "!" and "?" are rare in a study, and bytes.find finds them far faster
+    than a pattern scanning for every "<"."""
+    starts = []
+    for mark in (b"!", b"?"):
+        i = data.find(mark, 1)
+        while i >= 0:
+            if data[i - 1] == 60:  # "<"
+                starts.append(i - 1)
+            i = data.find(mark, i + 1)
+    return sorted(starts)
+
+
 def _markup_spans(data: bytes) -> list[tuple[int, int]] | None:
     """(start, end) of every comment, CDATA section, declaration and processing instruction; None when one is not
     closed."""
     spans: list[tuple[int, int]] = []
-    for m in _MARKUP.finditer(data):
-        start = m.start()
+    for start in _markup_starts(data):
         if spans and start < spans[-1][1]:
             continue  # inside the previous one
         head = data[start:start + 4]
