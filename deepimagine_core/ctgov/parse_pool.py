@@ -30,6 +30,7 @@ from deepimagine_core.ctgov.records import RawStudy, RecordError
 
 log = logging.getLogger(__name__)
 NCT_ID = re.compile(r"^NCT\d{8}$")
+YOUNG = 200_000  # allocations between two collections of the youngest generation while parsing (default: 700)
 
 
 @dataclass
@@ -93,12 +94,12 @@ def parse_batch(first_seq: int, raws: list[RawStudy]) -> ParsedBatch:
 
 
 @contextmanager
-def few_collections(young: int = 200_000):
+def few_collections(young: int = YOUNG):
     """Rare automatic garbage collections inside the block: parsing allocates millions of small objects without
     cycles (decoded JSON, column values) that live until their batch is converted, and the default thresholds make
     the collector traverse them again and again (measured: a third of a JSON ingest's time)."""
     threshold = gc.get_threshold()
-    gc.set_threshold(young, 50, 1000)
+    gc.set_threshold(max(young, threshold[0]), max(50, threshold[1]), max(1000, threshold[2]))
     try:
         yield
     finally:
@@ -156,7 +157,18 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     run hung in a forked parse worker). Spawned workers cost about a second of imports each, once per ingest."""
     import multiprocessing as mp
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_start_worker)
+
+
+def _start_worker() -> None:
+    """A parse worker only parses: the parsers imported once, then rare collections for good (between batches too:
+    restoring the default thresholds after each batch made the collector traverse the batch's objects before they
+    were freed), the imported objects left out of them (`gc.freeze`)."""
+    import deepimagine_core.ctgov.columns  # noqa: F401
+    import deepimagine_core.ctgov.parse  # noqa: F401
+
+    gc.freeze()
+    gc.set_threshold(YOUNG, 50, 1000)
 
 
 def _submit(pool: ProcessPoolExecutor, first: int, batch: list[RawStudy]) -> Future | None:

@@ -233,12 +233,20 @@ def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict
             for m in _list(category.get("measurements")):
                 if not isinstance(m, dict):
                     continue
-                group_id = _str(m.get("groupId"))
-                value_raw, spread_raw = _str(m.get("value")), _str(m.get("spread"))
-                lower, upper = _str(m.get("lowerLimit")), _str(m.get("upperLimit"))
+                get = m.get  # spread and limits are mostly absent: no call for them then
+                group_id, value_raw = _str(get("groupId")), _str(get("value"))
+                spread_raw, lower, upper = get("spread"), get("lowerLimit"), get("upperLimit")
+                if spread_raw is not None:
+                    spread_raw = _str(spread_raw)
+                if lower is not None:
+                    lower = _str(lower)
+                if upper is not None:
+                    upper = _str(upper)
                 add(nct_id, outcome_index, group_id, class_index, class_title, category_index, category_title,
-                    number("value", value_raw), value_raw, number("spread", spread_raw), spread_raw,
-                    number("lower_limit", lower), number("upper_limit", upper), counts.get(group_id))
+                    number("value", value_raw), value_raw,
+                    None if spread_raw is None else number("spread", spread_raw), spread_raw,
+                    None if lower is None else number("lower_limit", lower),
+                    None if upper is None else number("upper_limit", upper), counts.get(group_id))
 
 
 def _analysis(analysis: dict, outcome_index: int, analysis_index: int, s: StudyRows) -> None:

@@ -309,3 +309,61 @@ def test_2017_schema_structure():
     assert (analysis["non_inferiority_type"], analysis["p_value"], analysis["p_value_relation"]) == (
         "SUPERIORITY", 0.001, "<")
     assert parsed.field_issues == []
+
+
+# ------------------------------------------------------------------------- sections no table reads are not parsed
+def _rows_with_and_without_the_cut(payload: bytes, monkeypatch) -> tuple[dict, dict]:
+    from deepimagine_core.ctgov import parse_legacy_xml as module
+
+    with_cut = _parse(payload).rows
+    monkeypatch.setattr(module, "_UNREAD", ())
+    whole = _parse(payload).rows
+    monkeypatch.undo()
+    return with_cut, whole
+
+
+@pytest.mark.parametrize("nct_id", ALL)
+def test_unread_results_sections_are_cut_before_parsing_and_the_rows_are_the_same(nct_id, monkeypatch):
+    from deepimagine_core.ctgov.parse_legacy_xml import _without_unread
+
+    data = _bytes(nct_id)
+    cut = _without_unread(data)
+    assert len(cut) < len(data)
+    for tag in (b"participant_flow", b"baseline", b"reported_events"):
+        assert b"<%s>" % tag not in cut and b"</%s>" % tag not in cut
+    assert b"<outcome_list>" in cut and b"<clinical_results>" in cut
+    with_cut, whole = _rows_with_and_without_the_cut(data, monkeypatch)
+    assert with_cut == whole
+
+
+def test_a_section_tag_inside_a_comment_or_cdata_is_not_cut_from(monkeypatch):
+    from deepimagine_core.ctgov.parse_legacy_xml import _without_unread
+
+    data = _bytes(ALL[0])
+    cdata = b"<brief_summary><textblock><![CDATA[ <baseline> ]]></textblock></brief_summary>"
+    for trap in (b"<!-- <baseline> -->", cdata):
+        doctored = data.replace(b"<brief_title>", trap + b"<brief_title>", 1)
+        cut = _without_unread(doctored)
+        assert trap in cut and b"<participant_flow>" not in cut and b"<reported_events>" not in cut
+        with_cut, whole = _rows_with_and_without_the_cut(doctored, monkeypatch)
+        assert with_cut == whole
+
+
+def test_a_cut_that_would_not_remove_one_whole_element_falls_back_to_the_whole_document(monkeypatch):
+    data = _bytes(ALL[0])
+    nested = data.replace(b"<baseline>", b"<baseline><baseline></baseline>", 1)  # the first end tag is the inner one
+    with_cut, whole = _rows_with_and_without_the_cut(nested, monkeypatch)
+    assert with_cut == whole
+    malformed = data.replace(b"<brief_title>", b"<brief_title><oops>", 1)  # outside the cut sections
+    with pytest.raises(RecordError, match="malformed XML"):
+        _parse(malformed)
+
+
+def test_damage_inside_an_unread_section_no_longer_rejects_the_study():
+    """What the cut changes: a study whose only damage is inside a section no table reads (here an unclosed element
+    in the adverse events) parses; its rows are those of the undamaged study."""
+    data = _bytes(ALL[0])
+    damaged = data.replace(b"<reported_events>", b"<reported_events><unclosed>", 1)
+    with pytest.raises(etree.XMLSyntaxError):
+        etree.fromstring(damaged)
+    assert _parse(damaged).rows == _parse(data).rows
