@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.quiet or not sys.stderr.isatty():  # library progress bars are noise in a log or a pipe
+        from deepimagine_core.quiet import quiet_third_party
+
+        quiet_third_party()
     store = Store(args.home)
     api = None
     if args.api:

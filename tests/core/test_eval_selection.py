@@ -60,3 +60,15 @@ def test_adapted_candidates_sharing_one_fit_score_as_if_fitted_alone():
         alone = cross_validate_all([Candidate(m, "logreg_adapted", {"min_df": 1, "method": m})], qs, n_blocks=3,
                                    log=lambda _: None)[0]
         assert row["folds"] == alone["folds"]
+
+
+def test_the_reference_is_the_winner_of_the_stored_whole_corpus_selection():
+    """`REFERENCE` is copied by hand from the stored run: it must stay the candidate that run selected."""
+    import json
+    from pathlib import Path
+
+    from deepimagine_core.evaluation.selection import REFERENCE
+
+    stored = json.loads((Path(__file__).parents[2] / "docs/results/whole_corpus/summary.json").read_text())["selection"]
+    assert (REFERENCE.label, REFERENCE.name, REFERENCE.options) == (
+        stored["reference"], stored["reference_name"], stored["reference_options"])
