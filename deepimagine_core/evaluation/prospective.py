@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from deepimagine_core.evaluation.base import Predictor
 from deepimagine_core.evaluation.predictors import make_predictor
-from deepimagine_core.evaluation.selection import reference_predictor_name
+from deepimagine_core.evaluation.selection import REFERENCE, reference_predictor_name
 from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store, atomic_path
@@ -95,7 +95,8 @@ def train_snapshots(store: Store, names: Sequence[str] = SNAPSHOT_PREDICTORS,
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     cards, skipped = {}, {}
     for name in names:
-        opts = dict((options or {}).get(name, {}))
+        default = REFERENCE.options if name == REFERENCE.name else {}  # the reference with its selected settings
+        opts = dict((options or {}).get(name, default))
         predictor = make_predictor(name, **opts)
         try:
             predictor.fit(questions)

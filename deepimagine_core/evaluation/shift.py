@@ -10,6 +10,8 @@ What `AdaptedPredictor` does, per category, with the benchmark's questions as th
 2. Estimate the target prior without labels: EM of Saerens, Latinne & Decaestecker (2002) on the calibrated scores,
    with a Beta pseudo-count toward pi_s and a clip to [0.02, 0.98] — naive EM on uncalibrated scores runs to 0 or 1 —
    or soft black-box shift estimation (Lipton, Wang & Smola 2018): pi_t = (mean score − m0) / (m1 − m0).
+   An estimate that reaches the clip is not used (the source prior is kept, and `estimate_at_clip` records it): with
+   weakly separating scores (m1 − m0 ≈ 0.1) a small shift of the mean score drives BBSE to 0 or 1.
 3. Decide. The metric is class-balanced accuracy, whose best decision under pure label shift does not move (the
    balanced posterior p(y|x)/pi(y) is the same in both domains), so a prior estimate alone cannot fix the threshold.
    What moves it is a shift of the scores themselves. So the threshold is placed on the target's own score
@@ -65,6 +67,12 @@ def bbse_prior(p_target: Sequence[float], mean_pos: float, mean_neg: float,
     if abs(gap) < 1e-6:
         return 0.5
     return float(np.clip((float(np.mean(p_target)) - mean_neg) / gap, *clip))
+
+
+def at_clip(prior: float, clip: tuple[float, float] = PRIOR_CLIP) -> bool:
+    """True when a prior estimate ran to a bound of the clip: the estimator is not identified there (weakly
+    separating scores turn a small shift of their mean into a prior of 0 or 1), so it is not used."""
+    return prior <= clip[0] + 1e-9 or prior >= clip[1] - 1e-9
 
 
 def balanced_rate(prior: float, source_auc: float) -> float:
@@ -163,7 +171,11 @@ class AdaptedPredictor(ScoredPredictor):
                 prior, _ = em_prior(p_source, s.prior)
             else:
                 prior = bbse_prior(p_source, s.mean_pos, s.mean_neg)
-            rate = balanced_rate(prior, s.auc)
+            if not at_clip(prior):
+                rate = balanced_rate(prior, s.auc)
+            else:  # not identified (scores too weak for the shift seen): keep the source prior, say so
+                info["estimate_at_clip"] = prior
+                prior, rate = s.prior, balanced_rate(s.prior, s.auc)
         threshold = float(np.quantile(z, 1 - rate))
         slope = max(s.a, 0.05)
         info.update(method=self.method, target_prior=prior, positive_rate=rate, threshold_logit=threshold)

@@ -45,6 +45,15 @@ def test_snapshots_remember_their_cutoff_and_reload(store):
     assert len(reloaded.predict(questions)) == 30
 
 
+def test_the_reference_snapshot_is_fitted_with_its_selected_settings(store, monkeypatch):
+    from deepimagine_core.evaluation.selection import Candidate
+
+    monkeypatch.setattr(prospective, "REFERENCE", Candidate("ref", "logreg", {"C": 0.05, "min_df": 1}))
+    cards, _ = prospective.train_snapshots(store, ["logreg", "majority"], log=lambda *_: None)
+    assert cards["logreg"].options == {"C": 0.05, "min_df": 1} and cards["majority"].options == {}
+    assert prospective.load_snapshot(store, "logreg").describe()["C"] == 0.05
+
+
 def test_nothing_to_fit_is_said_not_raised(tmp_path):
     st = Store(tmp_path)
     rows = [_row(i, dt.date(2020, 1, 1), "test") for i in range(3)]

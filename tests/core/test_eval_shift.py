@@ -90,3 +90,17 @@ def test_every_method_runs_on_a_category_too_small_to_adapt(method):
     preds = predictor.predict(toy_questions(8, start=7000))
     assert len(preds) == 8
     assert all(v["method"] == "calibrated" for v in predictor.describe()["target"].values())
+
+
+def test_a_prior_estimate_at_the_clip_is_not_used():
+    """Weakly separating source scores (class means 0.52 vs 0.42) and a target whose scores sit a little lower: BBSE
+    runs to the clip; the adapted decision then keeps the source prior's rate and records the estimate."""
+    stats = SourceStats(a=1.0, b=0.0, prior=0.5, auc=0.62, mean_pos=0.52, mean_neg=0.42, n=500)
+    target = np.random.default_rng(3).normal(0.38, 0.05, 200).clip(0.01, 0.99)
+    assert bbse_prior(target, stats.mean_pos, stats.mean_neg) == pytest.approx(0.02)
+    predictor = make_predictor("logreg_adapted", method="bbse_rate", min_df=1)
+    _, info = predictor.adapt(target, stats)
+    assert info["estimate_at_clip"] == pytest.approx(0.02)
+    assert info["target_prior"] == 0.5 and info["positive_rate"] == pytest.approx(balanced_rate(0.5, 0.62))
+    _, inside = predictor.adapt(np.random.default_rng(4).normal(0.47, 0.05, 200).clip(0.01, 0.99), stats)
+    assert "estimate_at_clip" not in inside and 0.02 < inside["target_prior"] < 0.98
