@@ -62,6 +62,11 @@ def _str(x: Any) -> str | None:
     return clean_text(str(x))
 
 
+def _fields(obj: dict, keys: tuple[str, ...]) -> list[str | None]:
+    """`_str` of obj[key] for every key (None when absent), in one comprehension instead of a call per field."""
+    return [(v.strip() or None) if type(v) is str else (None if v is None else _str(v)) for v in map(obj.get, keys)]
+
+
 def _strs(items: Any) -> list[str]:
     return [t for t in (_str(x) for x in _list(items)) if t]
 
@@ -191,26 +196,31 @@ def _denoms(parent: dict) -> dict[str, int] | None:
     return out
 
 
+_OUTCOME_FIELDS = ("type", "title", "description", "timeFrame", "populationDescription", "paramType",
+                   "dispersionType", "unitOfMeasure", "reportingStatus")
+_GROUP_FIELDS = ("id", "title", "description")
+
+
 def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> None:
-    nct_id = s.nct_id
-    groups = [(_str(g.get("id")), _str(g.get("title")), _str(g.get("description")))
-              for g in _list(outcome.get("groups")) if isinstance(g, dict)]
+    groups = [tuple(_fields(g, _GROUP_FIELDS)) for g in _list(outcome.get("groups")) if isinstance(g, dict)]
     analyses = [a for a in _list(outcome.get("analyses")) if isinstance(a, dict)]
-    participants = _denoms(outcome) or {}
+    participants = (_denoms(outcome) if "denoms" in outcome else None) or {}
+    kind, title, description, time_frame, population, param_type, dispersion, unit, status = _fields(
+        outcome, _OUTCOME_FIELDS)
     s.t[OUTCOME_MEASURES_TABLE].add(
-        nct_id,
+        s.nct_id,
         index,
-        s.enum("outcome_type", _str(outcome.get("type")), "outcome_measures.type"),
-        _str(outcome.get("title")),
-        _str(outcome.get("description")),
-        _str(outcome.get("timeFrame")),
-        _str(outcome.get("populationDescription")),  # population
-        s.enum("param_type", _str(outcome.get("paramType")), "outcome_measures.param_type"),
-        s.enum("dispersion_type", _str(outcome.get("dispersionType")), "outcome_measures.dispersion_type"),
-        _str(outcome.get("unitOfMeasure")),  # unit
+        s.enum("outcome_type", kind, "outcome_measures.type"),
+        title,
+        description,
+        time_frame,
+        population,
+        s.enum("param_type", param_type, "outcome_measures.param_type"),
+        s.enum("dispersion_type", dispersion, "outcome_measures.dispersion_type"),
+        unit,
         len(groups),
         len(analyses),
-        s.enum("reporting_status", _str(outcome.get("reportingStatus")), "outcome_measures.reporting_status")
+        s.enum("reporting_status", status, "outcome_measures.reporting_status")
         or ("POSTED" if _list(outcome.get("classes")) else "NOT_POSTED"),
     )
     s.add_outcome_groups(index, groups, matcher, participants)
@@ -220,11 +230,13 @@ def _outcome(outcome: dict, index: int, s: StudyRows, matcher: ArmMatcher) -> No
 
 
 def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict[str, int]) -> None:
+    """One `outcome_results` row per measurement: the innermost loop of a JSON ingest, so the common case (values are
+    strings, spread and limits absent, the value a clean float) is handled inline, the rest by `_str`/`s.number`."""
     add, nct_id, number = s.t[OUTCOME_RESULTS_TABLE].add, s.nct_id, s.number
     for class_index, cls in enumerate(_list(outcome.get("classes"))):
         if not isinstance(cls, dict):
             continue
-        counts = _denoms(cls) or participants
+        counts = (_denoms(cls) if "denoms" in cls else None) or participants
         class_title = _str(cls.get("title"))
         for category_index, category in enumerate(_list(cls.get("categories"))):
             if not isinstance(category, dict):
@@ -233,8 +245,22 @@ def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict
             for m in _list(category.get("measurements")):
                 if not isinstance(m, dict):
                     continue
-                get = m.get  # spread and limits are mostly absent: no call for them then
-                group_id, value_raw = _str(get("groupId")), _str(get("value"))
+                get = m.get
+                group_id, value_raw = get("groupId"), get("value")
+                group_id = (group_id.strip() or None) if type(group_id) is str else _str(group_id)
+                value_raw = (value_raw.strip() or None) if type(value_raw) is str else _str(value_raw)
+                value = None
+                if value_raw is not None:
+                    if "_" not in value_raw:  # `StudyRows.number`'s clean case, without the call
+                        try:
+                            value = float(value_raw)
+                        except ValueError:
+                            pass
+                        else:
+                            if value - value != 0.0:  # not finite
+                                value = None
+                    if value is None:
+                        value = number("value", value_raw)
                 spread_raw, lower, upper = get("spread"), get("lowerLimit"), get("upperLimit")
                 if spread_raw is not None:
                     spread_raw = _str(spread_raw)
@@ -243,39 +269,51 @@ def _results(outcome: dict, outcome_index: int, s: StudyRows, participants: dict
                 if upper is not None:
                     upper = _str(upper)
                 add(nct_id, outcome_index, group_id, class_index, class_title, category_index, category_title,
-                    number("value", value_raw), value_raw,
+                    value, value_raw,
                     None if spread_raw is None else number("spread", spread_raw), spread_raw,
                     None if lower is None else number("lower_limit", lower),
                     None if upper is None else number("upper_limit", upper), counts.get(group_id))
 
 
+_ANALYSIS_FIELDS = ("pValue", "paramValue", "groupDescription", "nonInferiorityType", "pValueComment",
+                    "statisticalMethod", "paramType", "ciPctValue", "ciNumSides", "ciLowerLimit", "ciUpperLimit",
+                    "estimateComment")
+
+
 def _analysis(analysis: dict, outcome_index: int, analysis_index: int, s: StudyRows) -> None:
-    p_raw = _str(analysis.get("pValue"))
+    (p_raw, param_raw, group_description, non_inferiority, p_comment, method, param_type, ci_pct, ci_sides, ci_lower,
+     ci_upper, estimate_comment) = _fields(analysis, _ANALYSIS_FIELDS)
     p_value, relation = s.p_value(p_raw)
-    param_raw = _str(analysis.get("paramValue"))
     s.t[OUTCOME_ANALYSES_TABLE].add(
         s.nct_id,
         outcome_index,
         analysis_index,
         _strs(analysis.get("groupIds")),
-        _str(analysis.get("groupDescription")),
-        s.enum("non_inferiority_type", _str(analysis.get("nonInferiorityType"))),
+        group_description,
+        s.enum("non_inferiority_type", non_inferiority),
         p_value,
         p_raw,
         relation,
-        _str(analysis.get("pValueComment")),
-        _str(analysis.get("statisticalMethod")),  # method
-        _str(analysis.get("paramType")),
+        p_comment,
+        method,
+        param_type,
         s.number("param_value", param_raw),
         param_raw,
-        s.number("ci_pct", _str(analysis.get("ciPctValue"))),
-        s.enum("ci_n_sides", _str(analysis.get("ciNumSides"))),
-        s.number("ci_lower", _str(analysis.get("ciLowerLimit"))),
-        s.number("ci_upper", _str(analysis.get("ciUpperLimit"))),
-        _str(analysis.get("estimateComment")),
+        s.number("ci_pct", ci_pct),
+        s.enum("ci_n_sides", ci_sides),
+        s.number("ci_lower", ci_lower),
+        s.number("ci_upper", ci_upper),
+        estimate_comment,
     )
 
 
+_LOCATION_FIELDS = ("facility", "city", "state", "zip", "country")
+
+
+def _locations(protocol: dict, s: StudyRows) -> None:
+    add, nct_id = s.t[LOCATIONS_TABLE].add, s.nct_id
+    for index, loc in enumerate(_list(_d(protocol, "contactsLocationsModule", "locations"))):
+        add(nct_id, index, *(_fields(loc, _LOCATION_FIELDS) if isinstance(loc, dict) else (None,) * 5))
 def _locations(protocol: dict, s: StudyRows) -> None:
     for index, loc in enumerate(_list(_d(protocol, "contactsLocationsModule", "locations"))):
         loc = loc if isinstance(loc, dict) else {}
