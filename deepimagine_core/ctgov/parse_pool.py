@@ -147,8 +147,20 @@ def parse_batches(raws: Iterable[RawStudy], settings: ParseSettings | None = Non
             yield _result(*pending.popleft())
     finally:
         if pool is not None:
-            # a broken pool (a worker died) is not waited for: its manager thread may never finish joining
-            pool.shutdown(wait=not getattr(pool, "_broken", False), cancel_futures=True)
+            _close(pool)
+
+
+def _close(pool: ProcessPoolExecutor) -> None:
+    """Shut the pool down. A broken pool (a worker died) is not waited for, and its surviving workers are killed:
+    the executor's own clean-up only sends SIGTERM, and a worker that ignores it (an ignored signal is inherited
+    through spawn, e.g. from a parent started under a shell that ignores SIGTERM) left its manager thread spinning
+    at 100% CPU, and the interpreter could not exit (seen in a full test run)."""
+    broken = bool(getattr(pool, "_broken", False))
+    if broken:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            if process.is_alive():
+                process.kill()
+    pool.shutdown(wait=not broken, cancel_futures=True)
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -164,8 +176,12 @@ def _start_worker() -> None:
     """A parse worker only parses: the parsers imported once, then rare collections for good (between batches too:
     restoring the default thresholds after each batch made the collector traverse the batch's objects before they
     were freed), the imported objects left out of them (`gc.freeze`)."""
+    import signal
+
     import deepimagine_core.ctgov.columns  # noqa: F401
     import deepimagine_core.ctgov.parse  # noqa: F401
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool's terminate() must work even if the parent ignores it
 
     gc.freeze()
     gc.set_threshold(YOUNG, 50, 1000)

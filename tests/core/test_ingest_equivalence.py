@@ -106,3 +106,47 @@ def test_a_worker_process_that_dies_loses_no_record(tmp_path, caplog):
     assert "parse worker failed" in caplog.text  # the pool broke, and its batches were parsed here
     assert got.rows == expected.rows and got.quarantined == expected.quarantined
     assert Store(tmp_path / "b").read_table("trials").equals(Store(tmp_path / "a").read_table("trials"))
+
+
+def _ignore_sigterm_and_sleep(marker: str, seconds: float) -> None:
+    """A pool task that stands for a worker deaf to SIGTERM (started with SIGTERM ignored, or stuck)."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    Path(marker).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def test_a_broken_pool_leaves_no_worker_and_no_spinning_thread(tmp_path):
+    """One worker dies while the other ignores SIGTERM: closing the broken pool kills the survivor, so the executor's
+    manager thread ends (it used to spin at 100% CPU and keep the interpreter from exiting)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from deepimagine_core.ctgov import parse_pool
+
+    marker = tmp_path / "deaf.pid"
+    pool = parse_pool._pool(2)
+    deaf = pool.submit(_ignore_sigterm_and_sleep, str(marker), 60)
+    other = pool.submit(os.getpid)  # a second worker starts: the first is busy
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    deaf_pid = int(marker.read_text())
+    victim = other.result(timeout=60)
+    assert victim != deaf_pid
+    manager, processes = pool._executor_manager_thread, list(pool._processes.values())
+    os.kill(victim, signal.SIGKILL)
+    with pytest.raises(Exception):  # BrokenProcessPool
+        deaf.result(timeout=60)
+    parse_pool._close(pool)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (manager.is_alive() or any(p.is_alive() for p in processes)):
+        time.sleep(0.1)
+    assert not any(p.is_alive() for p in processes)
+    assert not manager.is_alive() and manager not in threading.enumerate()
