@@ -27,6 +27,7 @@ from typing import Any
 
 from deepimagine_core.evaluation import ct_open, features
 from deepimagine_core.evaluation.corpus import build_corpus, corpus_questions, legacy_archives
+from deepimagine_core.evaluation.predictors import ADAPTED_SUFFIX
 from deepimagine_core.evaluation.run import EvaluationResults, run_predictors
 from deepimagine_core.evaluation.selection import Candidate, best_candidate, cross_validate_all
 from deepimagine_core.store import Store
@@ -132,12 +133,13 @@ def evaluate_corpus(settings: CorpusSettings, log: Callable[[str], None] = print
     # stage-2 method) or the reference's plain base, and the baselines
     best_adapted = best_candidate(selection["stage2"])
     labels = {f"reference ({reference})": (ref_name, ref_options)}
-    if ref_name.endswith("_adapted"):
-        labels[f"{ref_name.removesuffix('_adapted')} (plain base of the reference)"] = (
-            ref_name.removesuffix("_adapted"), {k: v for k, v in ref_options.items() if k != "method"})
+    if ref_name.endswith(ADAPTED_SUFFIX):
+        plain = ref_name.removesuffix(ADAPTED_SUFFIX)
+        labels[f"{plain} (plain base of the reference)"] = (
+            plain, {k: v for k, v in ref_options.items() if k != "method"})
     else:
         labels[best_adapted["candidate"]] = (best_adapted["name"], best_adapted["options"])
-    models = {n.removesuffix("_adapted") for n, _ in labels.values()}
+    models = {n.removesuffix(ADAPTED_SUFFIX) for n, _ in labels.values()}
     for name in settings.baselines:
         if name not in models:
             labels.setdefault(name, (name, QUICK_OPTIONS.get(name, {})))
@@ -154,9 +156,8 @@ def evaluate_corpus(settings: CorpusSettings, log: Callable[[str], None] = print
     for done in _parallel([(_run_group, (*job, settings)) for job in jobs], settings.n_jobs):
         for label, r in done:
             for bench, runs in r.runs.items():
-                results.runs[bench][label] = next(iter(runs.values()))
-                log(f"{label} on {bench}: weighted accuracy "
-                    f"{runs[next(iter(runs))].scores['overall']['weighted_accuracy']:.3f}")
+                run = results.runs[bench][label] = next(iter(runs.values()))
+                log(f"{label} on {bench}: weighted accuracy {run.scores['overall']['weighted_accuracy']:.3f}")
             setting = "all historical (train + test)" if HISTORICAL_TEST not in r.runs else "historical train"
             results.training[setting] = next(iter(r.training.values()))
     results.runs = {b: dict(sorted(runs.items(), key=lambda kv: list(labels).index(kv[0])))

@@ -33,7 +33,7 @@ from deepimagine_core.questions import Question
 from deepimagine_core.store import Store, atomic_path
 from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE, PROSPECTIVE_QUESTIONS_TABLE, TRIALS_TABLE
 
-# The reference predictor is one of them (today `logreg`): listed once whatever its name.
+# The reference predictor (`selection.REFERENCE`) is one of them, listed once whatever its name.
 SNAPSHOT_PREDICTORS = tuple(dict.fromkeys(("majority", "logreg", "knn_history", reference_predictor_name)))
 CARD_FILE = "card.json"
 MODEL_FILE = "predictor.pkl"

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from deepimagine_core.evaluation import features
-from deepimagine_core.evaluation.predictors import Predictor, make_predictor
+from deepimagine_core.evaluation.predictors import ADAPTED_SUFFIX, Predictor, make_predictor
 from deepimagine_core.evaluation.scoring import evaluate
 from deepimagine_core.questions import Question
 
@@ -102,16 +102,16 @@ def _fold(candidates: Sequence[Candidate], train: list[Question], valid: list[Qu
     with features.cached():
         for candidate in candidates:
             started = time.monotonic()
-            predictor = None
-            if candidate.name.endswith("_adapted"):
+            key = None
+            if candidate.name.endswith(ADAPTED_SUFFIX):
                 key = repr((candidate.name, sorted((k, v) for k, v in candidate.options.items() if k != "method")))
-                predictor = adapted.get(key)
-                if predictor is not None:
-                    predictor.method = candidate.options.get("method", predictor.method)
-            if predictor is None:
+            predictor = adapted.get(key)
+            if predictor is not None:
+                predictor.method = candidate.options.get("method", predictor.method)
+            else:
                 predictor = candidate.make()
                 predictor.fit(train)
-                if candidate.name.endswith("_adapted"):
+                if key is not None:
                     adapted[key] = predictor
             out.append((fold_figures(valid, predictor.predict(valid)), time.monotonic() - started))
     return out
