@@ -133,6 +133,9 @@ def write_summary(outcome: dict[str, Any], out_dir: Path, reports_dir: Path, hea
 def _adapt_text(v: dict[str, Any]) -> str:
     if v.get("method") == "calibrated":
         return f"calibrated only (n={v.get('n')})"
+    if v.get("method") == "importance":
+        return (f"importance-weighted refit (n={v['n']}; effective training size {v['effective_train']:.0f} of "
+                f"{v['n_train']}, weights {v['weight_min']:.2f}-{v['weight_max']:.2f})")
     prior = v.get("target_prior")
     prior_text = "" if prior is None or not np.isfinite(prior) else f"prior {prior:.2f} (source {v['source_prior']:.2f}), "
     return f"{prior_text}positive rate {v['positive_rate']:.2f} (n={v['n']})"
