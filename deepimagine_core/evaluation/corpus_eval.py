@@ -27,6 +27,7 @@ from typing import Any
 
 from deepimagine_core.evaluation import ct_open, features
 from deepimagine_core.evaluation.corpus import build_corpus, corpus_questions, legacy_archives
+from deepimagine_core.evaluation.covariates import corpus_shifts
 from deepimagine_core.evaluation.predictors import ADAPTED_SUFFIX
 from deepimagine_core.evaluation.run import EvaluationResults, run_predictors
 from deepimagine_core.evaluation.selection import Candidate, best_candidate, cross_validate_all
@@ -201,9 +202,13 @@ def evaluate_corpus(settings: CorpusSettings, log: Callable[[str], None] = print
     results.runs = {b: dict(sorted(runs.items(), key=lambda kv: list(labels).index(kv[0])))
                     for b, runs in results.runs.items()}
     timings["scoring"] = time.monotonic() - t
+    t = time.monotonic()
+    shifts = corpus_shifts(train, test, benchmarks, HISTORICAL_TEST)  # designs only: no answer is read
+    timings["covariates"] = time.monotonic() - t
     timings["total"] = time.monotonic() - started
     return {"manifest": manifest, "selection": selection, "results": results, "timings": timings,
-            "reference_label": f"reference ({reference})", "n_train": len(train), "n_test": len(test)}
+            "reference_label": f"reference ({reference})", "n_train": len(train), "n_test": len(test),
+            "covariates": shifts}
 
 
 def _run_group(entries: list[tuple[str, str, dict]], benchmarks, train, exclude, settings: CorpusSettings):
