@@ -125,7 +125,7 @@ class CorpusSettings:
     seed: int = 0
     candidates: tuple[Candidate, ...] = PLAIN_CANDIDATES
     adapt_methods: tuple[str, ...] = ADAPT_METHODS
-    baselines: tuple[str, ...] = ("majority", "logreg", "mlp", "random_forest", "knn_history")
+    baselines: tuple[str, ...] = ("majority", "logreg", "mlp", "random_forest", "hgb", "knn_history")
 
 
 def _with_defaults(c: Candidate) -> Candidate:
