@@ -57,15 +57,22 @@ def answered(train: Sequence[Question], who: str) -> list[Question]:
     return out
 
 
-def balanced_weights(questions: Sequence[Question], targets: Sequence[int]) -> np.ndarray:
-    """Sample weights giving the two classes of each category equal total weight (each category keeps its size)."""
-    counts = Counter((q.category, y) for q, y in zip(questions, targets))
-    size = Counter(q.category for q in questions)
-    weights = []
-    for q, y in zip(questions, targets):
-        n_classes = sum(1 for c in (0, 1) if counts[(q.category, c)] > 0)
-        weights.append(size[q.category] / (n_classes * counts[(q.category, y)]))
-    return np.asarray(weights, dtype=float)
+def balanced_weights(questions: Sequence[Question], targets: Sequence[int],
+                     weights: Sequence[float] | None = None) -> np.ndarray:
+    """Sample weights giving the two classes of each category equal total weight (each category keeps its size).
+    With per-question `weights` (recency, importance; `weighting`), each question keeps its relative weight within
+    its (category, class) cell and the cells are rebalanced the same way over the weighted totals."""
+    w = np.ones(len(questions)) if weights is None else np.asarray(weights, dtype=float)
+    cell: Counter = Counter()
+    size: Counter = Counter()
+    for q, y, wi in zip(questions, targets, w):
+        cell[(q.category, y)] += wi
+        size[q.category] += wi
+    out = []
+    for q, y, wi in zip(questions, targets, w):
+        n_classes = sum(1 for c in (0, 1) if cell[(q.category, c)] > 0)
+        out.append(wi * size[q.category] / (n_classes * cell[(q.category, y)]))
+    return np.asarray(out, dtype=float)
 
 
 def category_groups(questions: Sequence[Question], own: Iterable[str]) -> dict[str, list[int]]:
@@ -90,6 +97,20 @@ class ScoredPredictor:
     def __init__(self) -> None:
         self.direction = DirectionPrior()
         self.fitted = False
+        self.training_weights: tuple[list[Question], dict[int, float]] | None = None
+
+    def set_training_weights(self, questions: Sequence[Question] | None, weights: Sequence[float] = ()) -> None:
+        """Per-question weights for the next `fit` (None: none). Models that take sample weights multiply them into
+        their class-balanced weights (`models.PipelinePredictor`, and an ensemble's members); others ignore them."""
+        self.training_weights = None if questions is None else (
+            list(questions), {id(q): float(w) for q, w in zip(questions, weights)})
+
+    def weights_of(self, questions: Sequence[Question]) -> np.ndarray | None:
+        """The weights set by `set_training_weights` for these questions (1 for others); None when none are set."""
+        if self.training_weights is None:
+            return None
+        by_id = self.training_weights[1]
+        return np.array([by_id.get(id(q), 1.0) for q in questions])
 
     def fit_scores(self, train: list[Question]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

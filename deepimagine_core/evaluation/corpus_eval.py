@@ -27,6 +27,7 @@ from typing import Any
 
 from deepimagine_core.evaluation import ct_open, features
 from deepimagine_core.evaluation.corpus import build_corpus, corpus_questions, legacy_archives
+from deepimagine_core.evaluation.covariates import corpus_shifts
 from deepimagine_core.evaluation.predictors import ADAPTED_SUFFIX
 from deepimagine_core.evaluation.run import EvaluationResults, run_predictors
 from deepimagine_core.evaluation.selection import Candidate, best_candidate, cross_validate_all
@@ -69,7 +70,45 @@ PLAIN_CANDIDATES = (
                "member_options": {"logreg": {"feature_set": "design", "text_blocks": ["endpoint", "title", "arms"],
                                              "priors": True}, "random_forest": QUICK_OPTIONS["random_forest"]}}),
 )
-ADAPT_METHODS = ("calibrated", "median", "em_rate", "bbse_rate")
+
+#: Against the time shift (session 4, fixed before the run that judges them): gradient-boosted trees on the
+#: structured features + priors, and recency weighting (half-life 2 or 5 years) of the text+priors logreg, the random
+#: forest, the trees and their ensembles. Ensemble members share their fits with the stand-alone candidates.
+_LOGREG_TP = {"feature_set": "design", "text_blocks": ["endpoint", "title", "arms"], "priors": True}
+_HGB = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 40,
+        "l2_regularization": 1.0, "feature_set": "full", "priors": True}
+_HGB_SMALL = {**_HGB, "learning_rate": 0.1, "max_leaf_nodes": 7}
+HALF_LIVES = (2.0, 5.0)
+
+
+def _shift_candidates() -> tuple[Candidate, ...]:
+    rf = QUICK_OPTIONS["random_forest"]
+    out = [Candidate("hgb pooled full + priors", "hgb", _HGB),
+           Candidate("hgb pooled full + priors, 7 leaves, rate 0.1", "hgb", _HGB_SMALL),
+           Candidate("ensemble (logreg design + title/arms text + priors, random_forest full, hgb)", "ensemble",
+                     {"members": ["logreg", "random_forest", "hgb"],
+                      "member_options": {"logreg": _LOGREG_TP, "random_forest": rf, "hgb": _HGB}})]
+    for h in HALF_LIVES:
+        tag = f", half-life {h:g}y"
+        lr, forest, hgb = {**_LOGREG_TP, "half_life": h}, {**rf, "half_life": h}, {**_HGB, "half_life": h}
+        out += [Candidate(f"logreg pooled design + title/arms text + priors{tag}", "logreg",
+                          {"per_category": False, **lr}),
+                Candidate(f"random_forest pooled full{tag}", "random_forest",
+                          {"per_category": False, "feature_set": "full", "half_life": h}),
+                Candidate(f"hgb pooled full + priors{tag}", "hgb", hgb),
+                Candidate(f"ensemble (logreg design + title/arms text + priors, random_forest full){tag}", "ensemble",
+                          {"members": ["logreg", "random_forest"],
+                           "member_options": {"logreg": lr, "random_forest": forest}}),
+                Candidate(f"ensemble (logreg design + title/arms text + priors, random_forest full, hgb){tag}",
+                          "ensemble", {"members": ["logreg", "random_forest", "hgb"],
+                                       "member_options": {"logreg": lr, "random_forest": forest, "hgb": hgb}})]
+    return tuple(out)
+
+
+PLAIN_CANDIDATES = PLAIN_CANDIDATES + _shift_candidates()
+#: Stage 2: label-shift adaptations of the best plain candidate, and covariate-shift importance weighting
+#: (`importance`: the base refitted with domain-classifier weights toward the unlabelled target).
+ADAPT_METHODS = ("calibrated", "median", "em_rate", "bbse_rate", "importance")
 
 
 @dataclass
@@ -86,7 +125,7 @@ class CorpusSettings:
     seed: int = 0
     candidates: tuple[Candidate, ...] = PLAIN_CANDIDATES
     adapt_methods: tuple[str, ...] = ADAPT_METHODS
-    baselines: tuple[str, ...] = ("majority", "logreg", "mlp", "random_forest", "knn_history")
+    baselines: tuple[str, ...] = ("majority", "logreg", "mlp", "random_forest", "hgb", "knn_history")
 
 
 def _with_defaults(c: Candidate) -> Candidate:
@@ -163,9 +202,13 @@ def evaluate_corpus(settings: CorpusSettings, log: Callable[[str], None] = print
     results.runs = {b: dict(sorted(runs.items(), key=lambda kv: list(labels).index(kv[0])))
                     for b, runs in results.runs.items()}
     timings["scoring"] = time.monotonic() - t
+    t = time.monotonic()
+    shifts = corpus_shifts(train, test, benchmarks, HISTORICAL_TEST)  # designs only: no answer is read
+    timings["covariates"] = time.monotonic() - t
     timings["total"] = time.monotonic() - started
     return {"manifest": manifest, "selection": selection, "results": results, "timings": timings,
-            "reference_label": f"reference ({reference})", "n_train": len(train), "n_test": len(test)}
+            "reference_label": f"reference ({reference})", "n_train": len(train), "n_test": len(test),
+            "covariates": shifts}
 
 
 def _run_group(entries: list[tuple[str, str, dict]], benchmarks, train, exclude, settings: CorpusSettings):

@@ -2,7 +2,8 @@
 
 It names the reference predictor and gives its figures on every benchmark (weighted accuracy, macro-F1,
 cross-entropy, 2-way explicit AUC with trial-bootstrap intervals, top-label calibration error, per category), the
-other predictors beside it, what the adaptation estimated on each benchmark, the selection tables (every candidate
+other predictors beside it, what the adaptation estimated on each benchmark, the covariate shift between the
+historical questions and each benchmark (`covariates`, designs only), the selection tables (every candidate
 and its CV figures) and the reliability plots. The header says when, from which commit and with which command.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from deepimagine_core.evaluation.calibration import expected_calibration_error
 from deepimagine_core.evaluation.corpus_eval import save_json
+from deepimagine_core.evaluation.covariates import shift_lines
 from deepimagine_core.evaluation.report import markdown_table
 from deepimagine_core.evaluation.run import BenchmarkRun, safe_name
 from deepimagine_core.questions import CATEGORIES
@@ -119,6 +121,8 @@ def write_summary(outcome: dict[str, Any], out_dir: Path, reports_dir: Path, hea
                 shutil.copyfile(src, dst)
                 lines += ["", f"![{bench} {key}](figures/{dst.name})"]
         lines.append("")
+    lines += shift_lines(outcome.get("covariates") or {})
+    payload["covariates"] = outcome.get("covariates") or {}
     lines += ["## Selection", "", f"Metric: {selection['metric']}. Stage 1 (plain candidates):", "",
               markdown_table(*_selection_table(selection["stage1"])), "",
               f"Stage 2 (adaptation methods of the best plain candidate, `{selection['best_plain']}`; each fold's "
@@ -133,6 +137,9 @@ def write_summary(outcome: dict[str, Any], out_dir: Path, reports_dir: Path, hea
 def _adapt_text(v: dict[str, Any]) -> str:
     if v.get("method") == "calibrated":
         return f"calibrated only (n={v.get('n')})"
+    if v.get("method") == "importance":
+        return (f"importance-weighted refit (n={v['n']}; effective training size {v['effective_train']:.0f} of "
+                f"{v['n_train']}, weights {v['weight_min']:.2f}-{v['weight_max']:.2f})")
     prior = v.get("target_prior")
     prior_text = "" if prior is None or not np.isfinite(prior) else f"prior {prior:.2f} (source {v['source_prior']:.2f}), "
     return f"{prior_text}positive rate {v['positive_rate']:.2f} (n={v['n']})"

@@ -10,6 +10,7 @@ published adapters).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,9 +20,12 @@ from deepimagine_core.evaluation.inputs import EvaluationInputError, EvaluationI
 from deepimagine_core.evaluation.predictors import available_predictors
 from deepimagine_core.evaluation.report import ReportFiles, write_report
 from deepimagine_core.evaluation.run import EvaluationResults, run_predictors
+from deepimagine_core.evaluation.selection import REFERENCE
 from deepimagine_core.store import Store
 
-BASELINES = ("majority", "logreg", "logreg_adapted", "mlp", "random_forest", "knn_history", "ensemble")
+#: The CPU predictors of a default evaluation; the reference predictor among them (added if it is not one of them).
+BASELINES = tuple(dict.fromkeys(("majority", "logreg", "logreg_adapted", "mlp", "random_forest", "knn_history",
+                                 "ensemble", REFERENCE.name)))
 LLM_PREDICTORS = ("llm_direct", "llm_rag", "deepimagine")
 TRAINED_LLM_PREDICTORS = ("deepimagine_sft", "llm_direct_grpo")  # added when their adapters are published
 TINY_LLM_MAX_QUESTIONS = 48  # the tiny model's answers are noise: score it on a sample, so the default run stays quick
@@ -38,7 +42,9 @@ class EvaluationSettings:
     bootstrap_samples: int = 1000
     seed: int = 0
     alpha: float = 0.05
-    predictor_options: str = ""  # JSON {predictor: {keyword: value}}, e.g. {"knn_history": {"k": 30}}
+    # JSON {predictor: {keyword: value}}, e.g. {"knn_history": {"k": 30}}; the reference predictor gets its selected
+    # settings (`selection.REFERENCE.options`) unless named here
+    predictor_options: str = ""
 
 
 @dataclass
@@ -60,10 +66,17 @@ class EvaluationOutcome:
 
 
 def parse_predictor_options(text: str) -> dict[str, dict[str, Any]]:
+    """{predictor: keyword arguments} from the JSON text. The reference predictor (`selection.REFERENCE`) runs with
+    its selected settings unless the text names it: the report calls it the reference, so it must be that model."""
     try:
-        return json.loads(text) if text.strip() else {}
+        options = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
         raise EvaluationInputError(f"predictor_options is not valid JSON: {exc}") from exc
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        raise EvaluationInputError(f"predictor_options must be a JSON object of objects "
+                                   f'({{"predictor": {{"keyword": value}}}}), got {text!r}')
+    options.setdefault(REFERENCE.name, copy.deepcopy(REFERENCE.options))
+    return options
 
 
 def _llm_plan(settings: EvaluationSettings, predictors: list[str], options: dict, store: Store,

@@ -1,5 +1,5 @@
 """scikit-learn predictors over transferable features: `logreg`, `random_forest`, `mlp` (the paper's feed-forward
-baseline).
+baseline), `hgb` (gradient-boosted trees on the structured features and priors, no text).
 
 Each learns P(positive) — "significant / met" in the question's own category — with classes balanced within each
 category. `per_category=True` fits one model per category, so each learns its own label meaning
@@ -11,6 +11,8 @@ Features (`features.py`): TF-IDF blocks over masked text (`text_blocks`: endpoin
 arms' descriptions) plus a structured dict (`feature_set`), and with `priors=True` the smoothed out-of-fold target
 priors of intervention classes and title (condition) words (`priors.py`). Inside `features.cached()` (a CV fold) the
 fitted feature matrices are shared by every candidate with the same feature settings fitted on the same questions.
+Training questions can be weighted by recency (`half_life` in years, `weighting.recency_weights`) and by weights set
+with `set_training_weights` (covariate-shift importance, `shift`); the classes are rebalanced over the weighted totals.
 Which blocks, which set, pooled or per category and the hyper-parameters are chosen by time-ordered cross-validation
 on historical questions (`selection`). In the stored whole-corpus selection (docs/results/whole_corpus/summary.md)
 pooled beat per-category (logreg design 0.631 against 0.610), the "design" and "full" sets were within 0.002, and
@@ -20,13 +22,14 @@ plain, text-free variant.
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from deepimagine_core.evaluation import features
+from deepimagine_core.evaluation import features, weighting
 from deepimagine_core.evaluation.base import ScoredPredictor, balanced_weights, category_groups, targets
 from deepimagine_core.evaluation.priors import TargetPriors
 from deepimagine_core.questions import Question
@@ -107,19 +110,23 @@ class PipelinePredictor(ScoredPredictor):
     def __init__(
         self, estimator_factory: Callable[[], Any], max_text_features: int = 20000, min_df: int = 5,
         feature_set: str = "full", text_blocks: Sequence[str] = ("endpoint",), per_category: bool = True,
-        priors: bool = False,
+        priors: bool = False, half_life: float | None = None, dense: bool = False,
     ):
         super().__init__()
         self.estimator_factory = estimator_factory
         self.settings = {"feature_set": feature_set, "text_blocks": list(text_blocks), "min_df": min_df,
                          "max_text_features": max_text_features, "per_category": per_category, "priors": priors}
+        if half_life is not None:  # (only when set, so the cache keys of unweighted fits stay as they were)
+            self.settings["half_life"] = float(half_life)
+        self.dense = dense
         self.models: dict[str, Any] = {}  # category -> (feature union, TargetPriors or None, classifier); "*" = pooled
         self._pooled_data: tuple[list[Question], np.ndarray] | None = None
 
     def describe(self) -> dict[str, Any]:
         """Settings for the report: features, the classifier and its main parameters, the models fitted."""
         classifier = self.estimator_factory()
-        keys = ("C", "n_estimators", "min_samples_leaf", "max_features", "hidden_layer_sizes", "alpha")
+        keys = ("C", "n_estimators", "min_samples_leaf", "max_features", "hidden_layer_sizes", "alpha", "max_iter",
+                "learning_rate", "max_leaf_nodes", "l2_regularization")
         params = {k: v for k, v in classifier.get_params().items() if k in keys}
         return {**self.settings, "classifier": type(classifier).__name__, **params, "models": sorted(self.models)}
 
@@ -129,10 +136,21 @@ class PipelinePredictor(ScoredPredictor):
         with every candidate of the same feature settings fitted on the same questions, and the whole fit with any
         identical model (same classifier parameters, seed included, and features) — an ensemble member and the same
         predictor on its own, an adapted predictor's base and the plain predictor."""
-        key = (repr(self.estimator_factory()), sorted(self.settings.items()))
-        return features.shared("model", key, questions, lambda: self._fit_new(questions, y))
+        extra = self.weights_of(questions)
+        weights = self._sample_weights(questions, y, extra)
+        digest = None if extra is None else zlib.crc32(np.ascontiguousarray(weights).tobytes())
+        key = (repr(self.estimator_factory()), sorted(self.settings.items()), digest)
+        return features.shared("model", key, questions, lambda: self._fit_new(questions, y, weights))
 
-    def _fit_new(self, questions: list[Question], y: np.ndarray):
+    def _sample_weights(self, questions: list[Question], y: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+        """Class-balanced weights, times the recency weights (`half_life`) and any weights set by
+        `set_training_weights` (covariate-shift importance) before the classes are rebalanced."""
+        w = np.ones(len(questions)) if extra is None else extra
+        if self.settings.get("half_life"):
+            w = w * weighting.recency_weights(questions, self.settings["half_life"])
+        return balanced_weights(questions, y, w)
+
+    def _fit_new(self, questions: list[Question], y: np.ndarray, weights: np.ndarray):
         s = self.settings
         union = FeatureBlocks(s["max_text_features"], s["min_df"], s["feature_set"], s["text_blocks"])
         X = union.fit_transform(questions)
@@ -145,17 +163,16 @@ class PipelinePredictor(ScoredPredictor):
             encoder, P = features.shared("priors", "priors", questions, fit_priors)
             X = _with_priors(X, P)
         classifier = self.estimator_factory()
-        classifier.fit(X, y, sample_weight=balanced_weights(questions, y))
+        classifier.fit(X.toarray() if self.dense else X, y, sample_weight=weights)
         return union, encoder, classifier
 
-    @staticmethod
-    def _scores(model, questions: list[Question]) -> np.ndarray:
+    def _scores(self, model, questions: list[Question]) -> np.ndarray:
         union, encoder, classifier = model
         X = union.transform(questions)
         if encoder is not None:
             X = _with_priors(X, features.shared("transform", id(encoder), questions,
                                                 lambda: encoder.transform(questions), keep=encoder))
-        return classifier.predict_proba(X)[:, 1]
+        return classifier.predict_proba(X.toarray() if self.dense else X)[:, 1]
 
     def fit_scores(self, train: list[Question]) -> None:
         y = targets(train)
@@ -184,11 +201,11 @@ class LogRegPredictor(PipelinePredictor):
 
     def __init__(self, C: float = 0.3, max_text_features: int = 20000, min_df: int = 5, feature_set: str = "design",
                  text_blocks: Sequence[str] = ("endpoint",), per_category: bool = False, seed: int = 0,
-                 priors: bool = False):
+                 priors: bool = False, half_life: float | None = None):
         from sklearn.linear_model import LogisticRegression
 
         super().__init__(lambda: LogisticRegression(C=C, solver="liblinear", max_iter=2000, random_state=seed),
-                         max_text_features, min_df, feature_set, text_blocks, per_category, priors)
+                         max_text_features, min_df, feature_set, text_blocks, per_category, priors, half_life)
 
 
 class RandomForestPredictor(PipelinePredictor):
@@ -196,13 +213,14 @@ class RandomForestPredictor(PipelinePredictor):
 
     def __init__(self, n_estimators: int = 200, min_samples_leaf: int = 5, max_features: str | float = "sqrt",
                  max_text_features: int = 3000, min_df: int = 10, feature_set: str = "full",
-                 text_blocks: Sequence[str] = ("endpoint",), per_category: bool = False, seed: int = 0, n_jobs: int = 1):
+                 text_blocks: Sequence[str] = ("endpoint",), per_category: bool = False, seed: int = 0, n_jobs: int = 1,
+                 half_life: float | None = None):
         from sklearn.ensemble import RandomForestClassifier
 
         super().__init__(
             lambda: RandomForestClassifier(n_estimators=n_estimators, min_samples_leaf=min_samples_leaf,
                                            max_features=max_features, random_state=seed, n_jobs=n_jobs),
-            max_text_features, min_df, feature_set, text_blocks, per_category)
+            max_text_features, min_df, feature_set, text_blocks, per_category, half_life=half_life)
 
 
 class MLPPredictor(PipelinePredictor):
@@ -220,3 +238,25 @@ class MLPPredictor(PipelinePredictor):
             lambda: MLPClassifier(hidden_layer_sizes=(hidden,), alpha=alpha, max_iter=max_iter, early_stopping=True,
                                   n_iter_no_change=5, random_state=seed),
             max_text_features, min_df, feature_set, text_blocks, per_category)
+
+
+class HistGradientBoostingPredictor(PipelinePredictor):
+    """Gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier) over the structured features (+ target
+    priors), no text: conservative settings — shallow trees (`max_leaf_nodes`), a small `learning_rate`, L2 on the
+    leaf values, a fixed number of rounds (no early stopping: its random validation split would mix trials and
+    times)."""
+
+    name = "hgb"
+
+    def __init__(self, max_iter: int = 200, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
+                 min_samples_leaf: int = 40, l2_regularization: float = 1.0, feature_set: str = "full",
+                 priors: bool = True, per_category: bool = False, seed: int = 0, half_life: float | None = None):
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        super().__init__(
+            lambda: HistGradientBoostingClassifier(
+                max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
+                min_samples_leaf=min_samples_leaf, l2_regularization=l2_regularization, early_stopping=False,
+                random_state=seed),
+            feature_set=feature_set, text_blocks=(), per_category=per_category, priors=priors, half_life=half_life,
+            dense=True)

@@ -4,8 +4,9 @@
     predictor.fit(train_questions)            # historical questions with answers
     predictions = predictor.predict(questions)  # one Prediction per question
 
-Built in: `majority`; `logreg`, `random_forest`, `mlp` (scikit-learn over transferable features, one model per
-category, `models.py`); `knn_history` (answers of the most similar historical questions, `neighbours.py`);
+Built in: `majority`; `logreg`, `random_forest`, `mlp`, `hgb` (gradient-boosted trees on the structured features)
+(scikit-learn over transferable features, pooled or one model per category, `models.py`; option `half_life` of
+logreg/random_forest/hgb weights training questions by recency, `weighting.py`); `knn_history` (answers of the most similar historical questions, `neighbours.py`);
 `ensemble` (the mean P(positive) of logreg, knn_history and random_forest). Each trainable one also comes as
 `<name>_adapted`, which adapts its decision threshold to the unlabelled questions it is asked about (`shift.py`).
 The reference predictor — the one the report and the README name — is chosen by time-ordered cross-validation on
@@ -32,7 +33,12 @@ from deepimagine_core.evaluation.base import (
     balanced_weights,
 )
 from deepimagine_core.evaluation.decisions import DirectionPrior
-from deepimagine_core.evaluation.models import LogRegPredictor, MLPPredictor, RandomForestPredictor
+from deepimagine_core.evaluation.models import (
+    HistGradientBoostingPredictor,
+    LogRegPredictor,
+    MLPPredictor,
+    RandomForestPredictor,
+)
 from deepimagine_core.evaluation.neighbours import KnnHistoryPredictor, default_text_index
 from deepimagine_core.evaluation.shift import AdaptedPredictor
 from deepimagine_core.questions import Question
@@ -136,7 +142,8 @@ class EnsemblePredictor(ScoredPredictor):
         return {m.name: m.describe() for m in self.members}
 
     def fit_scores(self, train: list[Question]) -> None:
-        for member in self.members:
+        for member in self.members:  # training weights (importance, `shift`) reach every member
+            member.training_weights = self.training_weights
             member.fit(train)
 
     def positive_scores(self, questions: list[Question]) -> np.ndarray:
@@ -145,7 +152,7 @@ class EnsemblePredictor(ScoredPredictor):
 
 #: The trainable predictors; each also registered as `<name>_adapted`.
 SCORED = {"logreg": LogRegPredictor, "random_forest": RandomForestPredictor, "mlp": MLPPredictor,
-          "knn_history": KnnHistoryPredictor, "ensemble": EnsemblePredictor}
+          "hgb": HistGradientBoostingPredictor, "knn_history": KnnHistoryPredictor, "ensemble": EnsemblePredictor}
 
 register_predictor("majority", MajorityPredictor)
 for _name, _factory in SCORED.items():
@@ -155,6 +162,6 @@ for _name, _factory in SCORED.items():
 __all__ = [
     "Prediction", "Predictor", "ScoredPredictor", "register_predictor", "register_adapted", "make_predictor",
     "available_predictors", "MajorityPredictor", "LogRegPredictor", "RandomForestPredictor",
-    "MLPPredictor", "KnnHistoryPredictor", "EnsemblePredictor", "AdaptedPredictor", "balanced_weights",
+    "MLPPredictor", "HistGradientBoostingPredictor", "KnnHistoryPredictor", "EnsemblePredictor", "AdaptedPredictor", "balanced_weights",
     "DirectionPrior", "default_text_index",
 ]

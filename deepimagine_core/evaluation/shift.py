@@ -21,7 +21,11 @@ What `AdaptedPredictor` does, per category, with the benchmark's questions as th
    for strong ones.) Output probabilities are sigmoid(a (logit(score) − threshold)), a = the Platt slope.
 
 Methods: `em_rate` (steps 1–3), `bbse_rate` (BBSE prior), `median` (r = 0.5), `calibrated` (step 1 only: the
-balanced posterior after Platt scaling, no target information). The method shipped as `_adapted` is chosen by a
+balanced posterior after Platt scaling, no target information), and `importance` — covariate shift rather than label
+shift: the base model is refitted on the training questions weighted by p(target | x) / p(source | x) from a domain
+classifier of training against target questions (`weighting.domain_weights`, features only), and its balanced
+P(positive) is the output (no threshold moved; a base that takes no sample weights, such as knn_history, is refitted
+unchanged). The method shipped as `_adapted` is chosen by a
 simulated shift on history (`selection`). A category with fewer than `min_target` target questions keeps the
 `calibrated` output. Answers of the target questions are never read.
 """
@@ -35,11 +39,12 @@ from typing import Any
 
 import numpy as np
 
+from deepimagine_core.evaluation import weighting
 from deepimagine_core.evaluation.base import ScoredPredictor, targets
 from deepimagine_core.evaluation.calibration import auc, logit, platt, sigmoid
 from deepimagine_core.questions import Question
 
-METHODS = ("em_rate", "bbse_rate", "median", "calibrated")
+METHODS = ("em_rate", "bbse_rate", "median", "calibrated", "importance")
 PRIOR_CLIP = (0.02, 0.98)
 
 
@@ -130,12 +135,14 @@ class AdaptedPredictor(ScoredPredictor):
         self.method, self.holdout, self.min_target = method, holdout, min_target
         self.stats: dict[str, SourceStats] = {}
         self.last_adaptation: dict[str, dict[str, float]] = {}
+        self._train: list[Question] = []
 
     def describe(self) -> dict[str, Any]:
         return {"base": self.base.describe(), "method": self.method, "holdout": self.holdout,
                 "source": {c: vars(s) for c, s in self.stats.items()}, "target": self.last_adaptation}
 
     def fit_scores(self, train: list[Question]) -> None:
+        self._train = list(train)  # the source of the `importance` refit
         older, newer = time_holdout(train, self.holdout)
         self.stats = {}
         if older and newer and len(set(targets(older).tolist())) == 2:
@@ -148,6 +155,8 @@ class AdaptedPredictor(ScoredPredictor):
         self.base.fit(train)
 
     def positive_scores(self, questions: list[Question]) -> np.ndarray:
+        if self.method == "importance" and len(questions) >= self.min_target:
+            return self._importance_scores(questions)
         raw = self.base.positive_scores(questions)
         out = np.zeros(len(questions))
         self.last_adaptation = {}
@@ -180,3 +189,17 @@ class AdaptedPredictor(ScoredPredictor):
         slope = max(s.a, 0.05)
         info.update(method=self.method, target_prior=prior, positive_rate=rate, threshold_logit=threshold)
         return sigmoid(slope * (z - threshold)), info
+
+    def _importance_scores(self, questions: list[Question]) -> np.ndarray:
+        """The base refitted on the training questions weighted toward `questions` (covariate shift), scored on them."""
+        w = weighting.domain_weights(self._train, questions)
+        model = self.base_factory()
+        model.set_training_weights(self._train, w)
+        model.fit(self._train)
+        ess = float(w.sum() ** 2 / (w ** 2).sum())
+        self.last_adaptation = {
+            category: {"method": "importance", "n": sum(q.category == category for q in questions),
+                       "n_train": len(w), "effective_train": round(ess, 1), "weight_min": float(w.min()),
+                       "weight_max": float(w.max())}
+            for category in sorted({q.category for q in questions})}
+        return model.positive_scores(questions)

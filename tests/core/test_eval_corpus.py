@@ -6,6 +6,7 @@ from pathlib import Path
 
 from deepimagine_core.ctgov.archives import SAMPLE_DIR
 from deepimagine_core.evaluation.corpus import build_corpus, corpus_questions
+from deepimagine_core.evaluation.ct_open import load_benchmarks
 from deepimagine_core.evaluation.corpus_eval import CorpusSettings, evaluate_corpus
 from deepimagine_core.evaluation.corpus_summary import write_summary
 from deepimagine_core.evaluation.selection import Candidate
@@ -54,3 +55,7 @@ def test_evaluate_corpus_selects_scores_and_writes_a_summary(tmp_path):
     assert "## Reference predictor" in text and "## Selection" in text and "| toy |" in text
     payload = json.loads(Path(settings.out_dir / "summary.json").read_text())
     assert 0 <= payload["benchmarks"]["toy"][ref]["weighted_accuracy"] <= 1
+    # the covariate shift of each benchmark against all historical questions (designs only)
+    assert list(outcome["covariates"]) == ["historical_test", "toy"] and "## Covariate shift" in text
+    toy_n = payload["covariates"]["toy"]["categories"]["all"]["target_n"]
+    assert toy_n == sum(len(qs) for qs in load_benchmarks(str(bench.parent)).values())

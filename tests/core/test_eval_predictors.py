@@ -59,7 +59,7 @@ def toy_questions(n: int, start: int = 0, split: str | None = None) -> list[Ques
 
 
 def test_registry_lists_builtins_and_accepts_new_predictors():
-    assert {"majority", "logreg", "random_forest", "knn_history", "ensemble"} <= set(available_predictors())
+    assert {"majority", "logreg", "random_forest", "hgb", "knn_history", "ensemble"} <= set(available_predictors())
     with pytest.raises(KeyError, match="unknown predictor 'nope'"):
         make_predictor("nope")
 
@@ -92,7 +92,7 @@ def test_prediction_from_text():
 @pytest.mark.parametrize(
     "name, kwargs",
     [("majority", {}), ("logreg", {"min_df": 2}), ("random_forest", {"n_estimators": 60, "min_df": 2}),
-     ("knn_history", {"k": 15}),
+     ("knn_history", {"k": 15}), ("hgb", {"min_samples_leaf": 5, "max_iter": 50}),
      ("ensemble", {"member_options": {"logreg": {"min_df": 2}, "random_forest": {"n_estimators": 30, "min_df": 2},
                                       "knn_history": {"k": 15}}})],
 )

@@ -82,7 +82,7 @@ def test_adapted_predictor_follows_a_shifted_target_and_never_reads_answers():
     assert set(predictor.describe()["target"]) == {q.category for q in target}
 
 
-@pytest.mark.parametrize("method", ["em_rate", "bbse_rate", "median", "calibrated"])
+@pytest.mark.parametrize("method", ["em_rate", "bbse_rate", "median", "calibrated", "importance"])
 def test_every_method_runs_on_a_category_too_small_to_adapt(method):
     train = toy_questions(200)
     predictor = make_predictor("logreg_adapted", method=method, min_df=1, min_target=50)

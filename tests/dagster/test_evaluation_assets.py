@@ -7,6 +7,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from deepimagine_core.evaluation.inputs import EvaluationInputError
 from deepimagine_core.store import Store
 from deepimagine_dagster.defs.evaluation.assets import CT_OPEN_TABLE, EvaluationConfig, ct_open_benchmark, evaluation_report
 from deepimagine_dagster.resources import CTOpenResource, LLMBackendResource, StoreResource
@@ -77,6 +78,28 @@ def test_evaluate_materializes_report_json_and_predictions(tmp_path):
     meta = result.asset_materializations_for_node("evaluation_report")[0].metadata
     assert "| logreg |" in meta["figures"].value and "data:image/png;base64," in meta["report"].value
     assert meta["historical_test/logreg/weighted_accuracy"].value > 0.8
+
+
+def test_the_reference_predictor_runs_with_its_selected_settings_unless_configured(tmp_path):
+    from deepimagine_core.evaluation.evaluate_store import BASELINES, parse_predictor_options
+    from deepimagine_core.evaluation.selection import REFERENCE
+
+    assert REFERENCE.name in BASELINES and REFERENCE.name in EvaluationConfig().predictors
+    assert parse_predictor_options("") == {REFERENCE.name: REFERENCE.options}
+    assert parse_predictor_options(json.dumps({REFERENCE.name: {}})) == {REFERENCE.name: {}}  # the user's word wins
+    with pytest.raises(EvaluationInputError, match="JSON object of objects"):
+        parse_predictor_options('{"logreg": 3}')
+    home = tmp_path / "home"
+    write_history(Store(home))
+    config = EvaluationConfig(predictors=[REFERENCE.name], bootstrap_samples=10)
+    evaluation_report(dg.build_asset_context(), config=config, store=StoreResource(home=str(home)),
+                      llm=LLMBackendResource())
+    described = json.loads((home / "reports" / "evaluation.json").read_text())["historical_test"][REFERENCE.name]
+    # an ensemble reports each member's settings; another predictor its own
+    expected = REFERENCE.options.get("member_options") or {None: REFERENCE.options}
+    for member, opts in expected.items():
+        got = described["predictor"][member] if member else described["predictor"]
+        assert opts and {k: got.get(k) for k in opts} == opts
 
 
 def test_evaluate_job_is_defined():
