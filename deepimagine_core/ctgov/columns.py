@@ -12,6 +12,9 @@ a column's type (a value out of range) is found by converting its rows alone, le
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -24,14 +27,20 @@ SEQ = "_seq"
 _CONVERSION_ERRORS = (pa.ArrowException, OverflowError, TypeError, ValueError)
 
 
-def _adder(lists: tuple[list, ...]):
-    """A function of one argument per list appending each to its list: `add(a, b)` runs `la.append(a)`,
-    `lb.append(b)` with the bound methods as constants (a third of the cost of a loop over the columns; a wrong number
-    of values is a TypeError, as for any call)."""
-    names = [f"v{i}" for i in range(len(lists))]
-    space = {f"a{i}": column.append for i, column in enumerate(lists)}
+@lru_cache(maxsize=None)
+def _adder_code(n: int) -> types.CodeType:
+    """The code of `add(v0, ..., v<n-1>)`: `a0(v0); ...; a<n-1>(v<n-1>)`, the `a<i>` read from its globals."""
+    names = [f"v{i}" for i in range(n)]
+    space: dict = {}
     exec(f"def add({', '.join(names)}):\n    " + "; ".join(f"a{i}({v})" for i, v in enumerate(names)), space)
-    return space.pop("add")  # not left in its own globals: no reference cycle keeping the lists alive
+    return space["add"].__code__
+
+
+def _adder(lists: tuple[list, ...]) -> Callable[..., None]:
+    """A function of one argument per list appending each to its list: `add(a, b)` runs `la.append(a)`,
+    `lb.append(b)` with the bound methods as its globals (a third of the cost of a loop over the columns; a wrong
+    number of values is a TypeError, as for any call)."""
+    return types.FunctionType(_adder_code(len(lists)), {f"a{i}": column.append for i, column in enumerate(lists)})
 
 
 class Columns:
