@@ -40,6 +40,7 @@ from deepimagine_core.ctgov.doses import parse_dose
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _DIGIT_LETTER = re.compile(r"(?<=\d)(?=[a-z])|(?<=[a-z])(?=\d)")
+_ANY_DIGIT = re.compile(r"\d")
 # Words that say nothing about which arm a result group is (ignored by the token rules).
 _GENERIC = frozenset((
     "group groups arm arms treatment treatments treated cohort participants subjects patients the of and with plus "
@@ -73,7 +74,8 @@ _STRENGTH = {"exact": 0, "normalised": 1, "contained": 2, "tokens": 3, "single_a
 @lru_cache(maxsize=4096)
 def _norm(s: str) -> str:
     """Lower case, words and numbers only, digits split from letters ("50mg/Day" -> "50 mg day")."""
-    return _DIGIT_LETTER.sub(" ", _NON_WORD.sub(" ", s.lower())).strip()
+    t = _NON_WORD.sub(" ", s.lower())
+    return (_DIGIT_LETTER.sub(" ", t) if _ANY_DIGIT.search(t) else t).strip()  # no digit: nothing to split
 
 
 @lru_cache(maxsize=4096)

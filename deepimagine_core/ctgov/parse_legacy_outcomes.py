@@ -32,6 +32,21 @@ def leaves(el) -> dict:
     return {c.tag: (t.strip() or None) if (t := c.text) else None for c in el}
 
 
+def _last(el, tag: str):
+    """The last child with this tag, None when there is none (as `kids(el).get(tag)`, without a proxy per child)."""
+    found = None
+    for found in el.iterchildren(tag):
+        pass
+    return found
+
+
+def _last_text(el, tag: str) -> str | None:
+    """Stripped text of the last child with this tag, None when absent or blank (`tx(kids(el), tag)`)."""
+    child = _last(el, tag)
+    t = child.text if child is not None else None
+    return (t.strip() or None) if t else None
+
+
 def texts(elements) -> list[str]:
     """Non-blank stripped texts of the elements, in order."""
     return [t for t in ((e.text or "").strip() for e in elements) if t]
@@ -53,18 +68,17 @@ def _counts(parent_kids: dict) -> dict[str, int] | None:
         return None
     chosen = None
     for analyzed in analyzed_list.iterchildren("analyzed"):
-        if chosen is None or (tx(kids(analyzed), "units") or "").lower() == "participants":
+        if chosen is None or (_last_text(analyzed, "units") or "").lower() == "participants":
             chosen = analyzed
     if chosen is None:
         return None
-    count_list = kids(chosen).get("count_list")
+    count_list = _last(chosen, "count_list")
     return _int_map(count_list.iterchildren("count")) if count_list is not None else None
 
 
 def _participants_measure(measure) -> bool:
     """Is this the pre-2017 leading "Number of Participants" measure?"""
-    title = kids(measure).get("title")
-    return title is not None and (title.text or "").strip().lower().startswith("number of participants")
+    return (_last_text(measure, "title") or "").lower().startswith("number of participants")
 
 
 def outcome(el, index: int, s: StudyRows, matcher: ArmMatcher) -> None:

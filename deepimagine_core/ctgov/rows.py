@@ -29,9 +29,13 @@ from deepimagine_core.tables import (
     ARM_GROUPS_TABLE,
     INTERVENTIONS_TABLE,
     OUTCOME_GROUPS_TABLE,
+    OUTCOME_RESULTS_TABLE,
 )
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# the tables whose key a record can repeat (a result group or a measurement listed twice); the parsers number the rows
+# of the others (arms, interventions per distinct arm label, outcomes, analyses, locations) as they add them
+_REPEATABLE_KEYS = tuple((name, KEYS[name]) for name in (OUTCOME_GROUPS_TABLE, OUTCOME_RESULTS_TABLE))
 _NO_DOSE = {"dose_values": None, "dose_unit": None, "dose_frequency": None, "dose_route": None, "dose_text": None,
             "dose_source": None}
 
@@ -156,7 +160,7 @@ class StudyRows:
     def done(self, last_update) -> ParsedStudy:
         """The parsed study, with rows repeating a table's key (a result group or measurement listed twice) dropped
         after the first and reported as field issues: keys stay unique, and nothing is dropped silently."""
-        for name, key in KEYS.items():
+        for name, key in _REPEATABLE_KEYS:
             columns, start = self.t[name], self.start[name]
             if len(columns) - start < 2:
                 continue

@@ -4,7 +4,8 @@ the same tables whatever the number of workers.
 The reference is a digest per (table, column) of the tables today's row-dict code published
 (`data/ingest_digests.json`, see `ingest_digests.py`). Columns owned by the result-group → arm matcher
 (`ctgov.arm_match`, changed on its own) are compared between worker counts only, and columns added since the digests
-were taken are compared between worker counts only too.
+were taken are compared between worker counts only too. The v2 JSON sample alone is compared on every column
+against digests taken just before issue #16's session-4 CPU cuts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import pytest
 
 from deepimagine_core.ctgov.parse_pool import ParseSettings
-from tests.core.ingest_digests import STORED, ingest_digests, shared_sample
+from tests.core.ingest_digests import STORED, V2_JSON, ingest_digests, shared_sample
 
 MATCHER_COLUMNS = {("outcome_groups", "arm_label"), ("outcome_groups", "arm_match_method")}
 
@@ -49,6 +50,15 @@ def test_embedded_sample_same_tables_as_the_row_dict_parser_with_1_and_2_workers
 @pytest.mark.skipif(shared_sample() is None, reason="the shared 3,000-study legacy XML sample is not on this machine")
 def test_shared_3000_study_sample_same_tables_as_the_row_dict_parser_with_1_and_2_workers():
     _check("shared", batch_size=128)
+
+
+def test_v2_json_sample_same_tables_every_column_as_before_the_cpu_cuts_with_1_and_2_workers():
+    stored = json.loads(STORED.read_text())[V2_JSON]
+    one = ingest_digests(V2_JSON, parse=ParseSettings(workers=1, batch_size=40))
+    many = ingest_digests(V2_JSON, parse=ParseSettings(workers=2, batch_size=40))  # 98 records: 3 batches
+    assert one == many, _differences(one, many)
+    assert not _differences(stored, one)  # the arm matcher's columns included
+    assert one["trials"]["rows"] == 98
 
 
 def test_differences_are_reported():
