@@ -21,6 +21,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from deepimagine_core.evaluation.weighting import question_with_date
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store, atomic_path
 from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE
@@ -93,9 +94,7 @@ def corpus_questions(store: Store) -> tuple[list[Question], list[Question]]:
     train: list[Question] = []
     test: list[Question] = []
     for row in table.to_pylist():
-        q = Question.from_row(row)
-        posted = row.get("results_first_posted")
-        q.extra["results_first_posted"] = posted.isoformat() if posted is not None else None
+        q = question_with_date(row)
         q.extra["kind"] = row.get("kind")
         {"train": train, "test": test}.get(row.get("split"), []).append(q)
     return train, test

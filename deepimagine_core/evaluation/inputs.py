@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deepimagine_core.evaluation.ct_open import benchmark_nct_ids, load_benchmarks, source_fingerprint
+from deepimagine_core.evaluation.weighting import question_with_date
 from deepimagine_core.pairs.split import recorded_benchmark_ids
 from deepimagine_core.questions import CATEGORIES, Question
 from deepimagine_core.store import Store
@@ -110,7 +111,7 @@ def historical_split(store: Store) -> tuple[list[Question], list[Question], dict
     split_of = table.column("split").to_pylist() if "split" in table.column_names else [None] * table.num_rows
     train, test = [], []
     for row, split in zip(table.to_pylist(), split_of):
-        q = Question.from_row(row)
+        q = question_with_date(row)  # dated: recency weights and the adaptation's time holdout read the date
         split = split or q.extra.get("split")
         (train if split == "train" else test if split == "test" else []).append(q)
     return train, test, dict(Counter(split_of))

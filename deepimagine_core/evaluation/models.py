@@ -16,7 +16,7 @@ with `set_training_weights` (covariate-shift importance, `shift`); the classes a
 Which blocks, which set, pooled or per category and the hyper-parameters are chosen by time-ordered cross-validation
 on historical questions (`selection`). In the stored whole-corpus selection (docs/results/whole_corpus/summary.md)
 pooled beat per-category (logreg design 0.631 against 0.610), the "design" and "full" sets were within 0.002, and
-title/arm texts plus priors scored best for logreg (0.643); the logreg defaults (pooled, "design", C = 0.3) are the
+title/arm texts plus priors scored best for logreg (0.643; 0.646 with recency weights); the logreg defaults (pooled, "design", C = 0.3) are the
 plain, text-free variant.
 """
 

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from deepimagine_core.evaluation.base import Predictor
 from deepimagine_core.evaluation.predictors import make_predictor
 from deepimagine_core.evaluation.selection import REFERENCE, reference_predictor_name
+from deepimagine_core.evaluation.weighting import question_with_date
 from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS
 from deepimagine_core.questions import Question
 from deepimagine_core.store import Store, atomic_path
@@ -90,7 +91,7 @@ def train_snapshots(store: Store, names: Sequence[str] = SNAPSHOT_PREDICTORS,
     if rows.num_rows == 0:
         why = "no answered, dated training-split historical question to fit on"
         return {}, {name: why for name in names}
-    questions = [Question.from_row(r) for r in rows.to_pylist()]
+    questions = [question_with_date(r) for r in rows.to_pylist()]  # dated, for recency weights
     cutoff = latest_date(rows.column("results_first_posted").to_pylist())
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     cards, skipped = {}, {}

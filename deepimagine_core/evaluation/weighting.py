@@ -89,3 +89,14 @@ def domain_weights(source: Sequence[Question], target: Sequence[Question], C: fl
     vectoriser.fit(features.structured_dicts(source, "full") + features.structured_dicts(target, "full"))
     return importance_weights(vectoriser.transform(features.structured_dicts(source, "full")),
                               vectoriser.transform(features.structured_dicts(target, "full")), C, clip)
+
+
+def question_with_date(row: dict) -> Question:
+    """`Question.from_row(row)` with the row's `results_first_posted` (a date column of the question tables, not part
+    of the `extra` JSON) copied into `extra`, where recency weights, the forward folds and the adaptation's time
+    holdout read it."""
+    q = Question.from_row(row)
+    posted = row.get("results_first_posted")
+    if posted is not None and not q.extra.get("results_first_posted"):
+        q.extra["results_first_posted"] = posted.isoformat() if hasattr(posted, "isoformat") else str(posted)
+    return q

@@ -108,3 +108,15 @@ def test_importance_adaptation_refits_toward_the_target_without_reading_answers(
     info = predictor.describe()["target"]
     assert set(info) == {q.category for q in target}
     assert all(v["method"] == "importance" and 0 < v["effective_train"] <= v["n_train"] == 240 for v in info.values())
+
+
+def test_questions_read_from_a_table_row_carry_their_date_for_recency():
+    import datetime as dt
+
+    from deepimagine_core.evaluation.weighting import question_with_date
+
+    rows = [{**q.to_row(), "results_first_posted": date}
+            for q, date in zip(toy_questions(3), [dt.date(2015, 1, 1), dt.date(2012, 1, 1), None])]
+    qs = [question_with_date(r) for r in rows]
+    assert [q.extra.get("results_first_posted") for q in qs] == ["2015-01-01", "2012-01-01", None]
+    assert recency_weights(qs, half_life=3.0) == pytest.approx([1.0, 0.5, 1.0], abs=2e-3)
