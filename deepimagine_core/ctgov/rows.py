@@ -118,14 +118,10 @@ class StudyRows:
         return int(raw) if isinstance(raw, int) else int(x)
 
     def p_value(self, raw: str | None) -> tuple[float | None, str | None]:
-        parsed = parse_p_value(raw)
-        if parsed is not None:
-            return parsed
-        if not is_missing(raw):
-            bounded = parse_number_relation(raw)
-            what = "p_value out of range" if bounded is not None else "unparsable p_value"
-            self.issue("p_value", f"{what} '{raw}'")
-        return None, None
+        value, relation, issue = _p_value(raw)
+        if issue is not None:
+            self.issue("p_value", issue)
+        return value, relation
 
     def date(self, column: str, raw: str | None):
         d = parse_date(raw)
@@ -141,10 +137,11 @@ class StudyRows:
         each with the dose read from the most specific text stating it."""
         kind = self.enum("intervention_type", type_raw, "interventions.type")
         add = self.t[INTERVENTIONS_TABLE].add
+        aliases = tuple(other_names)
         for label in labels or [None]:
-            dose = intervention_dose(name, other_names, label, arm_description.get(label), description,
-                                     per_arm.get(label, 0) == 1)
-            add(self.nct_id, index, label, kind, name, description, other_names, *dose_tuple(dose))
+            add(self.nct_id, index, label, kind, name, description, other_names,
+                *_intervention_dose_values(name, aliases, label, arm_description.get(label), description,
+                                           per_arm.get(label, 0) == 1))
 
     def add_outcome_groups(
         self, outcome_index: int, groups: list[tuple], matcher: ArmMatcher, participants: dict
@@ -241,6 +238,25 @@ def intervention_dose(
         if dose is not None:
             return dose_columns(dose, source)
     return dict(_NO_DOSE)
+
+
+@lru_cache(maxsize=8192)
+def _p_value(raw: str | None) -> tuple[float | None, str | None, str | None]:
+    """(p, relation, field issue or None) of a p-value text (the same few texts recur across analyses and studies)."""
+    parsed = parse_p_value(raw)
+    if parsed is not None:
+        return (*parsed, None)
+    if is_missing(raw):
+        return None, None, None
+    what = "p_value out of range" if parse_number_relation(raw) is not None else "unparsable p_value"
+    return None, None, f"{what} '{raw}'"
+
+
+@lru_cache(maxsize=4096)
+def _intervention_dose_values(name: str | None, other_names: tuple[str, ...], arm_label: str | None,
+                              arm_description: str | None, description: str | None, alone: bool) -> tuple:
+    """`intervention_dose` as the DOSE_FIELDS values in schema order (a pure function of its texts, cached)."""
+    return dose_tuple(intervention_dose(name, list(other_names), arm_label, arm_description, description, alone))
 
 
 @lru_cache(maxsize=8192)
