@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     with open(work / "outcome.pkl", "wb") as fh:  # to re-render the summary without re-running
         pickle.dump(outcome, fh)
     write_report(settings.reports_dir, outcome["results"])
+    # joblib keeps its worker processes for reuse; their CPU time counts (os.times' children) once they are reaped
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
     header = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import expit
 
 from deepimagine_core.evaluation import scoring
 
@@ -22,7 +23,8 @@ def logit(p: np.ndarray | Sequence[float]) -> np.ndarray:
 
 
 def sigmoid(z: np.ndarray | float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+    """1 / (1 + exp(-z)) without overflow for large |z| (scipy's expit)."""
+    return expit(np.asarray(z, dtype=float))
 
 
 def platt(scores: Sequence[float], y: Sequence[int], ridge: float = 1e-3, iters: int = 50) -> tuple[float, float]:

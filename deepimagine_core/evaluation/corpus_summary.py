@@ -89,7 +89,7 @@ def write_summary(outcome: dict[str, Any], out_dir: Path, reports_dir: Path, hea
              f"- Command: `{header['command']}`",
              f"- Machine: {header['machine']}; load average before/after: {header['load']}",
              "- Time (wall): " + ", ".join(f"{k} {v:.0f}s" for k, v in outcome["timings"].items())
-             + (f"; CPU of the main process and its finished workers: {header['cpu_seconds']}s"
+             + (f"; CPU of the main process and its workers: {header['cpu_seconds']}s"
                 if "cpu_seconds" in header else ""),
              f"- Corpus: {m['trials']} trials ({len(m['key']['archives'])} archives), {m['questions']} questions "
              f"{m['questions_by_split']}, temporal cutoff {m['cutoff']}; {m['key']['excluded']} CT Open trial ids "
