@@ -142,7 +142,9 @@ def _iter_member(data_or_stream: bytes | IO[bytes], name: str, ref: str) -> Iter
 
 
 def _is_hidden(name: str) -> bool:
-    return any(part.startswith(".") or part == "__MACOSX" for part in Path(name).parts)
+    """A part of the path starts with "." or is "__MACOSX" (the parts `Path(name).parts` has: no empty or "."
+    parts; split by hand, once per member of an archive)."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/") if part not in ("", "."))
 
 
 # ----------------------------------------------------------------------------------------------------------- containers
@@ -205,7 +207,7 @@ def _xml_study(data: bytes, name: str, ref: str) -> RawStudy:
     """The XML document as read (bytes: lxml parses them as they are, no decoding here nor re-encoding in the parser,
     and they cross to a parse worker as they are); its NCT id and last-update date found by byte patterns."""
     data = data.removeprefix(codecs.BOM_UTF8)
-    if not data.strip():
+    if not data or data.isspace():  # not `data.strip()`: that copies the whole document
         return error_record(LEGACY_XML, ref, "empty XML file", nct_id=nct_from_name(name))
     nct_id = nct_from_name(name)
     if nct_id is None:
