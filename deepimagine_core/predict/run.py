@@ -77,7 +77,10 @@ def load_history(store: Store, exclude_nct_id: str) -> tuple[list[Question], lis
     kept = [r for r in rows if r["nct_id"].upper() != exclude_nct_id.upper()]
     if not kept:
         raise ValueError(f"table {HISTORY_TABLE!r} has no answered questions besides {exclude_nct_id}'s")
-    return [Question.from_row(r) for r in kept], kept, len(rows) - len(kept)
+    from deepimagine_core.evaluation.weighting import question_with_date
+
+    # dated: the reference weighs training questions by recency (`half_life`); undated ones would all count as newest
+    return [question_with_date(r) for r in kept], kept, len(rows) - len(kept)
 
 
 def predictor_names(store: Store, settings: PredictSettings) -> list[str]:

@@ -168,6 +168,16 @@ def test_trial_tables_give_the_same_questions_for_legacy_trials(history_store):
         assert _matches(qs, [r for r in rows if r["nct_id"] == nct_id]) == []
 
 
+def test_history_questions_carry_their_dates_for_recency_weights(history_store, target):
+    from deepimagine_core.predict.run import load_history
+
+    history, rows, excluded = load_history(history_store, target)
+    assert excluded > 0 and len(history) == len(rows)
+    dated = [(q.extra.get("results_first_posted"), r["results_first_posted"]) for q, r in zip(history, rows)]
+    assert any(row is not None for _, row in dated)
+    assert all(q == (row.isoformat() if row is not None else None) for q, row in dated)
+
+
 def test_draft_questions_use_ct_open_sentences():
     design = draft_from_text(DRAFT, "draft.yaml")
     assert design.phase == ["PHASE2"] and design.arms[2].type == "PLACEBO_COMPARATOR"
