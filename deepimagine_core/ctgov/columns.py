@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -27,12 +27,13 @@ SEQ = "_seq"
 _CONVERSION_ERRORS = (pa.ArrowException, OverflowError, TypeError, ValueError)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _adder_code(n: int) -> types.CodeType:
     """The code of `add(v0, ..., v<n-1>)`: `a0(v0); ...; a<n-1>(v<n-1>)`, the `a<i>` read from its globals."""
     names = [f"v{i}" for i in range(n)]
     space: dict = {}
-    exec(f"def add({', '.join(names)}):\n    " + "; ".join(f"a{i}({v})" for i, v in enumerate(names)), space)
+    source = f"def add({', '.join(names)}):\n    " + "; ".join(f"a{i}({v})" for i, v in enumerate(names))
+    exec(source, space)  # noqa: S102 - the source is built here from a count, nothing read from outside
     return space["add"].__code__
 
 
@@ -47,7 +48,7 @@ class Columns:
     """The column buffers of one table: one list per column of `schema`, in its order. `add(*values)` appends one
     row: exactly one value per column, in schema order."""
 
-    __slots__ = ("names", "lists", "schema", "add")
+    __slots__ = ("add", "lists", "names", "schema")
 
     def __init__(self, schema: pa.Schema):
         self.schema = schema

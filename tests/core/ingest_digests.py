@@ -48,7 +48,11 @@ def column_digests(tables_dir: Path) -> dict[str, dict]:
 def ingest_digests(which: str, **ingest_kwargs) -> dict[str, dict]:
     """Digests of the tables ingested from `which`: the "embedded" sample, the "shared" 3,000-study sample, or the
     embedded sample's "v2_json" studies alone."""
-    from deepimagine_core.ctgov.archives import SAMPLE_DIR, iter_embedded_sample, iter_source
+    from deepimagine_core.ctgov.archives import (
+        SAMPLE_DIR,
+        iter_embedded_sample,
+        iter_source,
+    )
     from deepimagine_core.ctgov.ingest import ingest
     from deepimagine_core.store import Store
 
