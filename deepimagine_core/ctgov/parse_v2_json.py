@@ -314,8 +314,3 @@ def _locations(protocol: dict, s: StudyRows) -> None:
     add, nct_id = s.t[LOCATIONS_TABLE].add, s.nct_id
     for index, loc in enumerate(_list(_d(protocol, "contactsLocationsModule", "locations"))):
         add(nct_id, index, *(_fields(loc, _LOCATION_FIELDS) if isinstance(loc, dict) else (None,) * 5))
-def _locations(protocol: dict, s: StudyRows) -> None:
-    for index, loc in enumerate(_list(_d(protocol, "contactsLocationsModule", "locations"))):
-        loc = loc if isinstance(loc, dict) else {}
-        s.t[LOCATIONS_TABLE].add(s.nct_id, index, _str(loc.get("facility")), _str(loc.get("city")),
-                                 _str(loc.get("state")), _str(loc.get("zip")), _str(loc.get("country")))
