@@ -10,7 +10,6 @@ published adapters).
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from deepimagine_core.evaluation.inputs import EvaluationInputError, EvaluationI
 from deepimagine_core.evaluation.predictors import available_predictors
 from deepimagine_core.evaluation.report import ReportFiles, write_report
 from deepimagine_core.evaluation.run import EvaluationResults, run_predictors
-from deepimagine_core.evaluation.selection import REFERENCE
+from deepimagine_core.evaluation.selection import REFERENCE, default_options
 from deepimagine_core.store import Store
 
 #: The CPU predictors of a default evaluation; the reference predictor among them (added if it is not one of them).
@@ -75,7 +74,7 @@ def parse_predictor_options(text: str) -> dict[str, dict[str, Any]]:
     if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
         raise EvaluationInputError(f"predictor_options must be a JSON object of objects "
                                    f'({{"predictor": {{"keyword": value}}}}), got {text!r}')
-    options.setdefault(REFERENCE.name, copy.deepcopy(REFERENCE.options))
+    options.setdefault(REFERENCE.name, default_options(REFERENCE.name))
     return options
 
 

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from deepimagine_core.evaluation.base import Predictor
 from deepimagine_core.evaluation.predictors import make_predictor
-from deepimagine_core.evaluation.selection import REFERENCE, reference_predictor_name
+from deepimagine_core.evaluation.selection import default_options, reference_predictor_name
 from deepimagine_core.evaluation.weighting import question_with_date
 from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS
 from deepimagine_core.questions import Question
@@ -96,8 +96,7 @@ def train_snapshots(store: Store, names: Sequence[str] = SNAPSHOT_PREDICTORS,
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     cards, skipped = {}, {}
     for name in names:
-        default = REFERENCE.options if name == REFERENCE.name else {}  # the reference with its selected settings
-        opts = dict((options or {}).get(name, default))
+        opts = dict((options or {}).get(name, default_options(name)))  # the reference: its selected settings
         predictor = make_predictor(name, **opts)
         try:
             predictor.fit(questions)

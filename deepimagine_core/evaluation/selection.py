@@ -17,6 +17,7 @@ run (docs/results/); `REFERENCE` records it so other code gets it without re-run
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,12 @@ REFERENCE = Candidate(
                         "random_forest": {"n_estimators": 60, "min_samples_leaf": 10, "max_text_features": 1000,
                                           "half_life": 5.0}}})
 reference_predictor_name = REFERENCE.name
+
+
+def default_options(name: str) -> dict[str, Any]:
+    """The settings a predictor runs with when its caller gives none: the reference predictor's selected settings
+    (a copy of `REFERENCE.options`) for the reference, the predictor's own defaults (`{}`) for any other."""
+    return copy.deepcopy(REFERENCE.options) if name == REFERENCE.name else {}
 
 
 def reference_predictor() -> Predictor:

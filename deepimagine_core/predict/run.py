@@ -32,9 +32,9 @@ def reference_predictor() -> tuple[str, dict[str, Any]]:
     an adapted predictor answers from its calibrated scores, because one trial's questions are not a sample of a
     shifted benchmark to adapt to (what it does anyway below `min_target` questions per category)."""
     from deepimagine_core.evaluation.predictors import ADAPTED_SUFFIX
-    from deepimagine_core.evaluation.selection import REFERENCE
+    from deepimagine_core.evaluation.selection import REFERENCE, default_options
 
-    options = dict(REFERENCE.options)
+    options = default_options(REFERENCE.name)
     if REFERENCE.name.endswith(ADAPTED_SUFFIX):
         options["method"] = "calibrated"
     return REFERENCE.name, options

@@ -46,9 +46,11 @@ def test_snapshots_remember_their_cutoff_and_reload(store):
 
 
 def test_the_reference_snapshot_is_fitted_with_its_selected_settings(store, monkeypatch):
+    from deepimagine_core.evaluation import selection
     from deepimagine_core.evaluation.selection import Candidate
 
-    monkeypatch.setattr(prospective, "REFERENCE", Candidate("ref", "logreg", {"C": 0.05, "min_df": 1}))
+    # `selection.default_options` gives the reference its selected settings
+    monkeypatch.setattr(selection, "REFERENCE", Candidate("ref", "logreg", {"C": 0.05, "min_df": 1}))
     cards, _ = prospective.train_snapshots(store, ["logreg", "majority"], log=lambda *_: None)
     assert cards["logreg"].options == {"C": 0.05, "min_df": 1} and cards["majority"].options == {}
     assert prospective.load_snapshot(store, "logreg").describe()["C"] == 0.05
