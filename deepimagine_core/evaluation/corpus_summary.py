@@ -20,6 +20,7 @@ from deepimagine_core.evaluation.corpus_eval import save_json
 from deepimagine_core.evaluation.covariates import shift_lines
 from deepimagine_core.evaluation.report import markdown_table
 from deepimagine_core.evaluation.run import BenchmarkRun, safe_name
+from deepimagine_core.evaluation.selection import SELECTION_METRIC
 from deepimagine_core.questions import CATEGORIES
 
 
@@ -43,7 +44,8 @@ def figures_row(run: BenchmarkRun) -> dict[str, Any]:
            "macro_f1": s["overall"]["macro_f1"], "macro_f1_interval": s["intervals"]["macro_f1"],
            "cross_entropy": s["overall"]["cross_entropy"], "cross_entropy_interval": s["intervals"]["cross_entropy"],
            "auc_2way_explicit": s["auc_2way_explicit"], "auc_2way_explicit_interval": s["auc_2way_explicit_interval"],
-           "ece": run_ece(run)}
+           "ece": run_ece(run), "trial_balanced_weighted_accuracy": s["trial_balanced"]["weighted_accuracy"],
+           "trial_balanced_weighted_accuracy_interval": s["trial_balanced_intervals"]["weighted_accuracy"]}
     for cat, entry in s["categories"].items():
         row[f"wacc:{cat}"] = entry["weighted_accuracy"]
         row[f"wacc:{cat}:interval"] = entry["intervals"]["weighted_accuracy"]
@@ -54,7 +56,7 @@ def figures_row(run: BenchmarkRun) -> dict[str, Any]:
 def _benchmark_table(runs: dict[str, BenchmarkRun]) -> tuple[list[str], list[list[str]]]:
     cats = [c for c in CATEGORIES if any(c in r.scores["categories"] for r in runs.values())]
     header = ["predictor", "weighted acc.", "macro-F1", "cross-entropy", "AUC 2-way expl.", "ECE",
-              *[f"{c} (n={next(iter(runs.values())).scores['categories'].get(c, {}).get('n_questions', 0)})"
+              "trial-balanced w. acc.", *[f"{c} (n={next(iter(runs.values())).scores['categories'].get(c, {}).get('n_questions', 0)})"
                 for c in cats]]
     rows = []
     for label, run in runs.items():
@@ -62,18 +64,20 @@ def _benchmark_table(runs: dict[str, BenchmarkRun]) -> tuple[list[str], list[lis
         rows.append([label, _f(r["weighted_accuracy"], r["weighted_accuracy_interval"]),
                      _f(r["macro_f1"], r["macro_f1_interval"]), _f(r["cross_entropy"], r["cross_entropy_interval"]),
                      _f(r["auc_2way_explicit"], r["auc_2way_explicit_interval"]), _f(r["ece"]),
+                     _f(r["trial_balanced_weighted_accuracy"], r["trial_balanced_weighted_accuracy_interval"]),
                      *[_f(r.get(f"wacc:{c}"), r.get(f"wacc:{c}:interval")) for c in cats]])
     return header, rows
 
 
 def _selection_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["candidate", "CV weighted acc.", "folds", "macro-F1", "cross-entropy", "AUC 2-way expl.",
-              *[f"{c}" for c in CATEGORIES[:3]], "seconds"]
+    header = ["candidate", "CV trial-balanced w. acc.", "folds", "CV weighted acc.", "macro-F1", "cross-entropy",
+              "AUC 2-way expl.", *[f"{c}" for c in CATEGORIES[:3]], "seconds"]
     out = []
     for r in rows:
         m = r["mean"]
-        out.append([r["candidate"], _f(m.get("weighted_accuracy")),
-                    " / ".join(_f(f["weighted_accuracy"]) for f in r["folds"]), _f(m.get("macro_f1")),
+        out.append([r["candidate"], _f(m.get(SELECTION_METRIC)),
+                    " / ".join(_f(f.get(SELECTION_METRIC)) for f in r["folds"]), _f(m.get("weighted_accuracy")),
+                    _f(m.get("macro_f1")),
                     _f(m.get("cross_entropy")), _f(m.get("auc_2way_explicit")),
                     *[_f(m.get(f"wacc:{c}")) for c in CATEGORIES[:3]], str(r["seconds"])])
     return header, out
@@ -95,14 +99,15 @@ def write_summary(outcome: dict[str, Any], out_dir: Path, reports_dir: Path, hea
              f"{m['questions_by_split']}, temporal cutoff {m['cutoff']}; {m['key']['excluded']} CT Open trial ids "
              "kept out of every training set.", "",
              f"## Reference predictor: `{selection['reference_name']}` {selection['reference_options']}", "",
-             f"Chosen as the best mean weighted accuracy over {selection['n_blocks'] - 1} forward-chaining folds of "
-             "the historical training questions (grouped by trial, ordered in time; see Selection). No CT Open file "
+             f"Chosen by the {selection['metric']} ({selection['n_blocks'] - 1} forward-chaining folds of "
+             "the historical training questions, grouped by trial, ordered in time; see Selection). No CT Open file "
              "was read before the selection was fixed. For CT Open the predictors are refitted on all historical "
              "questions (train + test); for the historical test split they are fitted on train only. Brackets: 95% "
-             "bootstrap intervals over trials. ECE: top-label expected calibration error (10 bins).", ""]
+             "bootstrap intervals over trials. ECE: top-label expected calibration error (10 bins). Trial-balanced: the "
+             "official figure with each trial's questions weighing 1 in all (not part of the official metric).", ""]
     ref_rows = [[bench, *r[1:]] for bench, runs in results.runs.items() for r in [_benchmark_table({ref: runs[ref]})[1][0]]]
-    ref_header = ["benchmark", *_benchmark_table({ref: next(iter(results.runs.values()))[ref]})[0][1:6]]
-    lines += [markdown_table(ref_header, [r[:6] for r in ref_rows]), ""]
+    ref_header = ["benchmark", *_benchmark_table({ref: next(iter(results.runs.values()))[ref]})[0][1:7]]
+    lines += [markdown_table(ref_header, [r[:7] for r in ref_rows]), ""]
     payload: dict[str, Any] = {"header": header, "manifest": m, "timings": outcome["timings"],
                                "selection": selection, "benchmarks": {}}
     for bench, runs in results.runs.items():

@@ -11,7 +11,8 @@ Features (`features.py`): TF-IDF blocks over masked text (`text_blocks`: endpoin
 arms' descriptions) plus a structured dict (`feature_set`), and with `priors=True` the smoothed out-of-fold target
 priors of intervention classes and title (condition) words (`priors.py`). Inside `features.cached()` (a CV fold) the
 fitted feature matrices are shared by every candidate with the same feature settings fitted on the same questions.
-Training questions can be weighted by recency (`half_life` in years, `weighting.recency_weights`) and by weights set
+Training questions can be weighted by recency (`half_life` in years, `weighting.recency_weights`), by trial size
+(`trial_balance`, `weighting.trial_weights`) and by weights set
 with `set_training_weights` (covariate-shift importance, `shift`); the classes are rebalanced over the weighted totals.
 Which blocks, which set, pooled or per category and the hyper-parameters are chosen by time-ordered cross-validation
 on historical questions (`selection`). In the stored whole-corpus selection (docs/results/whole_corpus/summary.md)
@@ -111,6 +112,7 @@ class PipelinePredictor(ScoredPredictor):
         self, estimator_factory: Callable[[], Any], max_text_features: int = 20000, min_df: int = 5,
         feature_set: str = "full", text_blocks: Sequence[str] = ("endpoint",), per_category: bool = True,
         priors: bool = False, half_life: float | None = None, dense: bool = False,
+        trial_balance: float | None = None,
     ):
         super().__init__()
         self.estimator_factory = estimator_factory
@@ -118,6 +120,8 @@ class PipelinePredictor(ScoredPredictor):
                          "max_text_features": max_text_features, "per_category": per_category, "priors": priors}
         if half_life is not None:  # (only when set, so the cache keys of unweighted fits stay as they were)
             self.settings["half_life"] = float(half_life)
+        if trial_balance is not None:
+            self.settings["trial_balance"] = float(trial_balance)
         self.dense = dense
         self.models: dict[str, Any] = {}  # category -> (feature union, TargetPriors or None, classifier); "*" = pooled
         self._pooled_data: tuple[list[Question], np.ndarray] | None = None
@@ -143,11 +147,14 @@ class PipelinePredictor(ScoredPredictor):
         return features.shared("model", key, questions, lambda: self._fit_new(questions, y, weights))
 
     def _sample_weights(self, questions: list[Question], y: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
-        """Class-balanced weights, times the recency weights (`half_life`) and any weights set by
-        `set_training_weights` (covariate-shift importance) before the classes are rebalanced."""
+        """Class-balanced weights, times the recency weights (`half_life`), the trial-balance weights
+        (`trial_balance`) and any weights set by `set_training_weights` (covariate-shift importance) before the
+        classes are rebalanced."""
         w = np.ones(len(questions)) if extra is None else extra
         if self.settings.get("half_life"):
             w = w * weighting.recency_weights(questions, self.settings["half_life"])
+        if self.settings.get("trial_balance"):
+            w = w * weighting.trial_weights(questions, self.settings["trial_balance"])
         return balanced_weights(questions, y, w)
 
     def _fit_new(self, questions: list[Question], y: np.ndarray, weights: np.ndarray):
@@ -201,11 +208,12 @@ class LogRegPredictor(PipelinePredictor):
 
     def __init__(self, C: float = 0.3, max_text_features: int = 20000, min_df: int = 5, feature_set: str = "design",
                  text_blocks: Sequence[str] = ("endpoint",), per_category: bool = False, seed: int = 0,
-                 priors: bool = False, half_life: float | None = None):
+                 priors: bool = False, half_life: float | None = None, trial_balance: float | None = None):
         from sklearn.linear_model import LogisticRegression
 
         super().__init__(lambda: LogisticRegression(C=C, solver="liblinear", max_iter=2000, random_state=seed),
-                         max_text_features, min_df, feature_set, text_blocks, per_category, priors, half_life)
+                         max_text_features, min_df, feature_set, text_blocks, per_category, priors, half_life,
+                         trial_balance=trial_balance)
 
 
 class RandomForestPredictor(PipelinePredictor):
@@ -214,13 +222,14 @@ class RandomForestPredictor(PipelinePredictor):
     def __init__(self, n_estimators: int = 200, min_samples_leaf: int = 5, max_features: str | float = "sqrt",
                  max_text_features: int = 3000, min_df: int = 10, feature_set: str = "full",
                  text_blocks: Sequence[str] = ("endpoint",), per_category: bool = False, seed: int = 0, n_jobs: int = 1,
-                 half_life: float | None = None):
+                 half_life: float | None = None, trial_balance: float | None = None):
         from sklearn.ensemble import RandomForestClassifier
 
         super().__init__(
             lambda: RandomForestClassifier(n_estimators=n_estimators, min_samples_leaf=min_samples_leaf,
                                            max_features=max_features, random_state=seed, n_jobs=n_jobs),
-            max_text_features, min_df, feature_set, text_blocks, per_category, half_life=half_life)
+            max_text_features, min_df, feature_set, text_blocks, per_category, half_life=half_life,
+            trial_balance=trial_balance)
 
 
 class MLPPredictor(PipelinePredictor):
@@ -250,7 +259,8 @@ class HistGradientBoostingPredictor(PipelinePredictor):
 
     def __init__(self, max_iter: int = 200, learning_rate: float = 0.05, max_leaf_nodes: int = 15,
                  min_samples_leaf: int = 40, l2_regularization: float = 1.0, feature_set: str = "full",
-                 priors: bool = True, per_category: bool = False, seed: int = 0, half_life: float | None = None):
+                 priors: bool = True, per_category: bool = False, seed: int = 0, half_life: float | None = None,
+                 trial_balance: float | None = None):
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         super().__init__(
@@ -259,4 +269,4 @@ class HistGradientBoostingPredictor(PipelinePredictor):
                 min_samples_leaf=min_samples_leaf, l2_regularization=l2_regularization, early_stopping=False,
                 random_state=seed),
             feature_set=feature_set, text_blocks=(), per_category=per_category, priors=priors, half_life=half_life,
-            dense=True)
+            dense=True, trial_balance=trial_balance)

@@ -100,7 +100,7 @@ class TargetPriors:
         per_trial: dict[str, dict[str, list[float]]] = {f: defaultdict(list) for f in FAMILIES}
         for i in rows:
             for family in FAMILIES:
-                for k in keys[i][family]:
+                for k in sorted(keys[i][family]):  # sorted: sums in an order that no hash seed changes
                     per_trial[family][(k, trials[i])].append(residual[i])
         tables = {}
         for family in FAMILIES:
@@ -117,7 +117,7 @@ class TargetPriors:
         out = np.zeros((len(keys), 2 * len(FAMILIES)))
         for i, k in enumerate(keys):
             for j, family in enumerate(FAMILIES):
-                values = [tables[family].get(key, 0.0) for key in k[family]]
+                values = [tables[family].get(key, 0.0) for key in sorted(k[family])]
                 if values:
                     out[i, 2 * j] = float(np.mean(values))
                     out[i, 2 * j + 1] = max(values, key=abs)

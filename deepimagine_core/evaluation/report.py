@@ -99,7 +99,8 @@ def _fmt(value: float | None, interval: list[float] | None = None) -> str:
 
 def summary_table(runs: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the overall figures of one benchmark's predictors (scores dicts)."""
-    header = ["predictor", "weighted accuracy", "macro-F1", "cross-entropy", "AUC 2-way explicit", "questions", "unparsed"]
+    header = ["predictor", "weighted accuracy", "macro-F1", "cross-entropy", "AUC 2-way explicit",
+              "trial-balanced w. acc.", "questions", "unparsed"]
     rows = []
     for label, s in runs.items():
         rows.append(
@@ -107,6 +108,8 @@ def summary_table(runs: dict[str, dict[str, Any]]) -> tuple[list[str], list[list
                 label,
                 *(_fmt(s["overall"][m], s["intervals"][m]) for m in METRICS),
                 _fmt(s.get("auc_2way_explicit"), s.get("auc_2way_explicit_interval")),
+                _fmt((s.get("trial_balanced") or {}).get("weighted_accuracy"),
+                     (s.get("trial_balanced_intervals") or {}).get("weighted_accuracy")),
                 str(s["n_questions"]),
                 str(s["n_unparsed"]),
             ]
@@ -205,7 +208,9 @@ def report_blocks(results: EvaluationResults, figures: dict[str, dict[str, Path]
             "Official CT Open metric: per category ({2,3}-way, implicit/explicit) class-balanced accuracy, macro-F1 "
             "and cross-entropy of the true option (3-way explicit collapsed to significant / not significant for "
             "accuracy and F1); overall = mean over the categories present. Brackets: bootstrap intervals "
-            "resampling trials. Majority scores 0.50 weighted accuracy by construction.",
+            "resampling trials. Majority scores 0.50 weighted accuracy by construction. Trial-balanced weighted "
+            "accuracy (not part of the official metric): each trial's questions weigh 1 in all, so trials with many "
+            "questions do not dominate.",
         )
     )
     if results.notes:

@@ -18,6 +18,10 @@ never applies the collapse; we follow the README's stated rule.
 
 Intervals: percentile bootstrap over TRIALS (nct ids), because the questions of one trial are not independent. Every
 figure is computed from per-trial confusion counts, so a thousand resamples take milliseconds.
+
+Trial-balanced figures (not part of the official metric): the same figures with each question weighted by 1 / (its
+trial's number of questions), so every trial counts once. A CT Open file asks about 2 questions per trial, history
+up to 361: on historical questions the official figure is dominated by a few large trials.
 """
 
 from __future__ import annotations
@@ -200,6 +204,8 @@ def evaluate(
     """The official figures for one predictor on one benchmark, with bootstrap intervals over trials.
 
     Returns {overall: {weighted_accuracy, macro_f1, cross_entropy}, intervals: {metric: [lo, hi]} (of overall),
+    trial_balanced and trial_balanced_intervals (the same figures with each trial's questions weighing 1 in all: a
+    benchmark's figure is dominated by no trial with many questions),
     categories: {category: {the three figures, n_questions, labels, confusion, classes, intervals, auc (2-way)}},
     n_questions, n_trials, n_unparsed, auc_2way_explicit, auc_2way_explicit_interval, bootstrap: {...}}.
     """
@@ -210,10 +216,14 @@ def evaluate(
     trial_index = {t: i for i, t in enumerate(trials)}
     stats = _category_stats(questions, probs, trial_index)
     point = _weighted(stats, np.ones((1, len(trials))))
+    q_trial = np.array([trial_index[q.nct_id] for q in questions])
+    per_trial = 1.0 / np.bincount(q_trial, minlength=len(trials))  # trial-balanced: each trial's questions weigh 1
+    point_tb = _weighted(stats, per_trial[None, :])
 
     rng = np.random.default_rng(seed)
     boot_w = rng.multinomial(len(trials), np.full(len(trials), 1 / len(trials)), size=n_bootstrap).astype(float)
     boot = _weighted(stats, boot_w) if n_bootstrap > 0 else None
+    boot_tb = _weighted(stats, boot_w * per_trial[None, :]) if n_bootstrap > 0 else None
 
     def interval(values: np.ndarray | None) -> list[float] | None:
         if values is None:
@@ -226,13 +236,14 @@ def evaluate(
     result: dict[str, Any] = {
         "overall": {m: float(point["overall"][m][0]) for m in METRICS},
         "intervals": {m: interval(boot["overall"][m] if boot else None) for m in METRICS},
+        "trial_balanced": {m: float(point_tb["overall"][m][0]) for m in METRICS},
+        "trial_balanced_intervals": {m: interval(boot_tb["overall"][m] if boot_tb else None) for m in METRICS},
         "categories": {},
         "n_questions": len(questions),
         "n_trials": len(trials),
         "n_unparsed": int((~parsed).sum()),
         "bootstrap": {"samples": n_bootstrap, "seed": seed, "alpha": alpha, "unit": "trial (nct_id)"},
     }
-    q_trial = np.array([trial_index[q.nct_id] for q in questions])
     for name, c in stats.items():
         members = [i for i, q in enumerate(questions) if q.category == name]
         n_opt = 3 if name.startswith("3") else 2

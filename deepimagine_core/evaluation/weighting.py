@@ -1,11 +1,15 @@
 """Training-question weights against the time shift between history (2008–2016 results) and new trials.
 
-Two kinds, both multiplied into the class-balanced weights of a pipeline model (`models.PipelinePredictor`):
+Three kinds, all multiplied into the class-balanced weights of a pipeline model (`models.PipelinePredictor`):
 
 - **Recency** (`recency_weights`, option `half_life` of `logreg`, `random_forest`, `hgb`): a training question weighs
   0.5 ** (age / half_life), its age being the years between its trial's `results_first_posted` and the newest such
   date in the training set (undated trials count as the newest). Forward CV validates on later blocks, so it measures
   exactly whether leaning on newer trials helps.
+- **Trial balance** (`trial_weights`, option `trial_balance` of `logreg`, `random_forest`, `hgb`): a question of a
+  trial with n training questions weighs n ** -trial_balance (0: every question alike; 1: every trial alike). Half the
+  historical questions come from the 11% of trials with more than 20 questions each (up to 361), while a CT Open file
+  asks about 2 per trial: unweighted, a few large trials dominate what the model learns.
 - **Covariate-shift importance** (`importance_weights`, `domain_weights`; adaptation method `importance` of
   `<name>_adapted`, `shift.AdaptedPredictor`): a domain classifier — logistic regression on the structured "full"
   features, source (training) questions against the unlabelled target questions, classes balanced — gives
@@ -19,6 +23,7 @@ so a reweighted model's 0.5 threshold still sits where the class-balanced metric
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -57,6 +62,17 @@ def recency_weights(questions: Sequence[Question], half_life: float) -> np.ndarr
     newest = max(known)
     age = np.array([0.0 if y is None else newest - y for y in years])
     return np.power(0.5, age / half_life)
+
+
+def trial_weights(questions: Sequence[Question], power: float) -> np.ndarray:
+    """n ** -power per question, n being the number of questions of its trial in `questions`; rescaled to mean 1."""
+    if power < 0:
+        raise ValueError(f"trial_balance must be >= 0, got {power}")
+    counts = Counter(q.nct_id for q in questions)
+    if not counts:
+        return np.ones(0)
+    w = np.array([counts[q.nct_id] for q in questions], dtype=float) ** -float(power)
+    return w / w.mean()
 
 
 def importance_weights(X_source, X_target, C: float = 0.1, clip: tuple[float, float] = IMPORTANCE_CLIP,

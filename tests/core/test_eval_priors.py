@@ -93,3 +93,37 @@ def test_identical_models_are_fitted_once_inside_a_cached_block():
     outside = make_predictor("logreg", min_df=2)
     outside.fit(train)
     assert outside.models["*"] is not alone.models["*"]
+
+
+_PRIORS_DIGEST = """
+import hashlib
+from deepimagine_core.evaluation.base import targets
+from deepimagine_core.evaluation.priors import TargetPriors
+from tests.core.test_eval_predictors import toy_questions
+qs = toy_questions(300)
+words = ["asthma", "diabetes", "obesity", "migraine", "psoriasis", "anemia", "gout", "sepsis", "eczema", "glaucoma"]
+for i, q in enumerate(qs):  # titles of several condition words each: key sets whose iteration order a hash seed sets
+    q.brief_title = " ".join(words[(i + k * 3) % len(words)] for k in range(i % 5 + 2))
+enc = TargetPriors()
+out = enc.fit_transform(qs, targets(qs)).tobytes() + enc.transform(qs[:50]).tobytes()
+print(hashlib.sha256(out).hexdigest())
+"""
+
+
+def test_priors_do_not_depend_on_the_hash_seed():
+    """The same questions give bit-identical priors in processes with different string hash seeds (set iteration
+    order): trees split on exact values, so last-bit differences changed `hgb`'s benchmark figures between runs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    digests = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
+        done = subprocess.run([sys.executable, "-c", _PRIORS_DIGEST], env=env, cwd=root, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1, digests

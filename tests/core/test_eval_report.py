@@ -61,6 +61,7 @@ def test_evaluation_json_has_the_contracted_shape(report):
                 assert {"weighted_accuracy", "macro_f1", "cross_entropy", "n_questions", "intervals", "confusion"} <= set(cat)
             assert set(s["intervals"]) == {"weighted_accuracy", "macro_f1", "cross_entropy"}
             assert "n_unparsed" in s and "auc_2way_explicit" in s
+            assert set(s["trial_balanced"]) == set(s["overall"])
     assert data["toy_open"]["talking_test"]["n_unparsed"] == 1
     assert data["toy_open"]["talking_test"]["predictor"]["note"] == "a test double"
     assert data["toy_open"]["majority"]["overall"]["weighted_accuracy"] == pytest.approx(0.5)
@@ -89,6 +90,7 @@ def test_figures_markdown_html_and_trajectories(report):
     assert (root / "figures" / "toy_open" / "confusion_logreg.png") in files.figures
     md = files.markdown.read_text()
     assert "## Benchmark: toy_open" in md and "| logreg |" in md
+    assert "| trial-balanced w. acc. |" in md
     assert "figures/toy_open/reliability.png" in md
     from deepimagine_core.evaluation.selection import REFERENCE
     assert "## Reference predictor" in md and f"`{REFERENCE.name}` ({REFERENCE.label})" in md

@@ -141,3 +141,22 @@ def test_bad_predictions_raise():
         evaluate([q("NCT1", 0)], [[0.5, 0.5], [0.5, 0.5]], n_bootstrap=0)
     with pytest.raises(ValueError):
         normalise([float("nan"), 1.0])
+
+
+def test_trial_balanced_figures_count_each_trial_once():
+    """One trial with four questions all answered right, two one-question trials answered wrong: officially the
+    right answers dominate; trial-balanced, the big trial counts as much as each small one."""
+    questions = [q("NCT_BIG", 0, index=i) for i in range(3)] + [q("NCT_BIG", 1, index=3)]
+    questions += [q("NCT_A", 0), q("NCT_B", 1)]
+    preds = [onehot(0)] * 3 + [onehot(1)] + [onehot(1), onehot(0)]
+    r = evaluate(questions, preds, n_bootstrap=50)
+    # official: class 0 recall 3/4, class 1 recall 1/2 -> 0.625
+    assert r["overall"]["weighted_accuracy"] == pytest.approx(0.625)
+    # trial-balanced: big-trial questions weigh 1/4 each: class 0 recall (3/4) / (3/4 + 1) = 3/7,
+    # class 1 recall (1/4) / (1/4 + 1) = 1/5
+    assert r["trial_balanced"]["weighted_accuracy"] == pytest.approx((3 / 7 + 1 / 5) / 2)
+    lo, hi = r["trial_balanced_intervals"]["weighted_accuracy"]
+    assert lo <= r["trial_balanced"]["weighted_accuracy"] <= hi
+    one_each = [q(f"NCT{i}", t) for i, t in enumerate([0, 0, 1])]
+    same = evaluate(one_each, [onehot(0), onehot(1), onehot(1)], n_bootstrap=0)
+    assert same["trial_balanced"] == pytest.approx(same["overall"])  # one question per trial: the same figures

@@ -9,7 +9,7 @@ from deepimagine_core.evaluation import features
 from deepimagine_core.evaluation.base import balanced_weights, targets
 from deepimagine_core.evaluation.predictors import make_predictor
 from deepimagine_core.evaluation.scoring import evaluate
-from deepimagine_core.evaluation.weighting import importance_weights, recency_weights
+from deepimagine_core.evaluation.weighting import importance_weights, recency_weights, trial_weights
 from tests.core.test_eval_predictors import toy_question, toy_questions
 
 
@@ -32,6 +32,50 @@ def test_recency_weights_halve_per_half_life_and_count_undated_as_newest():
         recency_weights(qs, half_life=0)
 
 
+def test_trial_weights_give_each_trial_the_same_total_at_power_one():
+    qs = toy_questions(7)
+    for q, nct in zip(qs, ["A", "A", "A", "A", "B", "B", "C"]):
+        q.nct_id = nct
+    w = trial_weights(qs, 1.0)
+    totals = {nct: sum(wi for q, wi in zip(qs, w) if q.nct_id == nct) for nct in "ABC"}
+    assert totals["A"] == pytest.approx(totals["B"]) == pytest.approx(totals["C"])
+    assert w.mean() == pytest.approx(1.0)
+    half = trial_weights(qs, 0.5)  # 1/sqrt(n): A's questions weigh half as much as C's
+    assert half[0] / half[6] == pytest.approx(0.5)
+    assert trial_weights(qs, 0.0) == pytest.approx(np.ones(7))
+    with pytest.raises(ValueError):
+        trial_weights(qs, -1.0)
+
+
+def test_a_trial_balanced_model_is_not_ruled_by_one_large_trial():
+    """One trial with 300 questions answers the opposite way to 150 one-question trials: unweighted, the large
+    trial's relation wins; with trial_balance=1 every trial counts once and the many small trials' relation wins."""
+    big = _flipped(toy_questions(300))
+    for q in big:
+        q.nct_id = "NCT_BIG"
+    scores = _scores_by("trial_balance", big + toy_questions(150, start=2000))
+    assert scores[1.0] > 0.9 and scores[1.0] > scores[None] + 0.2, scores
+
+
+def _flipped(questions):
+    """The opposite relation: glycaemic endpoints fail, mortality ones succeed."""
+    for q in questions:
+        q.answer = features.negative_option(q) if features.positive_target(q) else 0
+    return questions
+
+
+def _scores_by(option: str, train, values=(None, 1.0)) -> dict:
+    """Weighted accuracy on fresh toy questions of a logreg fitted on `train` with each value of a weighting option."""
+    test = toy_questions(120, start=9000)
+    scores = {}
+    for value in values:
+        predictor = make_predictor("logreg", min_df=1, **{option: value})
+        predictor.fit(train)
+        assert predictor.describe().get(option) == value
+        scores[value] = evaluate(test, predictor.predict(test), n_bootstrap=0)["overall"]["weighted_accuracy"]
+    return scores
+
+
 def test_balanced_weights_rebalance_classes_over_weighted_totals():
     qs = toy_questions(40)
     y = targets(qs)
@@ -49,16 +93,8 @@ def test_balanced_weights_rebalance_classes_over_weighted_totals():
 def test_a_recency_weighted_model_follows_the_newer_trials():
     """Old trials (2007) answer the opposite way to new ones (2015); with a 1-year half-life the old ones weigh
     0.5^8, so the model learns the new relation, which the unweighted model cannot."""
-    old = _dated(toy_questions(300), "2007-01-01")
-    for q in old:  # the opposite relation: glycaemic endpoints fail, mortality ones succeed
-        q.answer = features.negative_option(q) if features.positive_target(q) else 0
-    new = _dated(toy_questions(200, start=2000), "2015-01-01")
-    test = toy_questions(120, start=9000)
-    scores = {}
-    for half_life in (None, 1.0):
-        predictor = make_predictor("logreg", min_df=1, half_life=half_life)
-        predictor.fit(old + new)
-        scores[half_life] = evaluate(test, predictor.predict(test), n_bootstrap=0)["overall"]["weighted_accuracy"]
+    old = _flipped(_dated(toy_questions(300), "2007-01-01"))
+    scores = _scores_by("half_life", old + _dated(toy_questions(200, start=2000), "2015-01-01"))
     assert scores[1.0] > 0.9 and scores[1.0] > scores[None] + 0.2, scores
 
 
