@@ -38,9 +38,8 @@ from typing import Any
 
 from deepimagine_core.ctgov.doses import parse_dose
 
-_NON_WORD = re.compile(r"[^0-9a-z]+")
-_DIGIT_LETTER = re.compile(r"(?<=\d)(?=[a-z])|(?<=[a-z])(?=\d)")
-_ANY_DIGIT = re.compile(r"\d")
+# the runs of ASCII digits and of ASCII lower-case letters: a text's words and numbers once lower-cased
+_RUNS = re.compile(r"[0-9]+|[a-z]+")
 # Words that say nothing about which arm a result group is (ignored by the token rules).
 _GENERIC = frozenset((
     "group groups arm arms treatment treatments treated cohort participants subjects patients the of and with plus "
@@ -74,8 +73,7 @@ _STRENGTH = {"exact": 0, "normalised": 1, "contained": 2, "tokens": 3, "single_a
 @lru_cache(maxsize=4096)
 def _norm(s: str) -> str:
     """Lower case, words and numbers only, digits split from letters ("50mg/Day" -> "50 mg day")."""
-    t = _NON_WORD.sub(" ", s.lower())
-    return (_DIGIT_LETTER.sub(" ", t) if _ANY_DIGIT.search(t) else t).strip()  # no digit: nothing to split
+    return " ".join(_RUNS.findall(s.lower()))  # one pass (a sub of non-words, then of digit/letter edges: 2x slower)
 
 
 @lru_cache(maxsize=4096)
