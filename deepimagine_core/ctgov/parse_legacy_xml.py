@@ -331,13 +331,21 @@ def _interventions(iv_els: list, s: StudyRows, arms: list[tuple[str, str | None]
                            arm_description, per_arm)
 
 
-_LOCATION_TAGS = ("name", "city", "state", "zip", "country")
+_LOCATION_TAGS = frozenset(("name", "city", "state", "zip", "country"))
 
 
 def _locations(location_els: list, s: StudyRows) -> None:
     add = s.t[LOCATIONS_TABLE].add
     nct_id = s.nct_id
     for index, loc in enumerate(location_els):
-        # one filtered pass over location/facility/{name, address/{city, state, zip, country}}
-        get = {e.tag: (t.strip() or None) if (t := e.text) else None for e in loc.iter(_LOCATION_TAGS)}.get
+        # one pass over location/facility/{name, address/{city, state, zip, country}}, the last of each tag kept: every
+        # descendant, filtered here (measured: a quarter fewer instructions than lxml's `iter(tags)`, which matches
+        # the same elements: no comment, entity or namespaced tag is in the set)
+        found = {}
+        for e in loc.iter():
+            tag = e.tag
+            if tag in _LOCATION_TAGS:
+                t = e.text
+                found[tag] = (t.strip() or None) if t else None
+        get = found.get
         add(nct_id, index, get("name"), get("city"), get("state"), get("zip"), get("country"))
