@@ -55,9 +55,9 @@ def figures_row(run: BenchmarkRun) -> dict[str, Any]:
 
 def _benchmark_table(runs: dict[str, BenchmarkRun]) -> tuple[list[str], list[list[str]]]:
     cats = [c for c in CATEGORIES if any(c in r.scores["categories"] for r in runs.values())]
+    first = next(iter(runs.values())).scores["categories"]
     header = ["predictor", "weighted acc.", "macro-F1", "cross-entropy", "AUC 2-way expl.", "ECE",
-              "trial-balanced w. acc.", *[f"{c} (n={next(iter(runs.values())).scores['categories'].get(c, {}).get('n_questions', 0)})"
-                for c in cats]]
+              "trial-balanced w. acc.", *[f"{c} (n={first.get(c, {}).get('n_questions', 0)})" for c in cats]]
     rows = []
     for label, run in runs.items():
         r = figures_row(run)

@@ -123,7 +123,7 @@ def test_priors_do_not_depend_on_the_hash_seed():
     for seed in ("1", "2", "3"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
         done = subprocess.run([sys.executable, "-c", _PRIORS_DIGEST], env=env, cwd=root, capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
         digests.add(done.stdout.strip())
     assert len(digests) == 1, digests

@@ -9,7 +9,11 @@ from deepimagine_core.evaluation import features
 from deepimagine_core.evaluation.base import balanced_weights, targets
 from deepimagine_core.evaluation.predictors import make_predictor
 from deepimagine_core.evaluation.scoring import evaluate
-from deepimagine_core.evaluation.weighting import importance_weights, recency_weights, trial_weights
+from deepimagine_core.evaluation.weighting import (
+    importance_weights,
+    recency_weights,
+    trial_weights,
+)
 from tests.core.test_eval_predictors import toy_question, toy_questions
 
 
