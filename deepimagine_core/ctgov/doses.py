@@ -149,9 +149,8 @@ def _lower_case_superset(table: list, lookbehind: str) -> re.Pattern:
     """A pattern that, run on the lower-cased text of an ASCII string, finds a match wherever the case-insensitive
     pattern of `table` finds one in the string (and maybe more): the same alternatives in lower case, case-sensitive
     (it reads lower-cased text), without groups. Its parts that are case-sensitive in `table` ("IV", "PO") match in
-    any case, and its look-behinds ("not after Phase") exclude what they exclude in any case: a superset. Plain
-    literals let the regex engine skip an alternative on its first character, which IGNORECASE and groups prevent:
-    about twice as fast, and most texts hold no frequency or route."""
+    any case, and its look-behinds ("not after Phase") exclude what they exclude in any case: a superset. Without
+    IGNORECASE and groups it searches about twice as fast (measured); a text it finds nothing in is settled by it."""
     source = lookbehind + "(?:" + "|".join(f"(?:{p})" for p, _ in table) + ")" + _WORD_END
     if re.search(r"\\[A-Z]", source):
         raise ValueError("lower-casing would turn an escape into another one (\\S, \\W)")

@@ -4,7 +4,7 @@ records); what states no dose stays None."""
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from deepimagine_core.ctgov.doses import dose_for, parse_dose
@@ -124,3 +124,26 @@ def test_dose_parsers_never_raise_on_arbitrary_text(text):
 def test_dose_like_text_never_raises(text):
     dose = parse_dose(text)
     assert dose is None or all(math.isfinite(v) for v in dose.values)
+
+
+_FRAGMENTS = ["Phase ", "Stage ", "IV", "iv", "Iv", "PO", "po", "Po", "SC", "sc", "Sc", "IM", "im", "b.i.d", "BID", "Q2W",
+              "q 2 wk", "every", " other ", "week", "once", "Once daily", "twice", "2x", "day", "as needed", "p.r.n.",
+              "orally", "sub-cutaneous", "S.C.", "i.v.", "eye drops", "x", ".", "-", "/", " ", " ", "10 mg", "μ", "ſ"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=12))
+@example(["given ", "IV", " daily"])
+@example(["Phase ", "IV", " ", "iv"])
+@example(["10 mg", " ", "Po", " ", "PO", " ", "Sc", " ", "IM", " ", "im"])
+@example(["B.I.D.", " ", "Q2W", " ", "P.R.N.", " ", "Once daily"])
+def test_frequency_and_route_superset_prefilter_finds_what_the_pattern_alone_finds(parts):
+    """`_first_named` searches an ASCII text first with a lower-case superset pattern: it must name exactly what the
+    case-insensitive pattern alone names, case-sensitive parts ("IV", "PO") and look-behinds ("Phase IV") included."""
+    from deepimagine_core.ctgov import doses
+
+    text = "".join(parts)
+    for regex, superset, table in ((doses._FREQ_RE, doses._FREQ_SUPERSET, doses._FREQUENCIES),
+                                   (doses._ROUTE_RE, doses._ROUTE_SUPERSET, doses._ROUTES)):
+        m = regex.search(text)
+        assert doses._first_named(regex, superset, table, text) == (None if m is None else table[int(m.lastgroup[1:])][1])
