@@ -5,7 +5,8 @@ Qwen3-0.6B and Qwen3-8B shapes with random weights); prints one JSON and writes 
 CUDA it reports that it was skipped, and why, and exits 0.
 
 --quick uses small inputs (the embedded sample, small sizes) so CI proves the suite runs; it asserts no timing.
-The full run uses the shared ClinicalTrials.gov snapshot beside the repository when present.
+The full run uses the shared ClinicalTrials.gov snapshot (`--ctgov DIR`; default: `shared/data/ctgov` beside the
+repository or beside its folder of worktrees) and stops with an error when it is not there.
 """
 
 from __future__ import annotations
@@ -22,15 +23,25 @@ from pathlib import Path
 from bench import common
 
 
-def _parts(quick: bool) -> dict:
+def _inputs(quick: bool, ctgov: Path) -> tuple[Path, Path, Path | None]:
+    """(legacy XML archive, v2 JSON file, second legacy XML archive or None): the embedded sample for --quick, else
+    the shared snapshot under `ctgov`; a full run without it is an error (it used to fall back to the 250-study
+    embedded sample without saying so)."""
+    if quick:
+        return common.EMBEDDED / "legacy_xml_sample.tar.gz", common.EMBEDDED / "v2_json_studies.jsonl.gz", None
+    xml = ctgov / common.LEGACY_SAMPLE.relative_to(common.SHARED)
+    if not xml.exists():
+        raise FileNotFoundError(f"full run: no shared ClinicalTrials.gov snapshot at {ctgov} (looked for {xml}); "
+                                "pass --ctgov DIR (the folder with legacy_xml/ and v2_json/), or --quick for the "
+                                "embedded sample")
+    return (xml, ctgov / common.V2_JSON.relative_to(common.SHARED),
+            ctgov / common.LEGACY_REST.relative_to(common.SHARED))
+
+
+def _parts(quick: bool, ctgov: Path = common.SHARED) -> dict:
     from bench import p1_ingest, p2_retrieval, p3_pipeline, p4_generation, p5_training
 
-    emb_xml = common.EMBEDDED / "legacy_xml_sample.tar.gz"
-    emb_json = common.EMBEDDED / "v2_json_studies.jsonl.gz"
-    if quick or not common.LEGACY_SAMPLE.exists():
-        xml, js, rest = emb_xml, emb_json, None
-    else:
-        xml, js, rest = common.LEGACY_SAMPLE, common.V2_JSON, common.LEGACY_REST
+    xml, js, rest = _inputs(quick, ctgov)
     sizes = (300, 1000) if quick else (3_000, 30_000, 100_000)
     return {
         "P1": lambda: p1_ingest.run(str(xml), str(js), growth_path=str(rest) if rest and rest.exists() else None,
@@ -133,10 +144,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="bench-results", help="folder for results.json and results.md")
     parser.add_argument("--only", default="", help="comma-separated parts, e.g. P1,P2")
     parser.add_argument("--gpu", action="store_true", help="the GPU check (bench/gpu.py) instead of the CPU suite")
+    parser.add_argument("--ctgov", type=Path, default=common.SHARED,
+                        help=f"the shared ClinicalTrials.gov snapshot for the full run (default: {common.SHARED})")
     args = parser.parse_args(argv)
     if args.gpu:
         return _gpu(Path(args.out))
-    parts = _parts(args.quick)
+    try:
+        parts = _parts(args.quick, args.ctgov)
+    except FileNotFoundError as err:
+        parser.error(str(err))
     wanted = [p.strip().upper() for p in args.only.split(",") if p.strip()] or list(parts)
     unknown = sorted(set(wanted) - set(parts))
     if unknown:
@@ -144,7 +160,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"quick": args.quick, "machine": machine(), "code": code_version(),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+               "inputs": [str(p) for p in _inputs(args.quick, args.ctgov) if p is not None]}
     failed = False
     for name in ("P1", "P2", "P3", "P4", "P5"):
         if name not in wanted:

@@ -33,3 +33,22 @@ def test_quick_bench_writes_every_part(tmp_path):
     assert results["P4"]["speedup"] > 0 and results["P5"]["tokens_per_second"] > 0
     markdown = (tmp_path / "out" / "results.md").read_text()
     assert all(f"| {part} |" in markdown for part in ("P1", "P2", "P3", "P4", "P5"))
+
+
+def test_a_full_run_without_the_shared_snapshot_stops_with_a_clear_error(tmp_path, capsys):
+    """It used to fall back to the 250-study embedded sample without saying so; now it names the folder it looked in."""
+    from bench.__main__ import _inputs, main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--only", "P1", "--ctgov", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "no shared ClinicalTrials.gov snapshot" in err and "nowhere" in err and "--ctgov" in err
+    assert not (tmp_path / "out" / "results.json").exists()
+    snapshot = tmp_path / "ctgov"
+    (snapshot / "legacy_xml").mkdir(parents=True)
+    (snapshot / "legacy_xml" / "ctgov_legacy_xml_sample.tar.gz").write_bytes(b"")
+    xml, js, rest = _inputs(False, snapshot)
+    assert (xml.parent, js, rest.name) == (snapshot / "legacy_xml", snapshot / "v2_json" / "studies.jsonl.gz",
+                                           "ctgov_legacy_xml_rest.tar.gz")
+    assert _inputs(True, snapshot)[0].name == "legacy_xml_sample.tar.gz" and _inputs(True, snapshot)[2] is None
