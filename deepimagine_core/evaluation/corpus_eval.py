@@ -41,6 +41,13 @@ HISTORICAL_TEST = "historical_test"
 #: Lighter settings than the predictors' defaults so the whole run fits in 15 minutes on 2 cores.
 QUICK_OPTIONS = {"random_forest": {"n_estimators": 60, "min_samples_leaf": 10, "max_text_features": 1000},
                  "mlp": {"hidden": 32, "max_iter": 20, "max_text_features": 2000}}
+
+
+def _ensemble(**member_options: dict) -> dict:
+    """An ensemble's options: its members (in the order given) and their settings."""
+    return {"members": list(member_options), "member_options": member_options}
+
+
 _ENSEMBLE = {"members": ["logreg", "random_forest", "knn_history"],
              "member_options": {"logreg": {"feature_set": "design"}, "random_forest": QUICK_OPTIONS["random_forest"]}}
 PLAIN_CANDIDATES = (
@@ -67,9 +74,8 @@ PLAIN_CANDIDATES = (
     Candidate("knn_history per-category", "knn_history", {}),
     Candidate("ensemble (logreg design, random_forest full, knn_history)", "ensemble", _ENSEMBLE),
     Candidate("ensemble (logreg design + title/arms text + priors, random_forest full)", "ensemble",
-              {"members": ["logreg", "random_forest"],
-               "member_options": {"logreg": {"feature_set": "design", "text_blocks": ["endpoint", "title", "arms"],
-                                             "priors": True}, "random_forest": QUICK_OPTIONS["random_forest"]}}),
+              _ensemble(logreg={"feature_set": "design", "text_blocks": ["endpoint", "title", "arms"], "priors": True},
+                        random_forest=QUICK_OPTIONS["random_forest"])),
 )
 
 #: Against the time shift (session 4, fixed before the run that judges them): gradient-boosted trees on the
@@ -87,8 +93,7 @@ def _shift_candidates() -> tuple[Candidate, ...]:
     out = [Candidate("hgb pooled full + priors", "hgb", _HGB),
            Candidate("hgb pooled full + priors, 7 leaves, rate 0.1", "hgb", _HGB_SMALL),
            Candidate("ensemble (logreg design + title/arms text + priors, random_forest full, hgb)", "ensemble",
-                     {"members": ["logreg", "random_forest", "hgb"],
-                      "member_options": {"logreg": _LOGREG_TP, "random_forest": rf, "hgb": _HGB}})]
+                     _ensemble(logreg=_LOGREG_TP, random_forest=rf, hgb=_HGB))]
     for h in HALF_LIVES:
         tag = f", half-life {h:g}y"
         lr, forest, hgb = {**_LOGREG_TP, "half_life": h}, {**rf, "half_life": h}, {**_HGB, "half_life": h}
@@ -98,11 +103,9 @@ def _shift_candidates() -> tuple[Candidate, ...]:
                           {"per_category": False, "feature_set": "full", "half_life": h}),
                 Candidate(f"hgb pooled full + priors{tag}", "hgb", hgb),
                 Candidate(f"ensemble (logreg design + title/arms text + priors, random_forest full){tag}", "ensemble",
-                          {"members": ["logreg", "random_forest"],
-                           "member_options": {"logreg": lr, "random_forest": forest}}),
+                          _ensemble(logreg=lr, random_forest=forest)),
                 Candidate(f"ensemble (logreg design + title/arms text + priors, random_forest full, hgb){tag}",
-                          "ensemble", {"members": ["logreg", "random_forest", "hgb"],
-                                       "member_options": {"logreg": lr, "random_forest": forest, "hgb": hgb}})]
+                          "ensemble", _ensemble(logreg=lr, random_forest=forest, hgb=hgb))]
     return tuple(out)
 
 
@@ -117,16 +120,14 @@ def _new_trial_candidates() -> tuple[Candidate, ...]:
     for balance in (0.5, 1.0):
         out.append(Candidate(f"ensemble (logreg design + title/arms text + priors, random_forest full), half-life 5y, "
                              f"trial balance {balance:g}", "ensemble",
-                             {"members": ["logreg", "random_forest"],
-                              "member_options": {"logreg": {**lr, "trial_balance": balance},
-                                                 "random_forest": {**rf, "trial_balance": balance}}}))
+                             _ensemble(logreg={**lr, "trial_balance": balance},
+                                       random_forest={**rf, "trial_balance": balance})))
     out += [Candidate("logreg pooled design + title/arms text + priors, half-life 5y, trial balance 1", "logreg",
                       {"per_category": False, **lr, "trial_balance": 1.0}),
             Candidate("logreg pooled design + title/arms text + priors C=0.1, half-life 5y", "logreg",
                       {"per_category": False, **lr, "C": 0.1}),
             Candidate("ensemble (logreg design + title/arms text + priors C=0.1, random_forest full), half-life 5y",
-                      "ensemble", {"members": ["logreg", "random_forest"],
-                                   "member_options": {"logreg": {**lr, "C": 0.1}, "random_forest": rf}})]
+                      "ensemble", _ensemble(logreg={**lr, "C": 0.1}, random_forest=rf))]
     return tuple(out)
 
 
