@@ -70,6 +70,11 @@ def test_assets_called_directly(env):
     assert questions.num_rows > 0 and "label_balance" in result.metadata
     assert {"superiority", "endpoint_met"} <= set(questions.column("kind").to_pylist())
     assert set(questions.column("split").to_pylist()) <= {"train", "test", "benchmark"}
+    assert result.metadata["comparative"] == "all"
+    with pytest.raises(ValueError, match="comparative must be one of all, head_to_head, not 'placebo'"):
+        pa_assets.historical_questions(dg.build_asset_context(), config=pa_assets.QuestionsConfig(
+            comparative="placebo"), store=res["store"])
+    assert store.read_table("historical_questions").equals(questions)  # a bad setting replaces nothing
     store.write_table("outcome_analyses", pa.concat_tables([store.read_table("outcome_analyses"), pa.Table.from_pylist(
         [{"nct_id": "NCT00000301", "outcome_index": 0, "analysis_index": 1, "group_ids": ["O1", "O2"],
           "p_value_raw": "<0.1", "p_value": 0.1, "p_value_relation": "<"}], schema=TABLES["outcome_analyses"])]))
