@@ -71,9 +71,9 @@ def test_assets_called_directly(env):
     assert {"superiority", "endpoint_met"} <= set(questions.column("kind").to_pylist())
     assert set(questions.column("split").to_pylist()) <= {"train", "test", "benchmark"}
     assert result.metadata["comparative"] == "all"
-    with pytest.raises(ValueError, match="comparative must be one of all, head_to_head, not 'placebo'"):
-        pa_assets.historical_questions(dg.build_asset_context(), config=pa_assets.QuestionsConfig(
-            comparative="placebo"), store=res["store"])
+    with pytest.raises(dg.DagsterInvalidConfigError, match="comparative not in enum type ComparativeScope got placebo"):
+        dg.materialize([pa_assets.historical_questions], resources={"store": res["store"]},
+                       run_config={"ops": {"historical_questions": {"config": {"comparative": "placebo"}}}})
     assert store.read_table("historical_questions").equals(questions)  # a bad setting replaces nothing
     store.write_table("outcome_analyses", pa.concat_tables([store.read_table("outcome_analyses"), pa.Table.from_pylist(
         [{"nct_id": "NCT00000301", "outcome_index": 0, "analysis_index": 1, "group_ids": ["O1", "O2"],
