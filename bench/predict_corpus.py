@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/results/whole_corpus"))
     parser.add_argument("--sample", action="store_true", help="only the 3,000-study sample archive")
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--comparative", choices=("all", "head_to_head"), default="all",
+                        help="which comparisons get a 3-way historical question (head_to_head: the rule before "
+                             "2026-12-07)")
     args = parser.parse_args(argv)
 
     archives = legacy_archives(args.ctgov)
@@ -54,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--untracked-files=no") else ""
     cpu_before = os.times()
     settings = CorpusSettings(ctgov_dir=args.ctgov, ct_open=args.ct_open or None, work_dir=work, out_dir=args.out,
-                              reports_dir=work / "reports", archives=archives, n_bootstrap=args.bootstrap)
+                              reports_dir=work / "reports", archives=archives, n_bootstrap=args.bootstrap,
+                              comparative=args.comparative)
     outcome = evaluate_corpus(settings, log=lambda m: print(m, flush=True))
     with open(work / "outcome.pkl", "wb") as fh:  # to re-render the summary without re-running
         pickle.dump(outcome, fh)

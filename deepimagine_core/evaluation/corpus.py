@@ -45,6 +45,7 @@ def build_corpus(
     exclude_nct_ids: Iterable[str] = (),
     test_fraction: float = 0.15,
     alpha: float = 0.05,
+    comparative: str = "all",
     reuse: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -52,13 +53,14 @@ def build_corpus(
     (archives, counts, cutoff, seconds) also written to `store.path(MANIFEST)`."""
     from deepimagine_core.ctgov.archives import iter_source
     from deepimagine_core.ctgov.ingest import ingest
-    from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS, build_questions
+    from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS, build_questions, check_comparative_scope
     from deepimagine_core.pairs.split import assign_splits, split_map
     from deepimagine_core.pairs.trialdata import TRIAL_TABLES
 
+    check_comparative_scope(comparative)  # before the ingest, not after it
     exclude = sorted(set(exclude_nct_ids))
     key = {"archives": [str(Path(a).resolve()) for a in archives], "test_fraction": test_fraction, "alpha": alpha,
-           "excluded": len(exclude)}
+           "excluded": len(exclude), "comparative": comparative}
     manifest_path = store.path(MANIFEST)
     if reuse and manifest_path.exists() and store.has_table(QUESTIONS_TABLE):
         manifest = json.loads(manifest_path.read_text())
@@ -71,7 +73,7 @@ def build_corpus(
     splits, cutoff = assign_splits(store.read_table("trials", columns=["nct_id", "results_first_posted"]),
                                    None, test_fraction, exclude)
     tables = {name: store.read_table(name) for name in TRIAL_TABLES}
-    table, skips = build_questions(tables, alpha=alpha, splits=split_map(splits))
+    table, skips = build_questions(tables, alpha=alpha, splits=split_map(splits), comparative=comparative)
     store.write_table(QUESTIONS_TABLE, table, HISTORICAL_QUESTIONS)
     sides = table.column("split").to_pylist()
     manifest = {

@@ -44,19 +44,20 @@ class Candidate:
 
 
 #: The reference predictor: the winner of the whole-corpus selection stored in docs/results/whole_corpus/
-#: (2026-12-06 23:53 UTC, commit 99c3cb2; the same winner as in the session-4 run under the official-figure rule): the
-#: mean P(positive) of a pooled logistic regression (endpoint, title and arm texts, the "design" set, target priors)
-#: and a random forest, both with training questions weighted by recency (half-life 5 years); CV trial-balanced
-#: 0.622 (official 0.651; 4 forward folds) against 0.621 with a 2-year half-life or trial balance 0.5, 0.618
-#: unweighted and for its adapted variants (calibrated, importance), 0.603-0.616 for the logistic regressions alone.
+#: (2026-12-07 01:59 UTC, commit 7db16b1: historical 3-way questions asked of every comparison): the mean
+#: P(positive) of a pooled logistic regression (endpoint, title and arm texts, the "design" set, target priors) and a
+#: random forest, both with training questions weighted by recency (half-life 2 years); CV trial-balanced 0.638
+#: (official 0.662; 4 forward folds) against 0.633 for the 5-year half-life with trial balance 0.5, 0.632 with hgb as
+#: a third member, 0.631 for its adapted variants calibrated and em_rate, 0.629 for the 5-year half-life (the
+#: winner of the runs on the earlier questions).
 REFERENCE = Candidate(
-    "ensemble (logreg design + title/arms text + priors, random_forest full), half-life 5y",
+    "ensemble (logreg design + title/arms text + priors, random_forest full), half-life 2y",
     "ensemble",
     {"members": ["logreg", "random_forest"],
      "member_options": {"logreg": {"feature_set": "design", "text_blocks": ["endpoint", "title", "arms"], "priors": True,
-                                   "half_life": 5.0},
+                                   "half_life": 2.0},
                         "random_forest": {"n_estimators": 60, "min_samples_leaf": 10, "max_text_features": 1000,
-                                          "half_life": 5.0}}})
+                                          "half_life": 2.0}}})
 reference_predictor_name = REFERENCE.name
 
 

@@ -15,7 +15,7 @@ lower is better; unknown when the polarity or either value is unknown.
 | kind | options (CT Open's sentences) | answer 0 when | label_kind |
 |---|---|---|---|
 | ``superiority`` (2-way explicit; one per singled-out comparison) | "The study arm X has achieved statistically significant improvements over the study arm Y ..." / "... has not achieved ..." | significant AND X better | direction |
-| ``comparative`` (3-way explicit; one per head-to-head comparison: Y an active comparator, or X and Y of one rank) | "Study Arm Y is statistically significantly worse than Study Arm X." / "Study Arm X ... worse than ... Y." / "No statistically significant difference ..." | 0: significant and X better; 1: significant and Y better; 2: not significant | direction |
+| ``comparative`` (3-way explicit; one per comparison — with ``comparative="head_to_head"`` only where Y is an active comparator, or X and Y are of one rank) | "Study Arm Y is statistically significantly worse than Study Arm X." / "Study Arm X ... worse than ... Y." / "No statistically significant difference ..." | 0: significant and X better; 1: significant and Y better; 2: not significant | direction |
 | ``endpoint_met`` (2-way implicit; one per outcome with singled-out comparisons) | "This endpoint is met." (one experimental arm, ``no_arm``) / "At least one arm listed here met this endpoint." (several, ``no_distinguishable_arm``) | at least one comparison shows a significant BENEFIT of X over its comparator; a significant harm is "not met" | benefit |
 | ``endpoint_met`` (all arms of one rank, e.g. dose-ranging without control) | as above, the arms of the comparisons listed | at least one comparison is significant (one of the arms beat the other) | significance |
 | ``endpoint_met`` (one-arm trial with a stated hypothesis test) | "This endpoint is met." | the test of the single group is significant | significance |
@@ -155,9 +155,20 @@ def _key(a: dict) -> tuple[int, int]:
     return a["outcome_index"], a["analysis_index"]
 
 
+COMPARATIVE_SCOPES = ("all", "head_to_head")
+
+
+def check_comparative_scope(scope: str) -> str:
+    """``scope`` if it is one of `COMPARATIVE_SCOPES`, else a ValueError naming them."""
+    if scope not in COMPARATIVE_SCOPES:
+        raise ValueError(f"comparative must be one of {', '.join(COMPARATIVE_SCOPES)}, not {scope!r}")
+    return scope
+
+
 class _Builder:
-    def __init__(self, alpha: float, splits: Mapping[str, str]):
+    def __init__(self, alpha: float, splits: Mapping[str, str], comparative: str = "all"):
         self.alpha = alpha
+        self.comparative = check_comparative_scope(comparative)
         self.splits = splits
         self.rows: list[dict] = []
         self.skip_rows: list[dict] = []
@@ -200,7 +211,8 @@ class _Builder:
                 c["x_better"], c["values"], c["why_no_direction"] = direction(trial, outcome, c, polarity)
         singled = [c for c in found if c["singled_out"]]
         explicit_meta = "single_arm" if len({c["x"]["label"] for c in singled}) <= 1 else "distinguishable_arm"
-        for kind, selected in (("superiority", singled), ("comparative", [c for c in found if c["head_to_head"]])):
+        three_way = [] if one_arm else [c for c in found if self.comparative == "all" or c["head_to_head"]]
+        for kind, selected in (("superiority", singled), ("comparative", three_way)):
             for c in selected:
                 if c["x_better"] is None:
                     self.counts[f"{kind}: {c['why_no_direction']}"] += 1
@@ -283,18 +295,20 @@ class _Builder:
 
 def build_question_tables(
     tables: Mapping[str, pa.Table], alpha: float = 0.05, splits: Mapping[str, str] | None = None,
-    progress: bool = False,
+    progress: bool = False, comparative: str = "all",
 ) -> tuple[pa.Table, pa.Table, dict[str, int]]:
     """``historical_questions`` and ``question_skips`` from the trial tables, and the counts per skip reason.
 
     ``tables`` maps table names (``trials``, ``arm_groups``, ``interventions``, ``outcome_measures``,
     ``outcome_groups``, ``outcome_results``, ``outcome_analyses``) to Arrow tables in the schemas of
     ``deepimagine_core.ctgov.schemas``. ``splits`` maps nct_id → split (see `split.assign_splits`); trials not in it
-    get ``"unassigned"``.
+    get ``"unassigned"``. ``comparative`` says which comparisons get a 3-way question (`COMPARATIVE_SCOPES`): every
+    one (``"all"``, as CT Open asks 3-way questions against placebo too), or head-to-head ones only (the rule before
+    2026-12-07).
     """
     from tqdm.auto import tqdm
 
-    builder = _Builder(alpha, splits or {})
+    builder = _Builder(alpha, splits or {}, comparative)
     n = tables[TRIALS_TABLE].num_rows
     trials = tqdm(iter_trials(tables), total=n, desc="questions", unit="trial", disable=None if progress else True,
                   mininterval=2)
@@ -307,10 +321,10 @@ def build_question_tables(
 
 def build_questions(
     tables: Mapping[str, pa.Table], alpha: float = 0.05, splits: Mapping[str, str] | None = None,
-    progress: bool = False,
+    progress: bool = False, comparative: str = "all",
 ) -> tuple[pa.Table, dict[str, int]]:
     """Historical questions and the counts per skip reason (`build_question_tables` without the skips table)."""
-    questions, _, counts = build_question_tables(tables, alpha, splits, progress)
+    questions, _, counts = build_question_tables(tables, alpha, splits, progress, comparative)
     return questions, counts
 
 

@@ -4,6 +4,8 @@ kept out, selection then scoring, and a stored summary naming the reference with
 import json
 from pathlib import Path
 
+import pytest
+
 from deepimagine_core.ctgov.archives import SAMPLE_DIR
 from deepimagine_core.evaluation.corpus import build_corpus, corpus_questions
 from deepimagine_core.evaluation.ct_open import load_benchmarks
@@ -24,6 +26,12 @@ def test_corpus_is_built_once_split_in_time_and_keeps_benchmark_trials_out(tmp_p
     assert first["trials"] == 250 and first["questions"] == len(train) + len(test) > 0
     assert max(q.extra["results_first_posted"] or "" for q in train) <= first["cutoff"]
     assert build_corpus([ARCHIVE], store, log=logs.append) == first and "reusing" in logs[-1]
+    head = build_corpus([ARCHIVE], Store(tmp_path / "head"), comparative="head_to_head", log=logs.append)
+    assert head["key"]["comparative"] == "head_to_head" and first["key"]["comparative"] == "all"
+    assert 0 < head["questions"] < first["questions"]  # the 3-way questions of placebo comparisons are left out
+    with pytest.raises(ValueError, match="comparative must be one of all, head_to_head"):
+        build_corpus([ARCHIVE], Store(tmp_path / "bad"), comparative="placebo", log=logs.append)
+    assert not Store(tmp_path / "bad").has_table("trials")  # refused before anything was ingested
 
     held_out = train[0].nct_id
     again = build_corpus([ARCHIVE], Store(tmp_path / "other"), exclude_nct_ids={held_out}, log=logs.append)

@@ -7,6 +7,7 @@ hold only the gold outcome). Asserted where the project gives a label:
 
 - direction: the group the project's directed questions call better agrees with the gold's better group (>= 97%);
 - significance: the project's significance of that analysis agrees with the gold's (>= 97%);
+- 3-way answers: the project's comparative answer names the gold's 3-way label (>= 97%);
 - abstention: no directed question (superiority/comparative) where the gold says the direction cannot be told.
 
 Coverage (share of gold comparisons the project labels at all) and other figures are printed (`pytest -s`).
@@ -127,6 +128,15 @@ def _compare(gold: list[dict], questions: list[dict]) -> dict:
             if lb["kind"] == "superiority" and lb["x_group"] == g["tested_group"] and gold_sup in ("yes", "no"):
                 figures["superiority_compared"] += 1
                 figures["superiority_agree"] += (lb["answer"] == 0) == (gold_sup == "yes")
+            gold_3way = g["labels"]["comparative"]
+            if lb["kind"] == "comparative" and gold_3way != "unclear" and gold_3way != "not_applicable":
+                said_3way = ("no_significant_difference" if lb["answer"] == 2
+                             else f"{lb['x_group'] if lb['answer'] == 0 else lb['y_group']}_significantly_better")
+                figures["comparative_compared"] += 1
+                figures["comparative_agree"] += said_3way == gold_3way
+                if said_3way != gold_3way:
+                    disagreements.append(f"{g['gold_id']} {g['nct_id']}: 3-way {said_3way} vs gold {gold_3way} "
+                                         f"({g['label_reasons']['comparative']})")
             if lb.get("x_group_arm") is not None:  # the project's arm for each group against the reader's mapping
                 for gid, arm in ((lb["x_group"], lb["x_group_arm"]), (lb["y_group"], lb["y_group_arm"])):
                     mine = next(x["arm_label"] for x in g["groups"] if x["group_id"] == gid)
@@ -150,7 +160,7 @@ def comparison(gold, questions) -> dict:
     print(f"\ngold comparisons: {result['n']}; labelled by the project at all: {f['covered']} "
           f"({f['covered'] / result['n']:.1%}); with a directed question: {f['directed_covered']}")
     print(f"direction agreement {rate('direction')}; significance agreement {rate('significance')}; "
-          f"superiority answer agreement {rate('superiority')}; arm mapping agreement {rate('arm')}; "
+          f"superiority answer agreement {rate('superiority')}; 3-way answer agreement {rate('comparative')}; arm mapping agreement {rate('arm')}; "
           f"directed where the gold direction is unclear/equal: {f['directed_where_unclear']}; "
           f"labelled from non-inferiority/equivalence analyses: {f['from_non_inferiority']}")
     for stratum, c in sorted(result["per_stratum"].items()):
@@ -194,6 +204,14 @@ def test_significance_agrees_where_the_project_labels(comparison):
     f = comparison["figures"]
     assert f["significance_compared"] >= MIN_COMPARED, f
     assert f["significance_agree"] / f["significance_compared"] >= THRESHOLD, comparison["disagreements"]
+
+
+def test_three_way_answers_agree_where_the_project_asks_them(comparison):
+    """The 3-way (comparative) answer against the gold's 3-way label, read from the record for every two-group
+    comparison: placebo ones too, since the project asks 3-way questions of every comparison (``comparative="all"``)."""
+    f = comparison["figures"]
+    assert f["comparative_compared"] >= MIN_COMPARED, f
+    assert f["comparative_agree"] / f["comparative_compared"] >= THRESHOLD, comparison["disagreements"]
 
 
 def test_no_directed_answer_where_the_gold_direction_cannot_be_told(comparison):

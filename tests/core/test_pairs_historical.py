@@ -42,8 +42,14 @@ def test_significant_improvement_gives_all_labels_and_evidence():
     assert met["options"] == ["This endpoint is met.", "This endpoint is not met."]
     assert met["answer"] == 0 and met["label_kind"] == "benefit" and met["category"] == "2-way_implicit"
     assert sup["arm_match_methods"] == met["arm_match_methods"] == ["exact"]
-    assert not by_kind(rows, "comparative")  # placebo control: no head-to-head question
-    assert {r["question_id"] for r in rows} == {"NCT00000001|outcome:0|0", "NCT00000001|outcome:0|1"}
+    comp, = by_kind(rows, "comparative")  # the 3-way question of the same comparison: X significantly better
+    assert comp["options"][0] == "Study Arm Placebo is statistically significantly worse than Study Arm Drug A."
+    assert comp["answer"] == 0 and comp["category"] == "3-way_explicit" and comp["analysis_index"] == 0
+    assert [r["kind"] for r in rows] == ["superiority", "comparative", "endpoint_met"]
+    old, _ = build(two_arm_trial(TrialTables(), "NCT00000001", ana=analysis(p=0.01)), comparative="head_to_head")
+    assert [r["kind"] for r in old] == ["superiority", "endpoint_met"]  # the earlier rule: no 3-way against placebo
+    assert {r["question_id"] for r in rows} == {"NCT00000001|outcome:0|0", "NCT00000001|outcome:0|1",
+                                                "NCT00000001|outcome:0|2"}
     assert json.loads(sup["arms"])[0] == {"label": "Drug A", "type": "EXPERIMENTAL",
                                           "description": "Participants receive Drug A.",
                                           "interventionNames": ["Drug: Drug A"],
@@ -94,6 +100,22 @@ def test_unusable_analyses_are_counted_not_guessed(ana, reason):
     assert reason in SKIP_REASONS
 
 
+def test_three_way_questions_of_placebo_comparisons_read_each_side():
+    """Not significant → "no difference" (2); significant with placebo better → "Y better" (1)."""
+    rows, _ = build(two_arm_trial(TrialTables(), "NCT00000002", ana=analysis(p=0.3)))
+    assert [r["answer"] for r in by_kind(rows, "comparative")] == [2]
+    worse = two_arm_trial(TrialTables(), "NCT00000003", values=(-0.2, -1.0), ana=analysis(p=0.003))
+    rows, _ = build(worse)
+    sup, = by_kind(rows, "superiority")
+    comp, = by_kind(rows, "comparative")
+    assert sup["answer"] == 1 and comp["answer"] == 1 and comp["x_better"] is False
+
+
+def test_an_unknown_comparative_scope_is_refused():
+    with pytest.raises(ValueError, match="comparative must be one of all, head_to_head"):
+        build(two_arm_trial(TrialTables(), "NCT00000004"), comparative="placebo")
+
+
 def test_significance_relations():
     assert significance({"p_value": 0.049, "p_value_relation": "="}) == (True, "p-value")
     assert significance({"p_value": 0.01, "p_value_relation": "<"}, alpha=0.01) == (True, "p-value")
@@ -117,14 +139,14 @@ def test_significance_relations():
 def test_unknown_polarity_gives_no_direction_or_benefit_label():
     rows, skips = build(two_arm_trial(TrialTables(), "NCT00000004", title="Change From Baseline in VEGF"))
     assert rows == []  # "met" means a benefit: an unknown direction decides nothing
-    assert skips == {"superiority: unknown polarity": 1, "endpoint_met: direction unknown": 1,
-                     "direction_unknown": 1}
+    assert skips == {"superiority: unknown polarity": 1, "comparative: unknown polarity": 1,
+                     "endpoint_met: direction unknown": 1, "direction_unknown": 1}
 
 
 def test_pk_outcome_gives_no_question():
     rows, skips = build(two_arm_trial(TrialTables(), "NCT00000005", title="Cmax of Drug A"))
     assert rows == []
-    assert skips == {"superiority: unknown polarity": 1,
+    assert skips == {"superiority: unknown polarity": 1, "comparative: unknown polarity": 1,
                      "endpoint_met: pharmacokinetic, ECG or dose-finding outcome": 1, "excluded_outcome": 1}
 
 
@@ -141,7 +163,8 @@ def test_one_arm_trial_and_unmapped_groups_are_skipped():
 def test_non_numeric_and_multi_class_values_skip_direction_only():
     t = two_arm_trial(TrialTables(), "NCT00000008", values=("NA", -0.2))
     rows, skips = build(t)
-    assert rows == [] and skips == {"superiority: non-numeric group value": 1, "endpoint_met: direction unknown": 1,
+    assert rows == [] and skips == {"superiority: non-numeric group value": 1,
+                                    "comparative: non-numeric group value": 1, "endpoint_met: direction unknown": 1,
                                     "direction_unknown": 1}
     t = TrialTables().trial("NCT00000009", [("Drug A", "EXPERIMENTAL"), ("Placebo", "PLACEBO_COMPARATOR")])
     t.outcome("NCT00000009", 0, "Change in pain score",
@@ -150,6 +173,7 @@ def test_non_numeric_and_multi_class_values_skip_direction_only():
     rows, skips = build(t)
     assert rows == []
     assert skips == {"superiority: several values per group (classes or categories)": 1,
+                     "comparative: several values per group (classes or categories)": 1,
                      "endpoint_met: direction unknown": 1, "direction_unknown": 1}
 
 
@@ -183,14 +207,15 @@ def test_two_experimental_arms_against_placebo():
         ("Low dose", 1, "distinguishable_arm"), ("High dose", 0, "distinguishable_arm")]
     # counts are compared as shares: 12/40 = 0.30 is not better than 10/20 = 0.50
     assert sup[0]["x_better"] is False
-    comp, = by_kind(rows, "comparative")  # the two experimental arms head to head
-    assert (comp["arm_x"], comp["arm_y"], comp["answer"]) == ("Low dose", "High dose", 2)
+    comp = by_kind(rows, "comparative")  # each comparison, the two experimental arms head to head among them
+    assert [(r["arm_x"], r["arm_y"], r["answer"]) for r in comp] == [
+        ("Low dose", "Placebo", 2), ("High dose", "Placebo", 0), ("Low dose", "High dose", 2)]
     met, = by_kind(rows, "endpoint_met")
     assert met["options"] == ["At least one arm listed here met this endpoint.",
                               "No arm listed here met this endpoint."]
     assert met["answer"] == 0 and met["meta_label"] == "no_distinguishable_arm" and met["analysis_index"] == 1
     assert json.loads(met["extra"])["listed_arms"] == ["High dose", "Low dose"]
-    assert [q["question_index"] for q in rows] == [0, 1, 2, 3] and skips == {}
+    assert [q["question_index"] for q in rows] == [0, 1, 2, 3, 4, 5] and skips == {}
 
 
 def test_repeated_analysis_of_one_pair_is_counted():
@@ -203,8 +228,8 @@ def test_repeated_analysis_of_one_pair_is_counted():
 def test_questions_from_table_and_split():
     table, _ = build_questions(two_arm_trial(TrialTables(), "NCT00000013").tables(), splits={"NCT00000013": "test"})
     questions = questions_from_table(table)
-    assert {q.category for q in questions} == {"2-way_explicit", "2-way_implicit"}
-    assert all(q.extra["split"] == "test" and q.answer in (0, 1) for q in questions)
+    assert {q.category for q in questions} == {"2-way_explicit", "2-way_implicit", "3-way_explicit"}
+    assert all(q.extra["split"] == "test" and q.answer in (0, 1, 2) for q in questions)
     assert set(table.column("split").to_pylist()) == {"test"}
 
 

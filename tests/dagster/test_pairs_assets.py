@@ -70,6 +70,11 @@ def test_assets_called_directly(env):
     assert questions.num_rows > 0 and "label_balance" in result.metadata
     assert {"superiority", "endpoint_met"} <= set(questions.column("kind").to_pylist())
     assert set(questions.column("split").to_pylist()) <= {"train", "test", "benchmark"}
+    assert result.metadata["comparative"] == "all"
+    with pytest.raises(dg.DagsterInvalidConfigError, match="comparative not in enum type ComparativeScope got placebo"):
+        dg.materialize([pa_assets.historical_questions], resources={"store": res["store"]},
+                       run_config={"ops": {"historical_questions": {"config": {"comparative": "placebo"}}}})
+    assert store.read_table("historical_questions").equals(questions)  # a bad setting replaces nothing
     store.write_table("outcome_analyses", pa.concat_tables([store.read_table("outcome_analyses"), pa.Table.from_pylist(
         [{"nct_id": "NCT00000301", "outcome_index": 0, "analysis_index": 1, "group_ids": ["O1", "O2"],
           "p_value_raw": "<0.1", "p_value": 0.1, "p_value_relation": "<"}], schema=TABLES["outcome_analyses"])]))

@@ -8,6 +8,7 @@ historical_questions, natural_pairs, approximate_pairs → pair_datasets
 
 import dataclasses
 import datetime as dt
+import enum
 import json
 from collections import Counter
 
@@ -48,8 +49,15 @@ class SplitConfig(dg.Config):
     test_fraction: float = DEFAULT_TEST_FRACTION
 
 
+class ComparativeScope(enum.Enum):
+    """Which comparisons get a 3-way question (deepimagine_core.pairs.historical.COMPARATIVE_SCOPES)."""
+    all = "all"  # every comparison, placebo ones too (CT Open asks them)
+    head_to_head = "head_to_head"  # the rule before 2026-12-07: Y an active comparator, or X and Y of one rank
+
+
 class QuestionsConfig(dg.Config):
     alpha: float = 0.05
+    comparative: ComparativeScope = ComparativeScope.all  # the Launchpad refuses any other value
 
 
 _NATURAL, _APPROX = NaturalConfig(), ApproxConfig()  # core's defaults
@@ -126,7 +134,8 @@ def historical_questions(context: dg.AssetExecutionContext, config: QuestionsCon
     is defined in deepimagine_core.pairs.historical and the README's "Labels" table."""
     st = store.get()
     splits = split_map(st.read_table(TRIAL_SPLITS_TABLE))
-    table, skips = build_questions(read_tables(st), alpha=config.alpha, splits=splits, progress=True)
+    table, skips = build_questions(read_tables(st), alpha=config.alpha, splits=splits, progress=True,
+                                   comparative=config.comparative.value)
     path = st.write_table(HISTORICAL_QUESTIONS_TABLE, table, HISTORICAL_QUESTIONS)
     rows = table.select(["kind", "label_kind", "category", "answer", "split"]).to_pylist()
     by_kind = dict(Counter(f"{r['kind']} ({r['label_kind']})" for r in rows))
@@ -135,7 +144,8 @@ def historical_questions(context: dg.AssetExecutionContext, config: QuestionsCon
     examples = table.slice(0, min(table.num_rows, 2000)).to_pylist()[::max(1, min(table.num_rows, 2000) // 5)][:5]
     return dg.MaterializeResult(metadata={
         **table_metadata(st, HISTORICAL_QUESTIONS_TABLE), "path": dg.MetadataValue.path(str(path)),
-        "alpha": config.alpha, "by_kind": _md_counts(by_kind), "by_split": _md_counts(counts_by_split(table)),
+        "alpha": config.alpha, "comparative": config.comparative.value, "by_kind": _md_counts(by_kind),
+        "by_split": _md_counts(counts_by_split(table)),
         "label_balance": dg.MetadataValue.json(_balance(rows)), "skip_counts": _md_counts(skips),
         "trials_with_questions": len(set(table.column("nct_id").to_pylist())),
         "examples": dg.MetadataValue.md("\n\n".join(render_question(r) for r in examples) or "_(none)_"),
@@ -148,7 +158,8 @@ def question_skips(context: dg.AssetExecutionContext, config: QuestionsConfig,
     """Every posted analysis that yields no historical question, with a reason code (deepimagine_core.pairs.comparisons
     SKIP_REASONS) and detail, so coverage is auditable; the counts per reason are in the metadata."""
     st = store.get()
-    questions, table, _ = build_question_tables(read_tables(st), alpha=config.alpha, progress=True)
+    questions, table, _ = build_question_tables(read_tables(st), alpha=config.alpha, progress=True,
+                                                  comparative=config.comparative.value)
     path = st.write_table(QUESTION_SKIPS_TABLE, table, QUESTION_SKIPS)
     counts = dict(Counter(table.column("reason").to_pylist()).most_common())
     used = len(set(zip(*(questions.column(c).to_pylist() for c in ("nct_id", "outcome_index")))))
