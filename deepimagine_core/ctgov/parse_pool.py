@@ -187,6 +187,10 @@ def _start_worker() -> None:
     gc.set_threshold(YOUNG, 50, 1000)
 
 
+SPAWN_HINT = (". Workers start with `spawn`, which re-runs the calling script in each of them: a script that ingests "
+              "must do it under `if __name__ == \"__main__\":` (else every worker dies at start)")
+
+
 def _submit(pool: ProcessPoolExecutor, first: int, batch: list[RawStudy]) -> Future | None:
     try:
         return pool.submit(parse_batch, first, batch)
@@ -199,8 +203,9 @@ def _result(future: Future | None, first: int, batch: list[RawStudy]) -> ParsedB
         try:
             return future.result()
         except Exception as exc:  # noqa: BLE001 - a worker died (BrokenProcessPool) or could not send its result
-            log.warning("parse worker failed on records %d-%d (%s: %s); parsing them in this process",
-                        first, first + len(batch) - 1, type(exc).__name__, str(exc)[:200])
+            log.warning("parse worker failed on records %d-%d (%s: %s); parsing them in this process%s",
+                        first, first + len(batch) - 1, type(exc).__name__, str(exc)[:200],
+                        SPAWN_HINT if isinstance(exc, BrokenProcessPool) else "")
     return parse_batch(first, batch)
 
 

@@ -114,8 +114,39 @@ def test_a_worker_process_that_dies_loses_no_record(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="deepimagine_core.ctgov.parse_pool"):
         got = ingest(raws(), Store(tmp_path / "b"), parse=ParseSettings(workers=2, batch_size=40))
     assert "parse worker failed" in caplog.text  # the pool broke, and its batches were parsed here
+    assert 'if __name__ == "__main__":' in caplog.text  # with the commonest cause named
     assert got.rows == expected.rows and got.quarantined == expected.quarantined
     assert Store(tmp_path / "b").read_table("trials").equals(Store(tmp_path / "a").read_table("trials"))
+
+
+def test_a_script_without_a_main_guard_still_ingests_and_is_told_why_workers_died(tmp_path):
+    """Spawned workers re-run the calling script; unguarded, each dies at start. The ingest still completes in the
+    calling process, and the warning names the fix."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from deepimagine_core.ctgov.archives import iter_embedded_sample\n"
+        "from deepimagine_core.ctgov.ingest import ingest\n"
+        "from deepimagine_core.ctgov.parse_pool import ParseSettings\n"
+        "from deepimagine_core.store import Store\n"
+        f"print('trials', ingest(iter_embedded_sample(), Store({str(tmp_path / 'store')!r}),\n"
+        "                        parse=ParseSettings(workers=2, batch_size=40)).trials)\n")
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from deepimagine_core.ctgov.archives import iter_embedded_sample
+    from deepimagine_core.ctgov.ingest import ingest
+    from deepimagine_core.store import Store
+
+    expected = ingest(iter_embedded_sample(), Store(tmp_path / "ref"), parse=ParseSettings(workers=1)).trials
+    assert expected > 0 and done.stdout.splitlines()[-1] == f"trials {expected}"
+    assert 'under `if __name__ == "__main__":`' in done.stderr
 
 
 def _ignore_sigterm_and_sleep(marker: str, seconds: float) -> None:
