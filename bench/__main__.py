@@ -46,7 +46,8 @@ def _parts(quick: bool, ctgov: Path = common.SHARED) -> dict:
     return {
         "P1": lambda: p1_ingest.run(str(xml), str(js), growth_path=str(rest) if rest and rest.exists() else None,
                                     json_studies=300 if quick else 3_000,
-                                    corpus_paths=[str(xml), str(rest)] if rest and rest.exists() else None),
+                                    corpus_paths=[str(xml), str(rest)] if rest and rest.exists() else None,
+                                    rounds=2 if quick else 6),
         "P2": lambda: p2_retrieval.run(str(xml), sizes),
         "P3": lambda: p3_pipeline.run(quick=quick),
         "P4": lambda: p4_generation.run(quick=quick),

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import tarfile
 import tempfile
+from statistics import median
 
 from bench.common import Timer, in_fresh_process
 
@@ -92,28 +94,44 @@ def replicate_jsonl(src: str, dst: str, studies: int) -> int:
     return studies
 
 
-def _compare(path: str, floor, all_cores: bool = False) -> dict:
-    base = in_fresh_process(floor, path)
-    full = in_fresh_process(ingest_path, path)
+def _compare(path: str, floor, all_cores: bool = False, rounds: int = 1) -> dict:
+    """Floor and ingest of `path`, each in a fresh process, `rounds` times, alternating which runs first. Ratios are
+    the median of the rounds' own ratios (each round's floor and ingest ran side by side in time, so a load that
+    comes and goes moves both); seconds are medians, peak RSS the largest."""
+    pairs = []
+    for i in range(rounds):
+        order = (floor, ingest_path) if i % 2 == 0 else (ingest_path, floor)
+        first, second = (_settled(in_fresh_process(f, path)) for f in order)
+        pairs.append((first, second) if i % 2 == 0 else (second, first))
+    base, full = pairs[0]
     out = {
         "input": path,
         "studies": full["studies"],
         "trials": full["trials"],
         "quarantined": full["quarantined"],
-        "floor_seconds": round(base["seconds"], 3),
-        "ingest_seconds": round(full["seconds"], 3),
-        "floor_studies_per_s": round(base["studies"] / base["seconds"], 1),
-        "studies_per_s": round(full["studies"] / full["seconds"], 1),
-        "ratio_to_floor": round(full["seconds"] / base["seconds"], 2),
-        "floor_cpu_seconds": round(base["cpu_seconds"], 3),
-        "ingest_cpu_seconds": round(full["cpu_seconds"], 3),
-        "cpu_ratio_to_floor": round(full["cpu_seconds"] / base["cpu_seconds"], 2),
-        "peak_rss_mb": full["peak_rss_mb"],
-        "floor_peak_rss_mb": base["peak_rss_mb"],
+        "rounds": rounds,
+        "floor_seconds": round(median(b["seconds"] for b, _ in pairs), 3),
+        "ingest_seconds": round(median(f["seconds"] for _, f in pairs), 3),
+        "floor_studies_per_s": round(base["studies"] / median(b["seconds"] for b, _ in pairs), 1),
+        "studies_per_s": round(full["studies"] / median(f["seconds"] for _, f in pairs), 1),
+        "ratio_to_floor": round(median(f["seconds"] / b["seconds"] for b, f in pairs), 2),
+        "round_ratios": [round(f["seconds"] / b["seconds"], 2) for b, f in pairs],
+        "floor_cpu_seconds": round(median(b["cpu_seconds"] for b, _ in pairs), 3),
+        "ingest_cpu_seconds": round(median(f["cpu_seconds"] for _, f in pairs), 3),
+        "cpu_ratio_to_floor": round(median(f["cpu_seconds"] / b["cpu_seconds"] for b, f in pairs), 2),
+        "peak_rss_mb": max(f["peak_rss_mb"] for _, f in pairs),
+        "floor_peak_rss_mb": max(b["peak_rss_mb"] for b, _ in pairs),
     }
     if all_cores:
-        out["all_cores"] = _all_cores(path, base["seconds"])
+        out["all_cores"] = _all_cores(path, out["floor_seconds"])
     return out
+
+
+def _settled(result: dict) -> dict:
+    """`result`, after the dirty pages the measured process left (an ingest writes its Parquet tables) are written
+    out: the kernel's write-back would otherwise run during the next measurement and be charged to it."""
+    os.sync()
+    return result
 
 
 def _all_cores(path: str | list[str], floor_seconds: float | None = None) -> dict:
@@ -129,18 +147,19 @@ def _all_cores(path: str | list[str], floor_seconds: float | None = None) -> dic
 
 
 def run(xml_path: str, json_path: str | None, growth_path: str | None = None, json_studies: int = 3000,
-        corpus_paths: list[str] | None = None) -> dict:
+        corpus_paths: list[str] | None = None, rounds: int = 1) -> dict:
     """Ingest vs floor for the XML archive, the real v2 JSON sample, and (when the JSON sample is smaller than
     ``json_studies``) that sample replicated to ``json_studies`` studies. The small real JSON sample is dominated by
     fixed costs (nine Parquet tables staged and published), so when the replicated input exists the headline
-    ``ratio_to_floor`` (worst of the inputs) leaves the small one out (``in_headline``)."""
-    out = {"legacy_xml": _compare(str(xml_path), floor_xml, all_cores=True)}
+    ``ratio_to_floor`` (worst of the inputs) leaves the small one out (``in_headline``). ``rounds``: floor/ingest
+    pairs per input (`_compare`); one pair's ratio moved by ±15% from run to run on this machine."""
+    out = {"legacy_xml": _compare(str(xml_path), floor_xml, all_cores=True, rounds=rounds)}
     if json_path:
-        out["api_v2_json"] = _compare(str(json_path), floor_json)
+        out["api_v2_json"] = _compare(str(json_path), floor_json, rounds=rounds)
         if out["api_v2_json"]["studies"] < json_studies:
             with tempfile.TemporaryDirectory(prefix="bench-p1-") as tmp:
                 replicated = replicate_jsonl(str(json_path), f"{tmp}/studies.jsonl.gz", json_studies)
-                out["api_v2_json_replicated"] = _compare(f"{tmp}/studies.jsonl.gz", floor_json)
+                out["api_v2_json_replicated"] = _compare(f"{tmp}/studies.jsonl.gz", floor_json, rounds=rounds)
             out["api_v2_json_replicated"]["input"] = f"{json_path} replicated to {replicated} studies (new NCT ids)"
             out["api_v2_json"]["in_headline"] = False
     counted = [v for v in out.values() if v.get("in_headline", True)]
@@ -163,7 +182,7 @@ def run(xml_path: str, json_path: str | None, growth_path: str | None = None, js
 def headline(r: dict) -> str:
     """One line for results.md."""
     parts = [f"{kind}: {v['studies']} studies, 1 process {v['studies_per_s']}/s, ratio {v['ratio_to_floor']} "
-             f"(CPU {v['cpu_ratio_to_floor']}), {v['peak_rss_mb']} MB"
+             f"(median of rounds {v['round_ratios']}; CPU {v['cpu_ratio_to_floor']}), {v['peak_rss_mb']} MB"
              + (f"; {v['all_cores']['workers']} workers {v['all_cores']['seconds']} s "
                 f"({v['all_cores']['ratio_to_single_core_floor']}x the floor)" if "all_cores" in v else "")
              for kind, v in r.items() if isinstance(v, dict) and "ratio_to_floor" in v]

@@ -25,6 +25,9 @@ def test_quick_bench_writes_every_part(tmp_path):
         assert "error" not in results[part], (part, results[part])
         assert results[part]["load_avg"]["before"], part
     assert results["P1"]["ratio_to_floor"] > 0
+    xml = results["P1"]["legacy_xml"]
+    assert xml["rounds"] == 2 and len(xml["round_ratios"]) == 2 and all(r > 0 for r in xml["round_ratios"])
+    assert min(xml["round_ratios"]) <= xml["ratio_to_floor"] <= max(xml["round_ratios"])
     assert results["P1"]["legacy_xml"]["studies"] == results["P1"]["legacy_xml"]["trials"] + \
         results["P1"]["legacy_xml"]["quarantined"]
     assert [s["trials"] for s in results["P2"]["sizes"]] == [300, 1000]
