@@ -152,7 +152,7 @@ def run(xml_path: str, json_path: str | None, growth_path: str | None = None, js
     ``json_studies``) that sample replicated to ``json_studies`` studies. The small real JSON sample is dominated by
     fixed costs (nine Parquet tables staged and published), so when the replicated input exists the headline
     ``ratio_to_floor`` (worst of the inputs) leaves the small one out (``in_headline``). ``rounds``: floor/ingest
-    pairs per input (`_compare`); one pair's ratio moved by ±15% from run to run on this machine."""
+    pairs per input (`_compare`); one pair's ratio moved by ±20% from round to round on this machine."""
     out = {"legacy_xml": _compare(str(xml_path), floor_xml, all_cores=True, rounds=rounds)}
     if json_path:
         out["api_v2_json"] = _compare(str(json_path), floor_json, rounds=rounds)
