@@ -53,7 +53,11 @@ def build_corpus(
     (archives, counts, cutoff, seconds) also written to `store.path(MANIFEST)`."""
     from deepimagine_core.ctgov.archives import iter_source
     from deepimagine_core.ctgov.ingest import ingest
-    from deepimagine_core.pairs.historical import HISTORICAL_QUESTIONS, build_questions, check_comparative_scope
+    from deepimagine_core.pairs.historical import (
+        HISTORICAL_QUESTIONS,
+        build_questions,
+        check_comparative_scope,
+    )
     from deepimagine_core.pairs.split import assign_splits, split_map
     from deepimagine_core.pairs.trialdata import TRIAL_TABLES
 
