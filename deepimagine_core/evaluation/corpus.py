@@ -50,7 +50,9 @@ def build_corpus(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Ingest `archives`, split trials in time, build the historical questions into `store`; returns a manifest
-    (archives, counts, cutoff, seconds) also written to `store.path(MANIFEST)`."""
+    (archives, counts, cutoff, seconds) also written to `store.path(MANIFEST)`. With `reuse`, a store built with the
+    same settings is returned as it is, and one built from the same archives with other question settings (`alpha`,
+    `comparative`, `test_fraction`, excluded trials) keeps its trial tables: only the questions are built again."""
     from deepimagine_core.ctgov.archives import iter_source
     from deepimagine_core.ctgov.ingest import ingest
     from deepimagine_core.pairs.historical import (
@@ -66,14 +68,20 @@ def build_corpus(
     key = {"archives": [str(Path(a).resolve()) for a in archives], "test_fraction": test_fraction, "alpha": alpha,
            "excluded": len(exclude), "comparative": comparative}
     manifest_path = store.path(MANIFEST)
-    if reuse and manifest_path.exists() and store.has_table(QUESTIONS_TABLE):
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("key") == key:
-            log(f"corpus: reusing {manifest['questions']} questions in {store.table_path(QUESTIONS_TABLE)}")
-            return manifest
+    previous = json.loads(manifest_path.read_text()) if reuse and manifest_path.exists() else {}
+    if previous.get("key") == key and store.has_table(QUESTIONS_TABLE):
+        log(f"corpus: reusing {previous['questions']} questions in {store.table_path(QUESTIONS_TABLE)}")
+        return previous
     started = time.monotonic()
-    summary = ingest(chain.from_iterable(iter_source(a) for a in archives), store, source="+".join(key["archives"]))
-    log(f"corpus: ingested {summary.trials} trials in {summary.seconds:.0f}s ({summary.quarantined} quarantined)")
+    if previous.get("key", {}).get("archives") == key["archives"] and all(map(store.has_table, TRIAL_TABLES)):
+        trials, quarantined = previous["trials"], previous["quarantined"]  # only the question settings changed
+        log(f"corpus: reusing the {trials} trials ingested from the same archives; building the questions again")
+    else:
+        manifest_path.unlink(missing_ok=True)  # an ingest stopped half-way must not look like the old corpus
+        summary = ingest(chain.from_iterable(iter_source(a) for a in archives), store,
+                         source="+".join(key["archives"]))
+        trials, quarantined = summary.trials, summary.quarantined
+        log(f"corpus: ingested {trials} trials in {summary.seconds:.0f}s ({quarantined} quarantined)")
     splits, cutoff = assign_splits(store.read_table("trials", columns=["nct_id", "results_first_posted"]),
                                    None, test_fraction, exclude)
     tables = {name: store.read_table(name) for name in TRIAL_TABLES}
@@ -81,7 +89,7 @@ def build_corpus(
     store.write_table(QUESTIONS_TABLE, table, HISTORICAL_QUESTIONS)
     sides = table.column("split").to_pylist()
     manifest = {
-        "key": key, "trials": summary.trials, "quarantined": summary.quarantined, "questions": table.num_rows,
+        "key": key, "trials": trials, "quarantined": quarantined, "questions": table.num_rows,
         "questions_by_split": {s: sides.count(s) for s in sorted(set(sides))},
         "trials_with_questions": len(set(table.column("nct_id").to_pylist())),
         "cutoff": cutoff.isoformat() if cutoff else None, "skips": skips,

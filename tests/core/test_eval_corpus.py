@@ -29,6 +29,12 @@ def test_corpus_is_built_once_split_in_time_and_keeps_benchmark_trials_out(tmp_p
     head = build_corpus([ARCHIVE], Store(tmp_path / "head"), comparative="head_to_head", log=logs.append)
     assert head["key"]["comparative"] == "head_to_head" and first["key"]["comparative"] == "all"
     assert 0 < head["questions"] < first["questions"]  # the 3-way questions of placebo comparisons are left out
+    switched = build_corpus([ARCHIVE], store, comparative="head_to_head", log=logs.append)  # same archives
+    assert any("reusing the 250 trials ingested from the same archives" in m for m in logs[-2:]), logs[-2:]
+    same = ("trials", "questions", "key")
+    assert {k: switched[k] for k in same} == {k: head[k] for k in same}
+    assert store.read_table("historical_questions").equals(Store(tmp_path / "head").read_table("historical_questions"))
+    assert build_corpus([ARCHIVE], store, log=logs.append)["questions"] == first["questions"]  # and back again
     with pytest.raises(ValueError, match="comparative must be one of all, head_to_head"):
         build_corpus([ARCHIVE], Store(tmp_path / "bad"), comparative="placebo", log=logs.append)
     assert not Store(tmp_path / "bad").has_table("trials")  # refused before anything was ingested
