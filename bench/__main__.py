@@ -38,10 +38,11 @@ def _inputs(quick: bool, ctgov: Path) -> tuple[Path, Path, Path | None]:
             ctgov / common.LEGACY_REST.relative_to(common.SHARED))
 
 
-def _parts(quick: bool, ctgov: Path = common.SHARED) -> dict:
+def _parts(quick: bool, inputs: tuple[Path, Path, Path | None]) -> dict:
+    """The parts to run, on `inputs` (`_inputs`)."""
     from bench import p1_ingest, p2_retrieval, p3_pipeline, p4_generation, p5_training
 
-    xml, js, rest = _inputs(quick, ctgov)
+    xml, js, rest = inputs
     sizes = (300, 1000) if quick else (3_000, 30_000, 100_000)
     return {
         "P1": lambda: p1_ingest.run(str(xml), str(js), growth_path=str(rest) if rest and rest.exists() else None,
@@ -151,9 +152,10 @@ def main(argv=None) -> int:
     if args.gpu:
         return _gpu(Path(args.out))
     try:
-        parts = _parts(args.quick, args.ctgov)
+        inputs = _inputs(args.quick, args.ctgov)
     except FileNotFoundError as err:
         parser.error(str(err))
+    parts = _parts(args.quick, inputs)
     wanted = [p.strip().upper() for p in args.only.split(",") if p.strip()] or list(parts)
     unknown = sorted(set(wanted) - set(parts))
     if unknown:
@@ -162,7 +164,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = {"quick": args.quick, "machine": machine(), "code": code_version(),
                "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-               "inputs": [str(p) for p in _inputs(args.quick, args.ctgov) if p is not None]}
+               "inputs": [str(p) for p in inputs if p is not None]}
     failed = False
     for name in ("P1", "P2", "P3", "P4", "P5"):
         if name not in wanted:

@@ -104,16 +104,17 @@ def _compare(path: str, floor, all_cores: bool = False, rounds: int = 1) -> dict
         first, second = (_settled(in_fresh_process(f, path)) for f in order)
         pairs.append((first, second) if i % 2 == 0 else (second, first))
     base, full = pairs[0]
+    floor_s, ingest_s = median(b["seconds"] for b, _ in pairs), median(f["seconds"] for _, f in pairs)
     out = {
         "input": path,
         "studies": full["studies"],
         "trials": full["trials"],
         "quarantined": full["quarantined"],
         "rounds": rounds,
-        "floor_seconds": round(median(b["seconds"] for b, _ in pairs), 3),
-        "ingest_seconds": round(median(f["seconds"] for _, f in pairs), 3),
-        "floor_studies_per_s": round(base["studies"] / median(b["seconds"] for b, _ in pairs), 1),
-        "studies_per_s": round(full["studies"] / median(f["seconds"] for _, f in pairs), 1),
+        "floor_seconds": round(floor_s, 3),
+        "ingest_seconds": round(ingest_s, 3),
+        "floor_studies_per_s": round(base["studies"] / floor_s, 1),
+        "studies_per_s": round(full["studies"] / ingest_s, 1),
         "ratio_to_floor": round(median(f["seconds"] / b["seconds"] for b, f in pairs), 2),
         "round_ratios": [round(f["seconds"] / b["seconds"], 2) for b, f in pairs],
         "floor_cpu_seconds": round(median(b["cpu_seconds"] for b, _ in pairs), 3),

@@ -26,6 +26,7 @@ from deepimagine_core.evaluation.corpus import legacy_archives
 from deepimagine_core.evaluation.corpus_eval import CorpusSettings, evaluate_corpus
 from deepimagine_core.evaluation.corpus_summary import write_summary
 from deepimagine_core.evaluation.report import write_report
+from deepimagine_core.pairs.historical import COMPARATIVE_SCOPES
 
 
 def _git(*args: str) -> str:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/results/whole_corpus"))
     parser.add_argument("--sample", action="store_true", help="only the 3,000-study sample archive")
     parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--comparative", choices=("all", "head_to_head"), default="all",
+    parser.add_argument("--comparative", choices=COMPARATIVE_SCOPES, default="all",
                         help="which comparisons get a 3-way historical question (head_to_head: the rule before "
                              "2026-12-07)")
     args = parser.parse_args(argv)

@@ -21,8 +21,9 @@ from deepimagine_core.pairs.approximate import (APPROXIMATE_PAIRS, ApproxConfig,
 from deepimagine_core.pairs.datasets import export_datasets
 from deepimagine_core.pairs.empty import why_no_approximate_pairs, why_no_natural_pairs, why_no_questions
 from deepimagine_core.pairs.natural import NATURAL_PAIRS, NaturalConfig, build_natural_pairs
-from deepimagine_core.pairs.historical import (HISTORICAL_QUESTIONS, QUESTION_SKIPS, SKIP_REASONS,
-                                               build_question_tables, build_questions, render_question)
+from deepimagine_core.pairs.historical import (COMPARATIVE_SCOPES, HISTORICAL_QUESTIONS, QUESTION_SKIPS,
+                                               SKIP_REASONS, build_question_tables, build_questions,
+                                               render_question)
 from deepimagine_core.pairs.retrieval import TextIndex
 from deepimagine_core.evaluation.ct_open import benchmark_nct_ids, source_fingerprint
 from deepimagine_core.pairs.split import (DEFAULT_TEST_FRACTION, assign_splits, counts_by_split, split_map,
@@ -49,10 +50,10 @@ class SplitConfig(dg.Config):
     test_fraction: float = DEFAULT_TEST_FRACTION
 
 
-class ComparativeScope(enum.Enum):
-    """Which comparisons get a 3-way question (deepimagine_core.pairs.historical.COMPARATIVE_SCOPES)."""
-    all = "all"  # every comparison, placebo ones too (CT Open asks them)
-    head_to_head = "head_to_head"  # the rule before 2026-12-07: Y an active comparator, or X and Y of one rank
+#: Which comparisons get a 3-way question: core's COMPARATIVE_SCOPES as an enum, so the Launchpad refuses any other
+#: value — "all" (every comparison, placebo ones too, as CT Open asks them) or "head_to_head" (the rule before
+#: 2026-12-07: Y an active comparator, or X and Y of one rank).
+ComparativeScope = enum.Enum("ComparativeScope", {scope: scope for scope in COMPARATIVE_SCOPES})
 
 
 class QuestionsConfig(dg.Config):
