@@ -14,7 +14,9 @@ and lists every outcome that
 
 Each candidate goes into one of 4 strata, outcome type (Primary | Secondary) x result groups (2 | 3+), and
 ``PER_STRATUM`` outcomes are drawn per stratum with ``random.Random(SEED)``, at most one outcome per trial (strata in
-a fixed order, candidates shuffled after sorting).
+a fixed order, candidates shuffled after sorting). Then, with the same generator, ``PER_ENRICHED`` more per stratum
+among the candidates where some pair of groups differs at p < 0.05 by a mechanical two-sided Fisher test of the posted
+counts (a sorting aid only: without it almost every drawn pair is alike and direction goes untested).
 
 Writes ``sample.jsonl`` (one line per drawn outcome) and ``records.tar.gz`` (each drawn study's XML cut down exactly
 as the gold set of ``tests/data/gold`` cuts it: protocol part without locations, long free text and eligibility, and
@@ -31,6 +33,7 @@ import gzip
 import importlib.util
 import io
 import json
+import math
 import random
 import re
 import tarfile
@@ -40,6 +43,10 @@ from pathlib import Path
 SEED = 20261207
 PER_STRATUM = 10
 STRATA = [(t, g) for t in ("Primary", "Secondary") for g in ("2", "3+")]
+# Enrichment, drawn after STRATA (so the first 40 stay as they were): candidates where some pair of groups differs at
+# p < 0.05 by the sorting aid ``fisher_p`` are rare (most safety counts are alike), yet they are what tests direction.
+PER_ENRICHED = 5
+ENRICHED = [(t, g, "p<0.05") for t in ("Primary", "Secondary") for g in ("2", "3+")]
 SAFETY = re.compile(r"safety|adverse|side[- ]?effect|toxicit|tolerab|treatment[- ]emergent", re.IGNORECASE)
 PARTICIPANT_UNITS = re.compile(r"^(number of )?(participants?|subjects?|patients?)$", re.IGNORECASE)
 ANALYSED = "Number of Participants"  # the legacy XML's first measure: participants analysed per group
@@ -68,6 +75,32 @@ def measurements(measure) -> list[tuple[str | None, str | None, dict]]:
     return out
 
 
+def fisher_p(a: int, n1: int, b: int, n2: int) -> float:
+    """Two-sided Fisher exact p of a/n1 vs b/n2 (sum of the tables no more likely than the one seen)."""
+    k, n = a + b, n1 + n2
+
+    def prob(x: int) -> float:
+        return math.comb(n1, x) * math.comb(n2, k - x) / math.comb(n, k)
+
+    seen = prob(a)
+    probs = [prob(x) for x in range(max(0, k - n2), min(k, n1) + 1)]
+    return min(1.0, sum(q for q in probs if q <= seen * (1 + 1e-7)))
+
+
+def min_pair_p(outcome, values: list) -> float | None:
+    """The smallest Fisher p over pairs of groups (None when a count or its denominator is not a whole number)."""
+    analysed, _ = outcome_measures(outcome)
+    try:
+        n = {v.get("group_id"): int(v.get("value")) for _, _, v in measurements(analysed)} if analysed else {}
+        k = {v.get("group_id"): int(v.get("value")) for _, _, v in values}
+    except (TypeError, ValueError):
+        return None
+    if set(k) - set(n) or any(k[g] > n[g] for g in k):
+        return None
+    ids = sorted(k)
+    return min(fisher_p(k[a], n[a], k[b], n[b]) for i, a in enumerate(ids) for b in ids[i + 1:])
+
+
 def candidates(xml: bytes, nct_id: str) -> list[dict]:
     root = ET.fromstring(xml)
     if len(root.findall("arm_group")) < 2:
@@ -93,8 +126,9 @@ def candidates(xml: bytes, nct_id: str) -> list[dict]:
         ids = [v.get("group_id") for _, _, v in values]
         if len(groups) < 2 or len(cells) != 1 or sorted(ids) != sorted(groups) or len(set(ids)) != len(ids):
             continue
+        p = min_pair_p(outcome, values)
         out.append({"nct_id": nct_id, "outcome_index": oi, "outcome_type": otype,
-                    "n_groups": "2" if len(groups) == 2 else "3+"})
+                    "n_groups": "2" if len(groups) == 2 else "3+", "some_pair_p_lt_05": p is not None and p < 0.05})
     return out
 
 
@@ -102,13 +136,14 @@ def draw(all_candidates: list[dict]) -> list[dict]:
     rng = random.Random(SEED)
     taken: set[str] = set()
     drawn = []
-    for stratum in STRATA:
-        pool = sorted((c for c in all_candidates if (c["outcome_type"], c["n_groups"]) == stratum),
+    for stratum in STRATA + ENRICHED:
+        pool = sorted((c for c in all_candidates if (c["outcome_type"], c["n_groups"]) == stratum[:2]
+                       and (len(stratum) == 2 or c["some_pair_p_lt_05"])),
                       key=lambda c: (c["nct_id"], c["outcome_index"]))
         rng.shuffle(pool)
         n = 0
         for c in pool:
-            if n == PER_STRATUM:
+            if n == (PER_STRATUM if len(stratum) == 2 else PER_ENRICHED):
                 break
             if c["nct_id"] in taken:
                 continue
@@ -148,6 +183,8 @@ def main() -> None:
             found.append({**c, "archive": archive, "member": member})
             key = "/".join((c["outcome_type"], c["n_groups"]))
             counts[key] = counts.get(key, 0) + 1
+            if c["some_pair_p_lt_05"]:
+                counts[key + "/p<0.05"] = counts.get(key + "/p<0.05", 0) + 1
     drawn = draw(found)
     wanted = {c["nct_id"]: c for c in drawn}
     rows, excerpts = {}, {}
@@ -171,7 +208,7 @@ def main() -> None:
     (out / "records.tar.gz").write_bytes(gzip.compress(buf.getvalue(), mtime=0))  # byte-for-byte reproducible
     print(json.dumps({"candidates_per_stratum": dict(sorted(counts.items())),
                       "drawn_per_stratum": {"/".join(s): sum(c["stratum"] == "/".join(s) for c in drawn)
-                                            for s in STRATA}, "drawn": len(drawn)}, indent=1))
+                                            for s in STRATA + ENRICHED}, "drawn": len(drawn)}, indent=1))
 
 
 if __name__ == "__main__":
