@@ -84,7 +84,7 @@ def _by_pair(rows: list[dict]) -> dict[tuple, list[dict]]:
         values = _loads(r["group_values"]) or {}
         x, y = (values.get("x") or {}).get("group_id"), (values.get("y") or {}).get("group_id")
         out.setdefault((r["nct_id"], r["outcome_index"], frozenset((x, y))), []).append(
-            {"kind": r["kind"], "answer": r["answer"], "x_group": x, "y_group": y})
+            {"kind": r["kind"], "answer": r["answer"], "x_group": x, "y_group": y, "arms": {x: r["arm_x"], y: r["arm_y"]}})
     return out
 
 
@@ -111,7 +111,13 @@ def compare(gold: list[dict], rows: list[dict]) -> dict:
             continue
         figures["covered"] += bool(labels)
         winner = _gold_winner(g)
+        gold_arms = {g["x"]["group_id"]: g["x"]["arm_label"], g["y"]["group_id"]: g["y"]["arm_label"]}
         for lb in directed:
+            figures["arm_compared"] += 1  # the arms the question names vs the reader's mapping (not asserted)
+            figures["arm_agree"] += lb["arms"] == gold_arms
+            if lb["arms"] != gold_arms:
+                disagreements.append(f"{g['gold_id']} {g['nct_id']}: {lb['kind']} names arms {lb['arms']}, gold "
+                                     f"{gold_arms} (not asserted)")
             figures["x_compared"] += 1
             figures["x_agree"] += lb["x_group"] == g["x"]["group_id"]
             if lb["kind"] == "comparative":
@@ -145,7 +151,7 @@ def comparison(gold, questions) -> dict:
           f"{f['covered']} ({f['covered'] / max(f['gold_tellable'], 1):.1%}); computed questions: {len(questions)}, "
           f"of pairs not in the gold: {f['questions_off_gold']}")
     print(f"3-way answer agreement {rate('comparative')}; superiority answer agreement {rate('superiority')}; "
-          f"X arm agreement {rate('x')} (not asserted); directed where the gold cannot tell: "
+          f"X arm agreement {rate('x')}, arm naming agreement {rate('arm')} (not asserted); directed where the gold cannot tell: "
           f"{f['directed_where_untellable']}")
     for line in result["disagreements"]:
         print("  disagreement:", line)
