@@ -93,7 +93,9 @@ J: dict[str, dict] = {
                                           "'participants'",
                     "harm": "Unsolicited Adverse Event Reports"},
     "NCT01037309": {"arms": {f"O{i}": f"PRO044, cohort {i}" for i in range(1, 10)},
-                    "harm": "number of subjects with 1 or more treatment emergent adverse events"},
+                    "harm": "number of subjects with 1 or more treatment emergent adverse events",
+                    "notes": "every group at 100% (3/3, O7 2/2); kept tellable: one or more TEAEs over 18 weeks of "
+                             "weekly injections is plausible for everyone, unlike NCT02142153 / NCT01143077"},
     "NCT01181323": {"arms": {"O1": "Group 1: LAIV", "O2": "Group 2: TIV", "O3": "Group 1: LAIV",
                              "O4": "Group 2: TIV"},
                     "population": {"O1": "mothers", "O2": "mothers", "O3": "infants", "O4": "infants"},
@@ -120,7 +122,8 @@ J: dict[str, dict] = {
                     "harm": "Number of subjects who developed liver toxicity"},
     "NCT00328861": {"arms": {"O1": "NK Cells + IL-2: Melanoma", "O2": "NK Cells + IL-2: Renal Cell"},
                     "harm": "Here is the number of participants with adverse events.",
-                    "notes": "arms are disease cohorts with the same treatment"},
+                    "notes": "arms are disease cohorts with the same treatment; every group at 100% (7/7, 1/1), kept "
+                             "tellable: any AE after cyclophosphamide, fludarabine and IL-2 is expected for everyone"},
     "NCT00604695": {"arms": {"O1": "1", "O2": "2"},
                     "harm": "Safety Endpoint: Number of Deaths",
                     "notes": "'Of the 20 patients randomized to the placebo arm, 4 patients did not receive the first "
