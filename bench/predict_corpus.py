@@ -26,6 +26,7 @@ from deepimagine_core.evaluation.corpus import legacy_archives
 from deepimagine_core.evaluation.corpus_eval import CorpusSettings, evaluate_corpus
 from deepimagine_core.evaluation.corpus_summary import write_summary
 from deepimagine_core.evaluation.report import write_report
+from deepimagine_core.pairs.computed import COMPUTED_SCOPES
 from deepimagine_core.pairs.historical import COMPARATIVE_SCOPES
 
 
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--comparative", choices=COMPARATIVE_SCOPES, default="all",
                         help="which comparisons get a 3-way historical question (head_to_head: the rule before "
                              "2026-12-07)")
+    parser.add_argument("--computed", choices=COMPUTED_SCOPES, default="safety",
+                        help="safety counts without a posted analysis get questions labelled by a computed Fisher "
+                             "test (none: the rule before 2026-12-07)")
     args = parser.parse_args(argv)
 
     archives = legacy_archives(args.ctgov)
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_before = os.times()
     settings = CorpusSettings(ctgov_dir=args.ctgov, ct_open=args.ct_open or None, work_dir=work, out_dir=args.out,
                               reports_dir=work / "reports", archives=archives, n_bootstrap=args.bootstrap,
-                              comparative=args.comparative)
+                              comparative=args.comparative, computed=args.computed)
     outcome = evaluate_corpus(settings, log=lambda m: print(m, flush=True))
     with open(work / "outcome.pkl", "wb") as fh:  # to re-render the summary without re-running
         pickle.dump(outcome, fh)

@@ -46,15 +46,18 @@ def build_corpus(
     test_fraction: float = 0.15,
     alpha: float = 0.05,
     comparative: str = "all",
+    computed: str = "safety",
     reuse: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Ingest `archives`, split trials in time, build the historical questions into `store`; returns a manifest
     (archives, counts, cutoff, seconds) also written to `store.path(MANIFEST)`. With `reuse`, a store built with the
     same settings is returned as it is, and one built from the same archives with other question settings (`alpha`,
-    `comparative`, `test_fraction`, excluded trials) keeps its trial tables: only the questions are built again."""
+    `comparative`, `computed`, `test_fraction`, excluded trials) keeps its trial tables: only the questions are built
+    again."""
     from deepimagine_core.ctgov.archives import iter_source
     from deepimagine_core.ctgov.ingest import ingest
+    from deepimagine_core.pairs.computed import check_computed_scope
     from deepimagine_core.pairs.historical import (
         HISTORICAL_QUESTIONS,
         build_questions,
@@ -64,9 +67,11 @@ def build_corpus(
     from deepimagine_core.pairs.trialdata import TRIAL_TABLES
 
     check_comparative_scope(comparative)  # before the ingest, not after it
+    check_computed_scope(computed)
     exclude = sorted(set(exclude_nct_ids))
     key = {"archives": [str(Path(a).resolve()) for a in archives], "test_fraction": test_fraction, "alpha": alpha,
-           "excluded": len(exclude), "comparative": comparative}
+           "excluded": len(exclude), "comparative": comparative,
+           "computed": computed}
     manifest_path = store.path(MANIFEST)
     previous = json.loads(manifest_path.read_text()) if reuse and manifest_path.exists() else {}
     if previous.get("key") == key and store.has_table(QUESTIONS_TABLE):
@@ -85,7 +90,8 @@ def build_corpus(
     splits, cutoff = assign_splits(store.read_table("trials", columns=["nct_id", "results_first_posted"]),
                                    None, test_fraction, exclude)
     tables = {name: store.read_table(name) for name in TRIAL_TABLES}
-    table, skips = build_questions(tables, alpha=alpha, splits=split_map(splits), comparative=comparative)
+    table, skips = build_questions(tables, alpha=alpha, splits=split_map(splits), comparative=comparative,
+                                   computed=computed)
     store.write_table(QUESTIONS_TABLE, table, HISTORICAL_QUESTIONS)
     sides = table.column("split").to_pylist()
     manifest = {

@@ -153,6 +153,7 @@ class CorpusSettings:
     adapt_methods: tuple[str, ...] = ADAPT_METHODS
     baselines: tuple[str, ...] = ("majority", "logreg", "mlp", "random_forest", "hgb", "knn_history")
     comparative: str = "all"  # which comparisons get a 3-way historical question (pairs.historical.COMPARATIVE_SCOPES)
+    computed: str = "safety"  # safety counts without a posted analysis: computed comparisons? (pairs.computed)
 
 
 def _with_defaults(c: Candidate) -> Candidate:
@@ -184,7 +185,8 @@ def evaluate_corpus(settings: CorpusSettings, log: Callable[[str], None] = print
     store = Store(settings.work_dir)
     bench_ids = ct_open.benchmark_nct_ids(settings.ct_open) if settings.ct_open else set()
     manifest = build_corpus(settings.archives or legacy_archives(settings.ctgov_dir), store,
-                            exclude_nct_ids=bench_ids, comparative=settings.comparative, log=log)
+                            exclude_nct_ids=bench_ids, comparative=settings.comparative,
+                            computed=settings.computed, log=log)
     train, test = corpus_questions(store)
     timings["corpus"] = time.monotonic() - started
 

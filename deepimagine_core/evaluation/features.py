@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from deepimagine_core.pairs.computed import SAFETY_WORDS
 from deepimagine_core.questions import Question
 
 # ---- per-question memo (opt-in) -------------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ ENDPOINT_KINDS: dict[str, re.Pattern] = {
         "symptom_score": r"symptom| score| scale|questionnaire| index |inventory| rating|quality of life| qol ",
         "pain": r" pain|analges| vas | nrs |opioid consumption",
         "mental_health": r"depress|anxiety| mood|hamd|madrs|psychiatric| sleep",
-        "safety": r"adverse|safety|tolerab|side effect|toxicit|dose limiting|treatment emergent| teae",
+        "safety": SAFETY_WORDS,
         "response": r"respon|remission| cure|eradication|clearance of|success|resolution|healing|improved",
         "proportion": r"percentage of|proportion of|number of participants|number of patients|number of subjects|"
         r"percent of|% of participants|% of patients|participants with|participants who|participants achieving|"

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deepimagine_core.evaluation.ct_open import benchmark_nct_ids, load_benchmarks, source_fingerprint
+from deepimagine_core.evaluation.features import positive_target
 from deepimagine_core.evaluation.weighting import question_with_date
 from deepimagine_core.pairs.split import recorded_benchmark_ids
 from deepimagine_core.questions import CATEGORIES, Question
@@ -130,6 +131,11 @@ def empty_reasons(train: list[Question], benchmarks: dict[str, list[Question]], 
     elif not any(q.answer is not None for q in train):
         reasons.append(f"no training questions: 0 of the {total} historical questions are on the train side "
                        f"(questions per split: {split_counts}); the predictors have nothing to fit")
+    elif len(sides := {positive_target(q) for q in train if q.answer is not None}) < 2:
+        n = sum(q.answer is not None for q in train)
+        reasons.append(f"one-sided training questions: all {n} training questions have a "
+                       f"{'positive' if sides.pop() else 'negative'} answer (significant / better / met); the "
+                       f"predictors cannot learn a decision from one class")
     if not any(benchmarks.values()):
         where = (f"the {ct_open_files} CT Open file(s) hold no question" if ct_open_files
                  else "no CT Open file is configured")

@@ -17,7 +17,7 @@ from deepimagine_core.pairs.polarity import Polarity, outcome_polarity
 from deepimagine_core.pairs.significance import is_superiority_test, significance
 from deepimagine_core.pairs.trialdata import CONTROL_TYPES, Trial, arm_rank
 
-__all__ = ["SKIP_REASONS", "comparisons", "direction", "group_value", "one_arm_tests"]
+__all__ = ["SKIP_REASONS", "comparisons", "direction", "group_value", "is_count_outcome", "one_arm_tests"]
 
 #: Every reason an analysis yields no question, by code (the `question_skips` table's ``reason``).
 SKIP_REASONS = {
@@ -77,6 +77,13 @@ def named_row(rows: list[dict], analysis: dict | None) -> dict | None:
     return by_label[found[0]][0]
 
 
+def is_count_outcome(outcome: dict) -> bool:
+    """Whether the outcome counts participants (``COUNT_OF_PARTICIPANTS``, or ``NUMBER`` in participants, subjects,
+    patients, people, persons or eyes)."""
+    return (outcome.get("param_type") == "COUNT_OF_PARTICIPANTS"
+            or (outcome.get("param_type") == "NUMBER" and bool(_COUNT_UNIT.match(outcome.get("unit") or ""))))
+
+
 def group_value(trial: Trial, outcome: dict, group: dict,
                 analysis: dict | None = None) -> tuple[dict | None, str | None]:
     """The comparable value of one result group: the mean/median/..., or the share of participants for counts; of
@@ -91,8 +98,7 @@ def group_value(trial: Trial, outcome: dict, group: dict,
         return None, "non-numeric group value"
     n = row.get("participants_analyzed") or group.get("participants_analyzed")
     value = float(row["value"])
-    is_count = (outcome.get("param_type") == "COUNT_OF_PARTICIPANTS"
-                or (outcome.get("param_type") == "NUMBER" and _COUNT_UNIT.match(outcome.get("unit") or "")))
+    is_count = is_count_outcome(outcome)
     comparable = value
     if is_count:
         if not n:

@@ -37,7 +37,9 @@ def question_evidence_problems(table: pa.Table) -> dict[str, list[str]]:
             problems.add("significance from a p-value that is missing", qid)
         elif source == "CI" and (row.get("ci_lower") is None or row.get("ci_upper") is None):
             problems.add("significance from a CI that is missing", qid)
-        elif source not in ("p-value", "CI"):
+        elif source == "computed" and (row.get("p_value") is None or row.get("analysis_index") is not None):
+            problems.add("computed significance without its p-value, or with a posted analysis", qid)
+        elif source not in ("p-value", "CI", "computed"):
             problems.add("no significance evidence", qid)
         options = row.get("options") or []
         if len(options) not in (2, 3):
@@ -54,8 +56,10 @@ def question_evidence_problems(table: pa.Table) -> dict[str, list[str]]:
             problems.add("benefit label without polarity", qid)
         if row.get("label_kind") == "benefit" and row.get("answer") == 0 and row.get("x_better") is not True:
             problems.add("endpoint met without a benefit of the deciding comparison", qid)
-        if row.get("analysis_index") is None:
+        if row.get("analysis_index") is None and source != "computed":
             problems.add("no analysis index", qid)
+        if source == "computed" and row.get("kind") == "endpoint_met":
+            problems.add("endpoint met from a computed comparison", qid)
     return dict(problems)
 
 

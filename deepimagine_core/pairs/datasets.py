@@ -72,7 +72,7 @@ FIELD_DOCS = {
     "arm_match_methods": "how the compared result groups were mapped to arms (exact ... evidence, position)",
     "results_first_posted": "date the trial's results were first posted",
     "significant": "the deciding analysis is significant at alpha",
-    "significance_source": "p-value | CI",
+    "significance_source": "p-value | CI | computed (Fisher exact from posted safety counts; no posted analysis)",
     "x_better": "arm X has the better value given the outcome's polarity (null when unknown)",
     "polarity": "higher value is better (null when unknown)",
     "polarity_rule": "the rule that decided the polarity",

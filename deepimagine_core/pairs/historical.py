@@ -20,6 +20,11 @@ lower is better; unknown when the polarity or either value is unknown.
 | ``endpoint_met`` (all arms of one rank, e.g. dose-ranging without control) | as above, the arms of the comparisons listed | at least one comparison is significant (one of the arms beat the other) | significance |
 | ``endpoint_met`` (one-arm trial with a stated hypothesis test) | "This endpoint is met." | the test of the single group is significant | significance |
 
+**Computed comparisons** (`pairs.computed`, ``computed="safety"``, the default): a safety outcome counted in
+participants with no posted analysis at all gets, for each two groups mapped to two arms, the two-sided Fisher exact
+test of the posted counts in place of an analysis (``significance_source`` "computed"); it yields the ``superiority``
+and ``comparative`` questions above, never ``endpoint_met``.
+
 Direction and benefit labels demand the same evidence whatever the answer: polarity known and both group values usable,
 even when the analysis is not significant (where the answer would not need them), so that unknown polarity never
 drops only significant results. A one-arm test has no comparator value: its "met" reads significance only (a
@@ -46,6 +51,7 @@ from deepimagine_core.pairs.comparisons import (
     group_value,
     one_arm_tests,
 )
+from deepimagine_core.pairs.computed import check_computed_scope, computed_comparisons
 from deepimagine_core.pairs.polarity import outcome_polarity
 from deepimagine_core.pairs.significance import significance
 from deepimagine_core.pairs.trialdata import Trial, arm_rank, endpoint_json, iter_trials
@@ -106,12 +112,13 @@ HISTORICAL_QUESTIONS = pa.schema(
         ("label_kind", pa.string()),  # direction | benefit | significance (module docstring)
         ("results_first_posted", pa.date32()),
         ("outcome_index", pa.int64()),
-        ("analysis_index", pa.int64()),  # the deciding analysis (endpoint_met: first that meets it, else first)
+        ("analysis_index", pa.int64()),  # the deciding analysis (endpoint_met: first that meets it, else first); null
+        # for computed comparisons
         ("analysis_indices", pa.list_(pa.int64())),
         ("arm_x", pa.string()),
         ("arm_y", pa.string()),
         ("significant", pa.bool_()),
-        ("significance_source", pa.string()),  # p-value | CI
+        ("significance_source", pa.string()),  # p-value | CI | computed (pairs.computed: Fisher, no posted analysis)
         ("x_better", pa.bool_()),  # direction from values and polarity; null when unknown
         ("p_value", pa.float64()),
         ("p_value_raw", pa.string()),
@@ -166,9 +173,10 @@ def check_comparative_scope(scope: str) -> str:
 
 
 class _Builder:
-    def __init__(self, alpha: float, splits: Mapping[str, str], comparative: str = "all"):
+    def __init__(self, alpha: float, splits: Mapping[str, str], comparative: str = "all", computed: str = "safety"):
         self.alpha = alpha
         self.comparative = check_comparative_scope(comparative)
+        self.computed = check_computed_scope(computed)
         self.splits = splits
         self.rows: list[dict] = []
         self.skip_rows: list[dict] = []
@@ -180,7 +188,7 @@ class _Builder:
         self.reasons.setdefault(_key(a), (code, detail))
 
     def add_trial(self, trial: Trial) -> None:
-        if not trial.analyses:
+        if not trial.analyses and (self.computed == "none" or len(trial.arms) < 2):
             return
         self.reasons, self.used = {}, set()
         arms_json = json.dumps(trial.arms_json(), sort_keys=True)
@@ -194,6 +202,9 @@ class _Builder:
             found = comparisons(trial, outcome, self.alpha, self._skip)
             if found:
                 self._add_outcome(trial, outcome, found, arms_json, one_rank=one_rank)
+            elif self.computed == "safety" and (found := computed_comparisons(trial, outcome, self.alpha)):
+                self.counts["computed comparisons (safety counts, no posted analysis)"] += len(found)
+                self._add_outcome(trial, outcome, found, arms_json, computed=True)
         for a in sorted(trial.analyses, key=_key):
             if _key(a) not in self.used:
                 code, detail = self.reasons.get(_key(a), ("direction_unknown", ""))
@@ -202,7 +213,7 @@ class _Builder:
                                        "analysis_index": a["analysis_index"], "reason": code, "detail": detail})
 
     def _add_outcome(self, trial: Trial, outcome: dict, found: list[dict], arms_json: str, *, one_arm: bool = False,
-                     one_rank: bool = False) -> None:
+                     one_rank: bool = False, computed: bool = False) -> None:
         polarity = outcome_polarity(outcome.get("title"), outcome.get("description"), outcome.get("unit"),
                                     outcome.get("param_type"))
         base = {"trial": trial, "outcome": outcome, "arms_json": arms_json, "polarity": polarity, "index": 0}
@@ -215,7 +226,7 @@ class _Builder:
         for kind, selected in (("superiority", singled), ("comparative", three_way)):
             for c in selected:
                 if c["x_better"] is None:
-                    self.counts[f"{kind}: {c['why_no_direction']}"] += 1
+                    self.counts[f"{'computed ' if computed else ''}{kind}: {c['why_no_direction']}"] += 1
                     self._skip(c["analysis"], "direction_unknown", c["why_no_direction"])
                     continue
                 x, y = c["x"]["label"], c["y"]["label"]
@@ -225,6 +236,8 @@ class _Builder:
                     options = comparative_options(x, y)
                     answer = 2 if not c["significant"] else (0 if c["x_better"] else 1)
                 self._emit(base, kind, "direction", explicit_meta, options, answer, [c])
+        if computed:
+            return  # no trial states a hypothesis about its safety counts: no "endpoint met" (pairs.computed)
         if polarity.frame == "excluded" and not polarity.rule.startswith("excluded: ambiguous_quantity"):
             self.counts["endpoint_met: pharmacokinetic, ECG or dose-finding outcome"] += 1
             for c in found:  # the more telling reason than an unknown direction
@@ -295,7 +308,7 @@ class _Builder:
 
 def build_question_tables(
     tables: Mapping[str, pa.Table], alpha: float = 0.05, splits: Mapping[str, str] | None = None,
-    progress: bool = False, comparative: str = "all",
+    progress: bool = False, comparative: str = "all", computed: str = "safety",
 ) -> tuple[pa.Table, pa.Table, dict[str, int]]:
     """``historical_questions`` and ``question_skips`` from the trial tables, and the counts per skip reason.
 
@@ -304,11 +317,12 @@ def build_question_tables(
     ``deepimagine_core.ctgov.schemas``. ``splits`` maps nct_id → split (see `split.assign_splits`); trials not in it
     get ``"unassigned"``. ``comparative`` says which comparisons get a 3-way question (`COMPARATIVE_SCOPES`): every
     one (``"all"``, as CT Open asks 3-way questions against placebo too), or head-to-head ones only (the rule before
-    2026-12-07).
+    2026-12-07). ``computed`` says whether safety counts without a posted analysis get computed comparisons
+    (`pairs.computed.COMPUTED_SCOPES`: ``"safety"``, or ``"none"``, the rule before 2026-12-07).
     """
     from tqdm.auto import tqdm
 
-    builder = _Builder(alpha, splits or {}, comparative)
+    builder = _Builder(alpha, splits or {}, comparative, computed)
     n = tables[TRIALS_TABLE].num_rows
     trials = tqdm(iter_trials(tables), total=n, desc="questions", unit="trial", disable=None if progress else True,
                   mininterval=2)
@@ -321,10 +335,10 @@ def build_question_tables(
 
 def build_questions(
     tables: Mapping[str, pa.Table], alpha: float = 0.05, splits: Mapping[str, str] | None = None,
-    progress: bool = False, comparative: str = "all",
+    progress: bool = False, comparative: str = "all", computed: str = "safety",
 ) -> tuple[pa.Table, dict[str, int]]:
     """Historical questions and the counts per skip reason (`build_question_tables` without the skips table)."""
-    questions, _, counts = build_question_tables(tables, alpha, splits, progress, comparative)
+    questions, _, counts = build_question_tables(tables, alpha, splits, progress, comparative, computed)
     return questions, counts
 
 

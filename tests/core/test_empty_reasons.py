@@ -39,12 +39,16 @@ def test_untrained_operators_per_factor_and_multi():
 def test_evaluation_empty_reasons(tmp_path):
     q = Question(nct_id="NCT1", endpoint_key="outcome:0", question_index=0, brief_title="t", endpoint={},
                  arms=[], meta_label="single_arm", options=["a", "b"], answer=0)
+    other = Question(**{**q.__dict__, "question_index": 1, "answer": 1})
     store = Store(tmp_path)
-    store.write_table("historical_questions", pa.Table.from_pylist([{**q.to_row(), "split": "train"}]))
+    store.write_table("historical_questions", pa.Table.from_pylist([{**x.to_row(), "split": "train"} for x in (q, other)]))
     train, test, counts = historical_split(store)
-    assert (len(train), len(test), counts) == (1, 0, {"train": 1})
+    assert (len(train), len(test), counts) == (2, 0, {"train": 2})
     (reason,) = empty_reasons(train, {}, counts)
     assert reason.startswith("nothing to score: no CT Open file is configured")
     assert empty_reasons(train, {"historical_test": [q]}, counts) == []
     assert empty_reasons([], {}, {})[0].startswith("no historical questions")
     assert evaluation_inputs(store).why_empty == [reason]
+    # every training answer on one side (a small source): nothing to learn a decision from, said in words
+    (one_sided,) = empty_reasons(train[:1], {"historical_test": [q]}, {"train": 1})
+    assert one_sided.startswith("one-sided training questions: all 1 training questions have a positive answer")

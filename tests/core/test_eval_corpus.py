@@ -35,8 +35,14 @@ def test_corpus_is_built_once_split_in_time_and_keeps_benchmark_trials_out(tmp_p
     assert {k: switched[k] for k in same} == {k: head[k] for k in same}
     assert store.read_table("historical_questions").equals(Store(tmp_path / "head").read_table("historical_questions"))
     assert build_corpus([ARCHIVE], store, log=logs.append)["questions"] == first["questions"]  # and back again
+    posted_only = build_corpus([ARCHIVE], store, computed="none", log=logs.append)  # reuses the trials too
+    assert posted_only["key"]["computed"] == "none" and first["key"]["computed"] == "safety"
+    assert 0 < posted_only["questions"] < first["questions"]  # the computed safety comparisons are left out
+    assert "computed" not in set(store.read_table("historical_questions").column("significance_source").to_pylist())
     with pytest.raises(ValueError, match="comparative must be one of all, head_to_head"):
         build_corpus([ARCHIVE], Store(tmp_path / "bad"), comparative="placebo", log=logs.append)
+    with pytest.raises(ValueError, match="computed must be one of safety, none"):
+        build_corpus([ARCHIVE], Store(tmp_path / "bad"), computed="all", log=logs.append)
     assert not Store(tmp_path / "bad").has_table("trials")  # refused before anything was ingested
 
     held_out = train[0].nct_id

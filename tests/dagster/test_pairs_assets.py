@@ -70,10 +70,13 @@ def test_assets_called_directly(env):
     assert questions.num_rows > 0 and "label_balance" in result.metadata
     assert {"superiority", "endpoint_met"} <= set(questions.column("kind").to_pylist())
     assert set(questions.column("split").to_pylist()) <= {"train", "test", "benchmark"}
-    assert result.metadata["comparative"] == "all"
+    assert result.metadata["comparative"] == "all" and result.metadata["computed"] == "safety"
     with pytest.raises(dg.DagsterInvalidConfigError, match="comparative not in enum type ComparativeScope got placebo"):
         dg.materialize([pa_assets.historical_questions], resources={"store": res["store"]},
                        run_config={"ops": {"historical_questions": {"config": {"comparative": "placebo"}}}})
+    with pytest.raises(dg.DagsterInvalidConfigError, match="computed not in enum type ComputedScope got all"):
+        dg.materialize([pa_assets.historical_questions], resources={"store": res["store"]},
+                       run_config={"ops": {"historical_questions": {"config": {"computed": "all"}}}})
     assert store.read_table("historical_questions").equals(questions)  # a bad setting replaces nothing
     store.write_table("outcome_analyses", pa.concat_tables([store.read_table("outcome_analyses"), pa.Table.from_pylist(
         [{"nct_id": "NCT00000301", "outcome_index": 0, "analysis_index": 1, "group_ids": ["O1", "O2"],

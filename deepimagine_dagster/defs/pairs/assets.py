@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from deepimagine_core.pairs.approximate import (APPROXIMATE_PAIRS, ApproxConfig, build_approximate_pairs,
                                                 build_trial_index, render_pair, trial_profiles)
+from deepimagine_core.pairs.computed import COMPUTED_SCOPES
 from deepimagine_core.pairs.datasets import export_datasets
 from deepimagine_core.pairs.empty import why_no_approximate_pairs, why_no_natural_pairs, why_no_questions
 from deepimagine_core.pairs.natural import NATURAL_PAIRS, NaturalConfig, build_natural_pairs
@@ -54,11 +55,15 @@ class SplitConfig(dg.Config):
 #: value — "all" (every comparison, placebo ones too, as CT Open asks them) or "head_to_head" (the rule before
 #: 2026-12-07: Y an active comparator, or X and Y of one rank).
 ComparativeScope = enum.Enum("ComparativeScope", {scope: scope for scope in COMPARATIVE_SCOPES})
+#: Whether safety counts without a posted analysis get computed comparisons (core's COMPUTED_SCOPES: "safety", or
+#: "none", the rule before 2026-12-07).
+ComputedScope = enum.Enum("ComputedScope", {scope: scope for scope in COMPUTED_SCOPES})
 
 
 class QuestionsConfig(dg.Config):
     alpha: float = 0.05
     comparative: ComparativeScope = ComparativeScope.all  # the Launchpad refuses any other value
+    computed: ComputedScope = ComputedScope.safety
 
 
 _NATURAL, _APPROX = NaturalConfig(), ApproxConfig()  # core's defaults
@@ -130,13 +135,14 @@ def _balance(rows: list[dict]) -> dict[str, dict[str, int]]:
 @dg.asset(group_name=GROUP, deps=[*TRIAL_TABLES, trial_splits], kinds={"parquet"})
 def historical_questions(context: dg.AssetExecutionContext, config: QuestionsConfig,
                          store: StoreResource) -> dg.MaterializeResult:
-    """CT Open-style questions answered by posted analyses: superiority and comparative (label_kind direction) and
+    """CT Open-style questions answered by posted analyses (safety counts without one: by a computed Fisher test,
+    pairs.computed): superiority and comparative (label_kind direction) and
     endpoint met (label_kind benefit, or significance where no arm is a control), each with its evidence; every label
     is defined in deepimagine_core.pairs.historical and the README's "Labels" table."""
     st = store.get()
     splits = split_map(st.read_table(TRIAL_SPLITS_TABLE))
     table, skips = build_questions(read_tables(st), alpha=config.alpha, splits=splits, progress=True,
-                                   comparative=config.comparative.value)
+                                   comparative=config.comparative.value, computed=config.computed.value)
     path = st.write_table(HISTORICAL_QUESTIONS_TABLE, table, HISTORICAL_QUESTIONS)
     rows = table.select(["kind", "label_kind", "category", "answer", "split"]).to_pylist()
     by_kind = dict(Counter(f"{r['kind']} ({r['label_kind']})" for r in rows))
@@ -145,7 +151,8 @@ def historical_questions(context: dg.AssetExecutionContext, config: QuestionsCon
     examples = table.slice(0, min(table.num_rows, 2000)).to_pylist()[::max(1, min(table.num_rows, 2000) // 5)][:5]
     return dg.MaterializeResult(metadata={
         **table_metadata(st, HISTORICAL_QUESTIONS_TABLE), "path": dg.MetadataValue.path(str(path)),
-        "alpha": config.alpha, "comparative": config.comparative.value, "by_kind": _md_counts(by_kind),
+        "alpha": config.alpha, "comparative": config.comparative.value, "computed": config.computed.value,
+        "by_kind": _md_counts(by_kind),
         "by_split": _md_counts(counts_by_split(table)),
         "label_balance": dg.MetadataValue.json(_balance(rows)), "skip_counts": _md_counts(skips),
         "trials_with_questions": len(set(table.column("nct_id").to_pylist())),
@@ -160,7 +167,8 @@ def question_skips(context: dg.AssetExecutionContext, config: QuestionsConfig,
     SKIP_REASONS) and detail, so coverage is auditable; the counts per reason are in the metadata."""
     st = store.get()
     questions, table, _ = build_question_tables(read_tables(st), alpha=config.alpha, progress=True,
-                                                  comparative=config.comparative.value)
+                                                  comparative=config.comparative.value,
+                                                  computed=config.computed.value)
     path = st.write_table(QUESTION_SKIPS_TABLE, table, QUESTION_SKIPS)
     counts = dict(Counter(table.column("reason").to_pylist()).most_common())
     used = len(set(zip(*(questions.column(c).to_pylist() for c in ("nct_id", "outcome_index")))))

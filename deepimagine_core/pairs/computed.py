@@ -1,0 +1,94 @@
+"""Comparisons computed from posted counts: the label source of safety endpoints, which rarely carry a posted analysis.
+
+A *computed comparison* is made only where the record posts no statistical analysis of the outcome at all, and only
+for a **safety outcome** (its title speaks of adverse events, safety, tolerability, side effects, toxicity, dose-
+limiting or treatment-emergent events) **reported as a count of participants** (``COUNT_OF_PARTICIPANTS``, or
+``NUMBER`` in participants / subjects / patients), with exactly one value per result group (one class, one
+category), a whole number between 0 and the group's participants analysed. For each two result groups that map to two
+different protocol arms (an arm with several groups is left out: subgroups are not the arm), the two-sided Fisher exact
+test of the 2 x 2 table (participants with / without the event per group) is significant when p < ``alpha``. Which arm
+did better is read as for posted analyses (`comparisons.direction`: the shares and the outcome's polarity).
+
+Computed comparisons give the explicit questions only (superiority and 3-way comparative): no trial states a
+hypothesis about its safety counts, so "endpoint met" is not defined for them. Their questions say
+``significance_source = "computed"``, carry the Fisher p-value, and have no ``analysis_index`` (no posted analysis).
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import combinations
+
+from deepimagine_core.pairs.comparisons import is_count_outcome
+from deepimagine_core.pairs.trialdata import CONTROL_TYPES, Trial, arm_rank
+
+__all__ = ["COMPUTED_METHOD", "COMPUTED_SCOPES", "SAFETY_WORDS", "check_computed_scope", "computed_comparisons",
+           "is_safety_outcome"]
+
+#: Which outcomes get computed comparisons: "safety" (the rule above) or "none" (posted analyses only, the rule
+#: before 2026-12-07).
+COMPUTED_SCOPES = ("safety", "none")
+COMPUTED_METHOD = "Fisher exact test, two-sided (computed from the posted counts; no analysis was posted)"
+#: Safety wording, over lower-case words separated by single spaces and padded with one (a leading space marks a
+#: word start); `evaluation.features` uses the same words for its "safety" endpoint kind.
+SAFETY_WORDS = r"adverse|safety|tolerab|side effect|toxicit|dose limiting|treatment emergent| teae"
+_SAFETY = re.compile(SAFETY_WORDS)
+_WORD = re.compile(r"[a-z0-9%/]+")
+
+
+def check_computed_scope(scope: str) -> str:
+    """``scope`` if it is one of `COMPUTED_SCOPES`, else a ValueError naming them."""
+    if scope not in COMPUTED_SCOPES:
+        raise ValueError(f"computed must be one of {', '.join(COMPUTED_SCOPES)}, not {scope!r}")
+    return scope
+
+
+def is_safety_outcome(outcome: dict) -> bool:
+    """Whether the outcome's title speaks of safety (`SAFETY_WORDS`)."""
+    words = " " + " ".join(_WORD.findall((outcome.get("title") or "").lower())) + " "
+    return bool(_SAFETY.search(words))
+
+
+def _count(trial: Trial, outcome: dict, group: dict) -> tuple[int, int] | None:
+    """(participants with the event, participants analysed) of one group, when the record gives both plainly."""
+    rows = trial.results_by_group.get((outcome["outcome_index"], group["group_id"]), [])
+    if len(rows) != 1 or rows[0].get("value") is None:
+        return None
+    value = rows[0]["value"]
+    n = rows[0].get("participants_analyzed") or group.get("participants_analyzed")
+    if not n or value != int(value) or not 0 <= value <= n:
+        return None
+    return int(value), int(n)
+
+
+def computed_comparisons(trial: Trial, outcome: dict, alpha: float) -> list[dict]:
+    """The computed comparisons of one outcome (module docstring), in the shape `comparisons.comparisons` returns;
+    [] when the outcome does not qualify."""
+    index = outcome["outcome_index"]
+    if trial.analyses_by_outcome.get(index) or not is_count_outcome(outcome) or not is_safety_outcome(outcome):
+        return []
+    groups = list(trial.groups_by_outcome.get(index, {}).values())
+    arms = [trial.arm_by_label.get(g.get("arm_label") or "") for g in groups]
+    per_arm: dict[str, int] = {}
+    for arm in arms:
+        if arm is not None:
+            per_arm[arm["label"]] = per_arm.get(arm["label"], 0) + 1
+    usable = [(g, arm, count) for g, arm in zip(groups, arms)
+              if arm is not None and per_arm[arm["label"]] == 1 and (count := _count(trial, outcome, g)) is not None]
+    if len(usable) < 2:
+        return []
+    from scipy.stats import fisher_exact
+
+    out = []
+    for pair in combinations(usable, 2):
+        (gx, ax, (ex, nx)), (gy, ay, (ey, ny)) = sorted(
+            pair, key=lambda u: (arm_rank(u[1].get("type")), u[1].get("arm_index") or 0))
+        p = float(fisher_exact([[ex, nx - ex], [ey, ny - ey]], alternative="two-sided")[1])
+        analysis = {"outcome_index": index, "analysis_index": None, "group_ids": [gx["group_id"], gy["group_id"]],
+                    "p_value": p, "p_value_raw": f"{p:.3g}", "p_value_relation": "=", "method": COMPUTED_METHOD,
+                    "param_type": None, "non_inferiority_type": None, "ci_pct": None, "ci_lower": None,
+                    "ci_upper": None}
+        out.append({"analysis": analysis, "gx": gx, "gy": gy, "x": ax, "y": ay, "significant": p < alpha,
+                    "source": "computed", "singled_out": arm_rank(ax.get("type")) < arm_rank(ay.get("type")),
+                    "head_to_head": ay.get("type") not in CONTROL_TYPES, "pair_from": None})
+    return out
