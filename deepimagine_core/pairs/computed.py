@@ -4,7 +4,10 @@ A *computed comparison* is made only where the record posts no statistical analy
 for a **safety outcome** (its title speaks of adverse events, safety, tolerability, side effects, toxicity, dose-
 limiting or treatment-emergent events) **reported as a count of participants** (``COUNT_OF_PARTICIPANTS``, or
 ``NUMBER`` in participants / subjects / patients), with exactly one value per result group (one class, one
-category), a whole number between 0 and the group's participants analysed. For each two result groups that map to two
+category), a whole number between 0 and the group's participants analysed — and not when the record leaves unclear
+what the one value counts: a title that lists several counts ("Adverse Events, Serious Adverse Events and
+Discontinuations"), or a title or description that says it counts events ("Number of unsolicited AEs") though the
+unit says participants. For each two result groups that map to two
 different protocol arms (an arm with several groups is left out: subgroups are not the arm), the two-sided Fisher exact
 test of the 2 x 2 table (participants with / without the event per group) is significant when p < ``alpha``. Which arm
 did better is read as for posted analyses (`comparisons.direction`: the shares and the outcome's polarity).
@@ -23,7 +26,7 @@ from deepimagine_core.pairs.comparisons import is_count_outcome
 from deepimagine_core.pairs.trialdata import CONTROL_TYPES, Trial, arm_rank
 
 __all__ = ["COMPUTED_METHOD", "COMPUTED_SCOPES", "SAFETY_WORDS", "check_computed_scope", "computed_comparisons",
-           "is_safety_outcome"]
+           "counts_one_thing", "is_safety_outcome"]
 
 #: Which outcomes get computed comparisons: "safety" (the rule above) or "none" (posted analyses only, the rule
 #: before 2026-12-07).
@@ -34,6 +37,14 @@ COMPUTED_METHOD = "Fisher exact test, two-sided (computed from the posted counts
 SAFETY_WORDS = r"adverse|safety|tolerab|side effect|toxicit|dose limiting|treatment emergent| teae"
 _SAFETY = re.compile(SAFETY_WORDS)
 _WORD = re.compile(r"[a-z0-9%/]+")
+_COUNTED = r"(?:adverse (?:events?|experiences?|reactions?|effects?)|aes?|saes?|teaes?|deaths?|discontinuations?|" \
+           r"withdrawals?|toxicit(?:y|ies)|side effects?)"
+# "Adverse Events, Serious Adverse Events and Discontinuations ...", "AEs (...) and SAEs": several counts, one value
+_SEVERAL_COUNTS = re.compile(rf"\b{_COUNTED}\b(?:\s*\([^)]*\))?\s*(?:,|\band\b|\bor\b|&|/)\s*(?:[\w-]+\s+){{0,3}}"
+                             rf"(?:serious\b|severe\b|{_COUNTED}\b)")
+# "Number of unsolicited AEs", "number of adverse events": events counted, not participants
+_EVENTS_COUNTED = re.compile(r"\bnumber of (?:(?!participants|subjects|patients|people|persons)[\w-]+\s+){0,2}"
+                             r"(?:adverse (?:events?|experiences?|reactions?)|aes|saes|teaes|events|episodes)\b")
 
 
 def check_computed_scope(scope: str) -> str:
@@ -47,6 +58,12 @@ def is_safety_outcome(outcome: dict) -> bool:
     """Whether the outcome's title speaks of safety (`SAFETY_WORDS`)."""
     words = " " + " ".join(_WORD.findall((outcome.get("title") or "").lower())) + " "
     return bool(_SAFETY.search(words))
+
+
+def counts_one_thing(outcome: dict) -> bool:
+    """False when the title lists several counts, or the title or description says it counts events."""
+    title, description = (outcome.get("title") or "").lower(), (outcome.get("description") or "").lower()
+    return not (_SEVERAL_COUNTS.search(title) or _EVENTS_COUNTED.search(title) or _EVENTS_COUNTED.search(description))
 
 
 def _count(trial: Trial, outcome: dict, group: dict) -> tuple[int, int] | None:
@@ -65,7 +82,8 @@ def computed_comparisons(trial: Trial, outcome: dict, alpha: float) -> list[dict
     """The computed comparisons of one outcome (module docstring), in the shape `comparisons.comparisons` returns;
     [] when the outcome does not qualify."""
     index = outcome["outcome_index"]
-    if trial.analyses_by_outcome.get(index) or not is_count_outcome(outcome) or not is_safety_outcome(outcome):
+    if (trial.analyses_by_outcome.get(index) or not is_count_outcome(outcome) or not is_safety_outcome(outcome)
+            or not counts_one_thing(outcome)):
         return []
     groups = list(trial.groups_by_outcome.get(index, {}).values())
     arms = [trial.arm_by_label.get(g.get("arm_label") or "") for g in groups]

@@ -216,8 +216,5 @@ def test_superiority_answers_agree_where_the_project_labels(comparison):
 
 
 @needs_computed
-@pytest.mark.xfail(strict=True, reason="known on main at 1af8b70: 11 directed questions on pairs the gold cannot tell, "
-                   "NCT01537185 (description counts AEs, not participants) and NCT00506415 (title names three counts "
-                   "with one value per group); remove this mark when the project abstains there")
 def test_no_directed_answer_where_the_gold_cannot_tell(comparison):
     assert comparison["figures"]["directed_where_untellable"] == 0, comparison["disagreements"]

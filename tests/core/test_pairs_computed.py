@@ -89,3 +89,16 @@ def test_safety_wording():
     assert is_safety_outcome({"title": "Incidence of Treatment-Emergent Adverse Events (TEAEs)"})
     assert is_safety_outcome({"title": "Dose-limiting Toxicities"})
     assert not is_safety_outcome({"title": "Overall Survival"})
+
+
+@pytest.mark.parametrize("title,description", [
+    ("Number of Patients With Adverse Events, Serious Adverse Events and Discontinuations Due to Adverse Events", None),
+    ("Number of Participants With Adverse Events (AEs) and Serious Adverse Events (SAEs)", None),
+    ("Number of Adverse Events", None),
+    ("Unsolicited Adverse Events", "Number of unsolicited AEs within four weeks after each vaccination"),
+])
+def test_a_value_that_may_count_several_things_or_events_gets_no_question(title, description):
+    t = safety_trial(title=title)
+    t.rows["outcome_measures"][0]["description"] = description
+    assert build(t) == []
+    assert build(safety_trial(title="Number of Participants With Discontinuations Due to Adverse Events"))  # one thing
