@@ -29,7 +29,8 @@ How a decision is made (``outcome_polarity``); the word lists are in `polarity_l
 4. **Guards.** In the ``level`` frame a decrement or negator gives ``None`` ("reduction in HbA1c" is reported with
    either sign) and only improvement-type events ("improvement in", "relief") decide. In the ``proportion`` frame a
    threshold right after the one quantity named decides by its side: "HbA1c < 7 %" is good, "ALT > 3 x ULN" bad,
-   "CD4 < 200" bad; any other threshold without an operator gives ``None``. Conflicting concepts, or a good
+   "CD4 < 200" bad; any other threshold without an operator gives ``None`` ("at least one adverse event" is no
+   threshold: it is having the event at all). Conflicting concepts, or a good
    and a bad event together, give ``None``.
 5. **The description** is read in two ways only. A stated sign convention of a level measure comes first and wins:
    a statement about the reported value ("negative values indicate improvement", "a decrease indicates
@@ -260,7 +261,7 @@ def _decide(text: str, unit: str, param_type: str) -> Polarity:
                      or param_type == "COUNT_OF_PARTICIPANTS")
     if is_proportion or lx.COUNT.search(text):
         frame = "proportion" if is_proportion else "count"
-        threshold = bool(lx.THRESHOLD.search(text))
+        threshold = bool(lx.THRESHOLD.search(lx.AT_LEAST_ONE_EVENT.sub(" ", text)))
         value, why = _event_value(text, allow_flip=True, require_operator=threshold)
         return Polarity(None if value is None else value > 0, f"{frame}: {why}", frame)
     value, why = _event_value(text, allow_flip=False, require_operator=False)

@@ -150,7 +150,7 @@ BAD_CONCEPTS = [
     r"sleep onset latency", r"wake after sleep onset", r"\bwaso\b", r"sleep disturbances?",
     
     
-    r"adverse (?:events?|reactions?|effects?)", r"\baes?\b", r"\bsaes?\b",
+    r"adverse (?:events?|reactions?|effects?|experiences?)", r"\baes?\b", r"\bsaes?\b",
     r"side effects?",
     r"toxicit(?:y|ies)", r"complications?", r"infections?", r"\bdeaths?\b", r"\bdied\b", r"mortality", r"fatal",
     r"exacerbations?", r"hospitali[sz](?:ation|ations|ed)", r"rescue (?:medication|therapy|analgesi\w*|treatment)",
@@ -179,8 +179,16 @@ BAD_CONCEPTS = [
     r"\bfalls\b", r"minimal residual disease", r"\bmrd\b", r"graft[- ]versus[- ]host", r"\bgvhd\b", r"thromb(?:i|us)\b",
     r"\brisk\b", r"\bevents?\b(?=.{0,3}$)",
     r"major adverse cardiovascular", r"\bmace\b", r"morbidity",
+    # a dose lowered, paused or changed (for toxicity) is a harm; longest span first keeps "reduction" from reading
+    # as a decrement of what follows ("Dose Reduction Due to Adverse Events" is not fewer adverse events)
+    r"\bdose (?:reductions?|interruptions?|modifications?|delays?)\b",
 ]
 
+# "at least one adverse event", "1 or more SAEs", ">= 1 TEAE": having the event at all, not a threshold on a quantity
+AT_LEAST_ONE_EVENT = re.compile(
+    r"(?:\bat least (?:one|1)|(?:≥|>=)\s*1|\b(?:one|1) or more)\b(?=\s+(?:\(?[\w-]+\)?\s+){0,3}?"
+    r"(?:adverse|serious|side effects?\b|aes?\b|saes?\b|teaes?\b|events?\b|episodes?\b|toxicit|infections?\b|"
+    r"complications?\b|exacerbations?\b|hospitali|reactions?\b|dose\b))", re.IGNORECASE)
 THRESHOLD = re.compile(r"(?:<|>|≤|≥|=<|>=|<=|less than|greater than|more than|fewer than|at least|or more|"
                         r"or less|below|above|under\s+\d|over\s+\d|\bexceed)", re.IGNORECASE)
 

@@ -206,8 +206,6 @@ def test_three_way_answers_agree_where_the_project_labels(comparison):
 
 
 @needs_computed
-@pytest.mark.xfail(strict=True, reason="known disagreement on main at 1af8b70 (31/32): NCT00101686 'Dose Reduction Due "
-                   "to Treatment Emergent Adverse Events' read as good (C416); remove this mark when the project mends it")
 def test_superiority_answers_agree_where_the_project_labels(comparison):
     f = comparison["figures"]
     if f["superiority_compared"] < MIN_COMPARED:

@@ -29,6 +29,15 @@ CASES = [
     ("Clinical Remission at Week 8", None, "participants", "COUNT_OF_PARTICIPANTS", True, "proportion"),
     ("Number of Participants Who Died", None, "participants", None, False, "proportion"),
     ("Number of participants with non-fatal myocardial infarction", None, None, None, False, "proportion"),
+    # having an event at all is no threshold on a quantity ("at least one", "1 or more", ">= 1")
+    ("Number of Participants Who Experienced at Least One Adverse Event", None, "participants", None, False,
+     "proportion"),
+    ("Participants With 1 or More Injection-site Adverse Experiences", None, "participants", None, False,
+     "proportion"),
+    ("Number of participants with >= 1 hypoglycemic episode", None, None, None, False, "proportion"),
+    ("Percentage of participants with at least 2 adverse events", None, None, None, None, "proportion"),
+    # a dose lowered for toxicity is a harm, not a "reduction" of the adverse events that follow
+    ("Dose Reduction Due to Treatment Emergent Adverse Events", None, "participants", None, False, "proportion"),
     # count frame: number of events
     ("Number of Exacerbations", None, "exacerbations per year", None, False, "count"),
     ("Rate of decline in FEV1", None, "mL/year", None, False, "count"),
