@@ -12,6 +12,8 @@ different protocol arms (an arm with several groups is left out: subgroups are n
 test of the 2 x 2 table (participants with / without the event per group) is significant when p < ``alpha``. Which arm
 did better is read as for posted analyses (`comparisons.direction`: the shares and the outcome's polarity).
 
+Equal shares in the two groups (p = 1) answer "no difference" whichever arm would be better, so their questions are
+kept though ``x_better`` is null (the outcome's polarity is still required, as for every directed question).
 Computed comparisons give the explicit questions only (superiority and 3-way comparative): no trial states a
 hypothesis about its safety counts, so "endpoint met" is not defined for them. Their questions say
 ``significance_source = "computed"``, carry the Fisher p-value, and have no ``analysis_index`` (no posted analysis).

@@ -47,9 +47,11 @@ def question_evidence_problems(table: pa.Table) -> dict[str, list[str]]:
         if row.get("answer") is None or not 0 <= row["answer"] < len(options):
             problems.add("answer outside the options", qid)
         if row.get("label_kind") == "direction":
-            if row.get("polarity") is None or row.get("x_better") is None:
-                problems.add("direction label without polarity or direction", qid)
             values = json.loads(row.get("group_values") or "null")
+            equal_shares = (source == "computed" and not row.get("significant") and values and values.get("x")
+                            and values.get("y") and values["x"].get("comparable") == values["y"].get("comparable"))
+            if row.get("polarity") is None or (row.get("x_better") is None and not equal_shares):
+                problems.add("direction label without polarity or direction", qid)
             if not values or values.get("x") is None or values.get("y") is None:
                 problems.add("direction label without both group values", qid)
         if row.get("label_kind") == "benefit" and row.get("polarity") is None:

@@ -23,7 +23,8 @@ lower is better; unknown when the polarity or either value is unknown.
 **Computed comparisons** (`pairs.computed`, ``computed="safety"``, the default): a safety outcome counted in
 participants with no posted analysis at all gets, for each two groups mapped to two arms, the two-sided Fisher exact
 test of the posted counts in place of an analysis (``significance_source`` "computed"); it yields the ``superiority``
-and ``comparative`` questions above, never ``endpoint_met``.
+and ``comparative`` questions above, never ``endpoint_met``; equal shares (p = 1) keep their "not / no difference"
+questions though no arm is better (``x_better`` null; polarity still required).
 
 Direction and benefit labels demand the same evidence whatever the answer: polarity known and both group values usable,
 even when the analysis is not significant (where the answer would not need them), so that unknown polarity never
@@ -225,7 +226,9 @@ class _Builder:
         three_way = [] if one_arm else [c for c in found if self.comparative == "all" or c["head_to_head"]]
         for kind, selected in (("superiority", singled), ("comparative", three_way)):
             for c in selected:
-                if c["x_better"] is None:
+                # equal shares of a computed test (p = 1) are "no difference" whichever arm is better: kept
+                equal = computed and c["why_no_direction"] == "equal group values" and not c["significant"]
+                if c["x_better"] is None and not equal:
                     self.counts[f"{'computed ' if computed else ''}{kind}: {c['why_no_direction']}"] += 1
                     self._skip(c["analysis"], "direction_unknown", c["why_no_direction"])
                     continue

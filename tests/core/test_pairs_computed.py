@@ -102,3 +102,12 @@ def test_a_value_that_may_count_several_things_or_events_gets_no_question(title,
     t.rows["outcome_measures"][0]["description"] = description
     assert build(t) == []
     assert build(safety_trial(title="Number of Participants With Discontinuations Due to Adverse Events"))  # one thing
+
+
+def test_equal_shares_are_no_difference_whichever_arm_is_better():
+    rows = build(safety_trial(counts=((0, 30), (0, 28))))  # no serious adverse event in either arm: Fisher p = 1
+    assert [(r["kind"], r["answer"], r["x_better"], r["p_value"]) for r in rows] == [
+        ("superiority", 1, None, 1.0), ("comparative", 2, None, 1.0)]
+    assert question_evidence_problems(build_questions(safety_trial(counts=((0, 30), (0, 28))).tables())[0]) == {}
+    unknown = safety_trial(counts=((0, 30), (0, 28)), title="Safety Outcome Measure")  # polarity unknown: none
+    assert build(unknown) == []
