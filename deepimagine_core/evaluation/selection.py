@@ -44,20 +44,21 @@ class Candidate:
 
 
 #: The reference predictor: the winner of the whole-corpus selection stored in docs/results/whole_corpus/
-#: (2026-12-07 01:59 UTC, commit 7db16b1: historical 3-way questions asked of every comparison): the mean
+#: (2026-12-07 04:45 UTC, commit 4cb5541: historical questions with computed safety comparisons, 42,648): the mean
 #: P(positive) of a pooled logistic regression (endpoint, title and arm texts, the "design" set, target priors) and a
-#: random forest, both with training questions weighted by recency (half-life 2 years); CV trial-balanced 0.638
-#: (official 0.662; 4 forward folds) against 0.633 for the 5-year half-life with trial balance 0.5, 0.632 with hgb as
-#: a third member, 0.631 for its adapted variants calibrated and em_rate, 0.629 for the 5-year half-life (the
-#: winner of the runs on the earlier questions).
+#: random forest, both with training questions weighted by recency (half-life 5 years) and each trial's questions
+#: weighing 1 in all (trial balance 1); CV trial-balanced 0.671 (official 0.676; 4 forward folds) against 0.669 for
+#: the same without trial balance, with trial balance 0.5, and with hgb as a third member, 0.668 for the 5-year
+#: half-life alone, 0.667 for its adapted variant `importance`, 0.665 for the 2-year half-life (the winner of the
+#: run before computed comparisons).
 REFERENCE = Candidate(
-    "ensemble (logreg design + title/arms text + priors, random_forest full), half-life 2y",
+    "ensemble (logreg design + title/arms text + priors, random_forest full), half-life 5y, trial balance 1",
     "ensemble",
     {"members": ["logreg", "random_forest"],
      "member_options": {"logreg": {"feature_set": "design", "text_blocks": ["endpoint", "title", "arms"], "priors": True,
-                                   "half_life": 2.0},
+                                   "half_life": 5.0, "trial_balance": 1.0},
                         "random_forest": {"n_estimators": 60, "min_samples_leaf": 10, "max_text_features": 1000,
-                                          "half_life": 2.0}}})
+                                          "half_life": 5.0, "trial_balance": 1.0}}})
 reference_predictor_name = REFERENCE.name
 
 
