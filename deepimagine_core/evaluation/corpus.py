@@ -70,8 +70,7 @@ def build_corpus(
     check_computed_scope(computed)
     exclude = sorted(set(exclude_nct_ids))
     key = {"archives": [str(Path(a).resolve()) for a in archives], "test_fraction": test_fraction, "alpha": alpha,
-           "excluded": len(exclude), "comparative": comparative,
-           "computed": computed}
+           "excluded": len(exclude), "comparative": comparative, "computed": computed}
     manifest_path = store.path(MANIFEST)
     previous = json.loads(manifest_path.read_text()) if reuse and manifest_path.exists() else {}
     if previous.get("key") == key and store.has_table(QUESTIONS_TABLE):

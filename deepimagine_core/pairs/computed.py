@@ -7,10 +7,10 @@ limiting or treatment-emergent events) **reported as a count of participants** (
 category), a whole number between 0 and the group's participants analysed — and not when the record leaves unclear
 what the one value counts: a title that lists several counts ("Adverse Events, Serious Adverse Events and
 Discontinuations"), or a title or description that says it counts events ("Number of unsolicited AEs") though the
-unit says participants. For each two result groups that map to two
-different protocol arms (an arm with several groups is left out: subgroups are not the arm), the two-sided Fisher exact
-test of the 2 x 2 table (participants with / without the event per group) is significant when p < ``alpha``. Which arm
-did better is read as for posted analyses (`comparisons.direction`: the shares and the outcome's polarity).
+unit says participants. For each two result groups that map to two different protocol arms (an arm with several
+groups is left out: subgroups are not the arm), the two-sided Fisher exact test of the 2 x 2 table (participants with
+/ without the event per group) is significant when p < ``alpha``. Which arm did better is read as for posted analyses
+(`comparisons.direction`: the shares and the outcome's polarity).
 
 Equal shares in the two groups (p = 1) answer "no difference" whichever arm would be better, so their questions are
 kept though ``x_better`` is null (the outcome's polarity is still required, as for every directed question).

@@ -73,7 +73,8 @@ FIELD_DOCS = {
     "results_first_posted": "date the trial's results were first posted",
     "significant": "the deciding analysis is significant at alpha",
     "significance_source": "p-value | CI | computed (Fisher exact from posted safety counts; no posted analysis)",
-    "x_better": "arm X has the better value given the outcome's polarity (null when unknown, or equal shares of a computed test)",
+    "x_better": "arm X has the better value given the outcome's polarity (null when unknown, or for equal shares of "
+                "a computed test)",
     "polarity": "higher value is better (null when unknown)",
     "polarity_rule": "the rule that decided the polarity",
     "group_values": "JSON: the compared groups' values, dispersion and n",

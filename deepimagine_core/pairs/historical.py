@@ -204,7 +204,6 @@ class _Builder:
             if found:
                 self._add_outcome(trial, outcome, found, arms_json, one_rank=one_rank)
             elif self.computed == "safety" and (found := computed_comparisons(trial, outcome, self.alpha)):
-                self.counts["computed comparisons (safety counts, no posted analysis)"] += len(found)
                 self._add_outcome(trial, outcome, found, arms_json, computed=True)
         for a in sorted(trial.analyses, key=_key):
             if _key(a) not in self.used:

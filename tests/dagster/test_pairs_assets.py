@@ -3,6 +3,7 @@ planted leaks. Trial tables are hand-made (tests.core.test_pairs_fixtures), writ
 
 import datetime as dt
 import json
+from collections import Counter
 
 import dagster as dg
 import pyarrow as pa
@@ -71,6 +72,8 @@ def test_assets_called_directly(env):
     assert {"superiority", "endpoint_met"} <= set(questions.column("kind").to_pylist())
     assert set(questions.column("split").to_pylist()) <= {"train", "test", "benchmark"}
     assert result.metadata["comparative"] == "all" and result.metadata["computed"] == "safety"
+    evidence = Counter(questions.column("significance_source").to_pylist())  # these tables have no safety counts
+    assert evidence and all(f"| {k} | {v} |" in result.metadata["by_evidence"].md_str for k, v in evidence.items())
     with pytest.raises(dg.DagsterInvalidConfigError, match="comparative not in enum type ComparativeScope got placebo"):
         dg.materialize([pa_assets.historical_questions], resources={"store": res["store"]},
                        run_config={"ops": {"historical_questions": {"config": {"comparative": "placebo"}}}})

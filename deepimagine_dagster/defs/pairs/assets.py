@@ -144,7 +144,7 @@ def historical_questions(context: dg.AssetExecutionContext, config: QuestionsCon
     table, skips = build_questions(read_tables(st), alpha=config.alpha, splits=splits, progress=True,
                                    comparative=config.comparative.value, computed=config.computed.value)
     path = st.write_table(HISTORICAL_QUESTIONS_TABLE, table, HISTORICAL_QUESTIONS)
-    rows = table.select(["kind", "label_kind", "category", "answer", "split"]).to_pylist()
+    rows = table.select(["kind", "label_kind", "category", "answer", "split", "significance_source"]).to_pylist()
     by_kind = dict(Counter(f"{r['kind']} ({r['label_kind']})" for r in rows))
     context.log.info(f"historical questions: {table.num_rows} ({by_kind}); skipped {sum(skips.values())} by reason "
                      f"{skips}")
@@ -153,6 +153,7 @@ def historical_questions(context: dg.AssetExecutionContext, config: QuestionsCon
         **table_metadata(st, HISTORICAL_QUESTIONS_TABLE), "path": dg.MetadataValue.path(str(path)),
         "alpha": config.alpha, "comparative": config.comparative.value, "computed": config.computed.value,
         "by_kind": _md_counts(by_kind),
+        "by_evidence": _md_counts(dict(Counter(r["significance_source"] for r in rows))),  # p-value | CI | computed
         "by_split": _md_counts(counts_by_split(table)),
         "label_balance": dg.MetadataValue.json(_balance(rows)), "skip_counts": _md_counts(skips),
         "trials_with_questions": len(set(table.column("nct_id").to_pylist())),
