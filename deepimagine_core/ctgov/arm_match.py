@@ -23,6 +23,12 @@ A result group of an outcome (``outcome_groups``) names the arm it reports in it
   has exactly as many groups as the study has arms: group *i* ↔ arm *i*, and only when no group title says "placebo"
   / "sham" / "control" against a non-control arm.
 
+No arm, too: by the label rules, for a title ordering treatments ("then", "followed by", "->") that says placebo /
+control ("Lisinopril First, Then Placebo", a crossover sequence) unless the label does too; by ``contained`` or
+``evidence``, for a combination label ("FOLFIRI + bevacizumab": parts at "+", "&", "plus", "with", "and") with a part,
+no placebo, that neither the group's title nor description names and that some other labels have but not all (the
+group may be an arm without it). An opaque title ("Group 2") gives ``evidence`` no words: its number is no dose.
+
 A weaker mapping never takes an arm a stronger one of the same outcome has taken; two weak mappings to one arm are
 both dropped. Ambiguity gives no arm (null), never a guess. Users who want only the strongest mappings filter on
 ``arm_match_method``.
@@ -63,6 +69,10 @@ _POOLED = re.compile(r"\b(?:pooled|combined|all (?:participants|patients|pts|sub
                      r"total|overall)\b", re.IGNORECASE)
 _SEQUENCE = re.compile(r"\bsequence\b|\bthen\b|→|->|\bfollowed by\b|\bcross[- ]?over\b|\bperiod\b",
                        re.IGNORECASE)
+# a title that orders treatments ("Lisinopril First, Then Placebo") and says placebo is a crossover sequence
+_ORDERED = re.compile(r"\bthen\b|→|->|\bfollowed by\b", re.IGNORECASE)
+# the components of a combination label ("FOLFIRI + bevacizumab")
+_COMBINED = re.compile(r"\+|&|\bplus\b|\bwith\b|\band\b", re.IGNORECASE)
 _SEQUENCE_TEXT = re.compile(r"\bthen\b|\bfollowed by\b|\bcross[- ]?(?:over|ed)\b|\bsequences?\b|\bwashout\b|"
                             r"\b\w+ first\b|\breceived? both\b", re.IGNORECASE)
 WEAK = frozenset({"evidence", "elimination", "position"})
@@ -161,12 +171,14 @@ class ArmMatcher:
 
     def _match_groups(self, groups: list[tuple]) -> list[tuple[str | None, str | None]]:
         n = len(groups)
-        found = [self._by_label(title, n) for _, title, _ in groups]
+        found = [self._unless_component_unnamed(self._by_label(title, n), title, description)
+                 for _, title, description in groups]
         if self.rows is not None and any(label is None for label, _ in found):
             self._profiled()
             for i, (_, title, description) in enumerate(groups):
                 if found[i][0] is None:
-                    found[i] = self._by_evidence(title, description)
+                    found[i] = self._unless_component_unnamed(self._by_evidence(title, description), title,
+                                                              description)
             found = self._by_position(groups, found)
             found = self._by_elimination(groups, found)
         return _one_arm_per_group(found)
@@ -189,7 +201,9 @@ class ArmMatcher:
         if same:
             return (same[0], "normalised") if len(same) == 1 else (None, None)
         dose = _dose_key(title)
-        allowed = [lb for lb in self.labels if dose is None or self.doses[lb] is None or self.doses[lb] == dose]
+        crossed = bool(_ORDERED.search(title)) and _says_control(title)
+        allowed = [lb for lb in self.labels if (dose is None or self.doses[lb] is None or self.doses[lb] == dose)
+                   and (not crossed or _says_control(lb) or _ORDERED.search(lb))]
         padded = f" {nt} "
         contained = []
         numbers = _numbers(title)
@@ -215,6 +229,23 @@ class ArmMatcher:
             return self._unless_other_named(scored[0][1], tokens), "tokens"
         return None, None
 
+    def _unless_component_unnamed(self, found: tuple[str | None, str | None], title: str | None,
+                                  description: str | None) -> tuple[str | None, str | None]:
+        """No arm when a `contained` or `evidence` combination label has a part (no placebo) that other labels, but
+        not all, have and neither the title nor the group's description names: "FOLFIRI" is not "FOLFIRI +
+        bevacizumab" when "bevacizumab" is a component some arms lack (the group may be an arm without it)."""
+        label, method = found
+        if label is None or method not in ("contained", "evidence"):
+            return found
+        named = set(_norm(title or "").split()) | _words(description)
+        parts = _parts(label)
+        for part in parts if len(parts) > 1 else ():  # a placebo part is a dummy, no component
+            words = set(part.split()) - _GENERIC
+            if any(len(w) > 2 and not w.isdigit() for w in words) and not words & named and not _PLACEBO.search(
+                    part) and 1 < sum(words <= self.tokens[other] for other in self.labels) < len(self.labels):
+                return None, None
+        return found
+
     def _unless_other_named(self, label: str | None, title_tokens: set[str]) -> str | None:
         """None when the title also names a word that only another arm's label has ("Sham-treated; LED-treated"
         is not the "LED-treated" arm when another arm is "Sham light")."""
@@ -238,6 +269,8 @@ class ArmMatcher:
         placebo = self._only_placebo_arm(title)
         if placebo is not None:
             return placebo, "evidence"
+        if _OPAQUE.match(_norm(title)):  # "Group 2": a number or letter that numbers the group, not a dose
+            title = ""
         for text, need in ((title, 1), (f"{title} {description}" if description else None, 2)):
             label = self._best_profile(_words(text), need, _numbers(title)) if text else None
             if label is not None:
@@ -316,6 +349,12 @@ class ArmMatcher:
             elif out[i][0] != label:
                 return found  # a title that names an arm out of order: the order is not the arms' order
         return out
+
+
+@lru_cache(maxsize=4096)
+def _parts(label: str) -> tuple[str, ...]:
+    """The components of a combination label, normalised ("FOLFIRI + bevacizumab" -> "folfiri", "bevacizumab")."""
+    return tuple(_norm(part) for part in _COMBINED.split(label))
 
 
 def _says_control(title: str | None) -> bool:

@@ -90,3 +90,33 @@ def test_placebo_word_abbreviations_and_sequences():
                  ("037000003212", "PLACEBO_COMPARATOR", "Crest")])
     assert m.match_groups(groups("Negative Control (Crest)", "Positive Control (Sensodyne Toothpaste)"))[1] == \
         ("310158077046", "evidence")
+
+
+def test_no_arm_that_adds_a_component_the_group_does_not_name():
+    m = matcher([("Modified Bolus 5-FU/LV with Irinotecan", "EXPERIMENTAL", ""),
+                 ("FOLFIRI + bevacizumab", "EXPERIMENTAL", ""), ("miFL + bevacizumab", "EXPERIMENTAL", ""),
+                 ("Infusional 5-FU/LV with Irinotecan", "EXPERIMENTAL", "")])
+    plain = groups("FOLFIRI", "mIFL", descriptions={"FOLFIRI": "Irinotecan + infusional 5-FU/LV with celecoxib",
+                                                    "mIFL": "Irinotecan + modified-bolus 5-FU/LV"})
+    assert m.match_groups(plain) == [(None, None), (None, None)]  # may be the arms without bevacizumab
+    named = groups("FOLFIRI", descriptions={"FOLFIRI": "Bevacizumab + irinotecan + infusional 5-FU/LV"})
+    assert m.match_groups(named) == [("FOLFIRI + bevacizumab", "contained")]
+    m = matcher([("Drug A + placebo B", "EXPERIMENTAL", ""), ("Placebo A + Drug B", "EXPERIMENTAL", ""),
+                 ("Placebo A + placebo B", "PLACEBO_COMPARATOR", "")])
+    assert m.match_groups(groups("Drug A"))[0] == ("Drug A + placebo B", "contained")  # a placebo is a dummy
+
+
+def test_a_group_number_is_no_dose():
+    m = matcher([(f"PTHrP(1-36) {d} pmol/kg/hr", "EXPERIMENTAL", f"PTHrP(1-36) at {d} picomoles/kg/hr for one week.")
+                 for d in (2, 4, 5, 6)])
+    descriptions = {f"Group {i}": f"PTHrP(1-36) {d} picomoles/kg/hr for one week" for i, d in ((2, 4), (4, 6))}
+    assert m.match_groups(groups("Group 2", "Group 4", descriptions=descriptions)) == [(None, None)] * 2
+    assert [label for label, _ in m.match_groups(groups("Group 1", "Group 2", "Group 3", "Group 4"))] == m.labels
+
+
+def test_no_arm_for_a_title_that_orders_a_treatment_and_placebo():
+    m = matcher([("Sugar pill", "PLACEBO_COMPARATOR", "Started with Placebo until the crossover."),
+                 ("Lisinopril", "EXPERIMENTAL", "Started with Lisinopril until the crossover")],
+                [("Lisinopril", "Lisinopril")])
+    crossed = groups("Group B (Lisinopril First, Then Placebo)", "Group A (Placebo First, Then Lisinopril)")
+    assert m.match_groups(crossed) == [(None, None), (None, None)]
