@@ -17,7 +17,6 @@ Coverage (share of tellable gold pairs the project labels at all) and the other 
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections import Counter
 from pathlib import Path
@@ -34,15 +33,6 @@ DIRECTED = ("superiority", "comparative")
 def _read(name: str) -> list[dict]:
     with open(GOLD_DIR / name, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh]
-
-
-def _has_computed() -> bool:
-    from deepimagine_core.pairs.historical import build_questions
-
-    return "computed" in inspect.signature(build_questions).parameters
-
-
-needs_computed = pytest.mark.skipif(not _has_computed(), reason="build_questions has no computed= keyword yet")
 
 
 @pytest.fixture(scope="module")
@@ -198,14 +188,12 @@ def test_records_ingest(tables):
     assert tables["outcome_analyses"].num_rows == 0
 
 
-@needs_computed
 def test_three_way_answers_agree_where_the_project_labels(comparison):
     f = comparison["figures"]
     assert f["comparative_compared"] >= MIN_COMPARED, f
     assert f["comparative_agree"] / f["comparative_compared"] >= THRESHOLD, comparison["disagreements"]
 
 
-@needs_computed
 def test_superiority_answers_agree_where_the_project_labels(comparison):
     f = comparison["figures"]
     if f["superiority_compared"] < MIN_COMPARED:
@@ -213,6 +201,5 @@ def test_superiority_answers_agree_where_the_project_labels(comparison):
     assert f["superiority_agree"] / f["superiority_compared"] >= THRESHOLD, comparison["disagreements"]
 
 
-@needs_computed
 def test_no_directed_answer_where_the_gold_cannot_tell(comparison):
     assert comparison["figures"]["directed_where_untellable"] == 0, comparison["disagreements"]
