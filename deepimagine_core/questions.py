@@ -8,11 +8,22 @@ is written once: question in, probabilities over its options out.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 IMPLICIT_META_LABELS = frozenset({"no_arm", "no_distinguishable_arm"})
 CATEGORIES = ("2-way_explicit", "2-way_implicit", "3-way_explicit", "3-way_implicit")
+
+
+_WORD = re.compile(r"[a-z0-9%/]+")
+
+
+def normalise_words(text: str) -> str:
+    """Lower-case words separated by single spaces and padded with one, so word patterns (endpoint kinds, safety
+    wording) can match whole-word prefixes with a plain leading space (much faster than `\\b` alternations on long
+    descriptions)."""
+    return " " + " ".join(_WORD.findall(text.lower())) + " "
 
 
 def category_of(n_options: int, meta_label: str) -> str:

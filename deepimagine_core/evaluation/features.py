@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from deepimagine_core.pairs.computed import SAFETY_WORDS
-from deepimagine_core.questions import Question
+from deepimagine_core.questions import Question, normalise_words
 
 # ---- per-question memo (opt-in) -------------------------------------------------------------------------------------
 
@@ -194,14 +194,6 @@ def _endpoint_text(question: Question) -> str:
 
 
 # ---- endpoint kinds -----------------------------------------------------------------------------------------------
-
-def normalise_words(text: str) -> str:
-    """Lower-case words separated by single spaces and padded with one, so kind patterns can match whole-word
-    prefixes with a plain leading space (much faster than `\\b` alternations on long descriptions)."""
-    return " " + " ".join(_WORD.findall(text.lower())) + " "
-
-
-_WORD = re.compile(r"[a-z0-9%/]+")
 
 #: Endpoint kinds as patterns over `normalise_words` text (a leading space marks a word start).
 ENDPOINT_KINDS: dict[str, re.Pattern] = {

@@ -24,8 +24,9 @@ from __future__ import annotations
 import re
 from itertools import combinations
 
-from deepimagine_core.pairs.comparisons import is_count_outcome
+from deepimagine_core.pairs.comparisons import group_value, is_count_outcome
 from deepimagine_core.pairs.trialdata import CONTROL_TYPES, Trial, arm_rank
+from deepimagine_core.questions import normalise_words
 
 __all__ = ["COMPUTED_METHOD", "COMPUTED_SCOPES", "SAFETY_WORDS", "check_computed_scope", "computed_comparisons",
            "counts_one_thing", "is_safety_outcome"]
@@ -34,11 +35,10 @@ __all__ = ["COMPUTED_METHOD", "COMPUTED_SCOPES", "SAFETY_WORDS", "check_computed
 #: before 2026-12-07).
 COMPUTED_SCOPES = ("safety", "none")
 COMPUTED_METHOD = "Fisher exact test, two-sided (computed from the posted counts; no analysis was posted)"
-#: Safety wording, over lower-case words separated by single spaces and padded with one (a leading space marks a
-#: word start); `evaluation.features` uses the same words for its "safety" endpoint kind.
+#: Safety wording, over `questions.normalise_words` text (a leading space marks a word start); `evaluation.features`
+#: uses the same words for its "safety" endpoint kind.
 SAFETY_WORDS = r"adverse|safety|tolerab|side effect|toxicit|dose limiting|treatment emergent| teae"
 _SAFETY = re.compile(SAFETY_WORDS)
-_WORD = re.compile(r"[a-z0-9%/]+")
 _COUNTED = r"(?:adverse (?:events?|experiences?|reactions?|effects?)|aes?|saes?|teaes?|deaths?|discontinuations?|" \
            r"withdrawals?|toxicit(?:y|ies)|side effects?)"
 # "Adverse Events, Serious Adverse Events and Discontinuations ...", "AEs (...) and SAEs": several counts, one value
@@ -58,8 +58,7 @@ def check_computed_scope(scope: str) -> str:
 
 def is_safety_outcome(outcome: dict) -> bool:
     """Whether the outcome's title speaks of safety (`SAFETY_WORDS`)."""
-    words = " " + " ".join(_WORD.findall((outcome.get("title") or "").lower())) + " "
-    return bool(_SAFETY.search(words))
+    return bool(_SAFETY.search(normalise_words(outcome.get("title") or "")))
 
 
 def counts_one_thing(outcome: dict) -> bool:
@@ -69,12 +68,12 @@ def counts_one_thing(outcome: dict) -> bool:
 
 
 def _count(trial: Trial, outcome: dict, group: dict) -> tuple[int, int] | None:
-    """(participants with the event, participants analysed) of one group, when the record gives both plainly."""
-    rows = trial.results_by_group.get((outcome["outcome_index"], group["group_id"]), [])
-    if len(rows) != 1 or rows[0].get("value") is None:
+    """(participants with the event, participants analysed) of one group, when the record gives both plainly: one
+    value (`comparisons.group_value`, no analysis to name a row), a whole number within the group's denominator."""
+    found, _ = group_value(trial, outcome, group)
+    if found is None:
         return None
-    value = rows[0]["value"]
-    n = rows[0].get("participants_analyzed") or group.get("participants_analyzed")
+    value, n = found["value"], found["n"]
     if not n or value != int(value) or not 0 <= value <= n:
         return None
     return int(value), int(n)
