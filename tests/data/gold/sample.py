@@ -170,6 +170,24 @@ def fields(xml: bytes, c: dict) -> dict:
             "analysis": {k: _text(analysis, k) for k in keys}, "measures": measures, "arms": arms}
 
 
+def write_outputs(out: Path, drawn: list[dict], rows: dict, excerpts: dict[str, bytes], fields_path: str | None,
+                  folder: str) -> None:
+    """``sample.jsonl`` (the drawn lines), the reader's fields when ``fields_path`` is given, and ``records.tar.gz``
+    (each excerpt as ``folder/NCT....xml``), byte-for-byte reproducible."""
+    with open(out / "sample.jsonl", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(c, ensure_ascii=False, sort_keys=True) + "\n" for c in drawn)
+    if fields_path:
+        with open(fields_path, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(rows[c["nct_id"]], ensure_ascii=False, sort_keys=True) + "\n" for c in drawn)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for nct_id in sorted(excerpts):
+            info = tarfile.TarInfo(f"{folder}/{nct_id}.xml")
+            info.size, info.mtime, info.mode = len(excerpts[nct_id]), 0, 0o644
+            tar.addfile(info, io.BytesIO(excerpts[nct_id]))
+    (out / "records.tar.gz").write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--src", default="/work/shared/data/ctgov/legacy_xml")
@@ -190,20 +208,7 @@ def main() -> None:
         if nct_id in wanted:
             rows[nct_id] = {**wanted[nct_id], "record": fields(xml, wanted[nct_id])}
             excerpts[nct_id] = excerpt(xml, wanted[nct_id]["outcome_index"])
-    with open(out / "sample.jsonl", "w", encoding="utf-8") as fh:
-        for c in drawn:
-            fh.write(json.dumps(c, ensure_ascii=False, sort_keys=True) + "\n")
-    if args.fields:
-        with open(args.fields, "w", encoding="utf-8") as fh:
-            for c in drawn:
-                fh.write(json.dumps(rows[c["nct_id"]], ensure_ascii=False, sort_keys=True) + "\n")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for nct_id in sorted(excerpts):
-            info = tarfile.TarInfo(f"gold_records/{nct_id}.xml")
-            info.size, info.mtime, info.mode = len(excerpts[nct_id]), 0, 0o644
-            tar.addfile(info, io.BytesIO(excerpts[nct_id]))
-    (out / "records.tar.gz").write_bytes(gzip.compress(buf.getvalue(), mtime=0))  # byte-for-byte reproducible
+    write_outputs(out, drawn, rows, excerpts, args.fields, "gold_records")
     print(json.dumps({"candidates_per_stratum": {"/".join(k): v for k, v in sorted(counts.items())},
                       "drawn_per_stratum": {"/".join(s): sum(c["stratum"] == "/".join(s) for c in drawn)
                                             for s in STRATA}, "drawn": len(drawn)}, indent=1))

@@ -29,14 +29,11 @@ never depends on the project's own rules.
 from __future__ import annotations
 
 import argparse
-import gzip
 import importlib.util
-import io
 import json
 import math
 import random
 import re
-import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -192,20 +189,7 @@ def main() -> None:
         if nct_id in wanted:
             rows[nct_id] = {**wanted[nct_id], "record": fields(xml, wanted[nct_id])}
             excerpts[nct_id] = gold_sample.excerpt(xml, wanted[nct_id]["outcome_index"])
-    with open(out / "sample.jsonl", "w", encoding="utf-8") as fh:
-        for c in drawn:
-            fh.write(json.dumps(c, ensure_ascii=False, sort_keys=True) + "\n")
-    if args.fields:
-        with open(args.fields, "w", encoding="utf-8") as fh:
-            for c in drawn:
-                fh.write(json.dumps(rows[c["nct_id"]], ensure_ascii=False, sort_keys=True) + "\n")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for nct_id in sorted(excerpts):
-            info = tarfile.TarInfo(f"gold_computed_records/{nct_id}.xml")
-            info.size, info.mtime, info.mode = len(excerpts[nct_id]), 0, 0o644
-            tar.addfile(info, io.BytesIO(excerpts[nct_id]))
-    (out / "records.tar.gz").write_bytes(gzip.compress(buf.getvalue(), mtime=0))  # byte-for-byte reproducible
+    gold_sample.write_outputs(out, drawn, rows, excerpts, args.fields, "gold_computed_records")
     print(json.dumps({"candidates_per_stratum": dict(sorted(counts.items())),
                       "drawn_per_stratum": {"/".join(s): sum(c["stratum"] == "/".join(s) for c in drawn)
                                             for s in STRATA + ENRICHED}, "drawn": len(drawn)}, indent=1))
