@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.core.test_gold_labels import agreement
+
 GOLD_DIR = Path(__file__).resolve().parents[1] / "data" / "gold_computed"
 THRESHOLD = 0.97
 MIN_COMPARED = 15  # an agreement rate over fewer compared labels says little
@@ -134,8 +136,7 @@ def comparison(gold, questions) -> dict:
     f = result["figures"]
 
     def rate(k: str) -> str:
-        n = f[f"{k}_compared"]
-        return f"{f[f'{k}_agree']}/{n}" + (f" ({f[f'{k}_agree'] / n:.1%})" if n else "")
+        return agreement(f, k)
 
     print(f"\ngold pairs: {result['n']} ({f['gold_tellable']} tellable); tellable pairs labelled by the project: "
           f"{f['covered']} ({f['covered'] / max(f['gold_tellable'], 1):.1%}); computed questions: {len(questions)}, "

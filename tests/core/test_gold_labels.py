@@ -148,14 +148,19 @@ def _compare(gold: list[dict], questions: list[dict]) -> dict:
     return {"figures": figures, "disagreements": disagreements, "per_stratum": per_stratum, "n": len(gold)}
 
 
+def agreement(figures: Counter, kind: str) -> str:
+    """"agreed/compared (share)" of one kind of label, for the printed figures."""
+    n = figures[f"{kind}_compared"]
+    return f"{figures[f'{kind}_agree']}/{n}" + (f" ({figures[f'{kind}_agree'] / n:.1%})" if n else "")
+
+
 @pytest.fixture(scope="module")
 def comparison(gold, questions) -> dict:
     result = _compare(gold, questions)
     f = result["figures"]
 
     def rate(k: str) -> str:
-        n = f[f"{k}_compared"]
-        return f"{f[f'{k}_agree']}/{n}" + (f" ({f[f'{k}_agree'] / n:.1%})" if n else "")
+        return agreement(f, k)
 
     print(f"\ngold comparisons: {result['n']}; labelled by the project at all: {f['covered']} "
           f"({f['covered'] / result['n']:.1%}); with a directed question: {f['directed_covered']}")
