@@ -24,10 +24,14 @@ A result group of an outcome (``outcome_groups``) names the arm it reports in it
   / "sham" / "control" against a non-control arm.
 
 No arm, too: by the label rules, for a title ordering treatments ("then", "followed by", "->") that says placebo /
-control ("Lisinopril First, Then Placebo", a crossover sequence) unless the label does too; by ``contained`` or
-``evidence``, for a combination label ("FOLFIRI + bevacizumab": parts at "+", "&", "plus", "with", "and") with a part,
-no placebo, that neither the group's title nor description names and that some other labels have but not all (the
-group may be an arm without it). An opaque title ("Group 2") gives ``evidence`` no words: its number is no dose.
+control ("Lisinopril First, Then Placebo", a crossover sequence) unless the label does too; by no rule, in a crossover
+design (``trials.intervention_model``) with two arms or more that are sequences ("Apple Juice First", "Drug first,
+then placebo"), for a group that orders no treatments ("Drug", "Treatment A": one treatment, mostly pooled over
+periods) to a sequence, unless both name one arm ("Drug (Arm A)"; for ``position`` also "Arm 2", or a description that
+orders treatments); by ``contained`` or ``evidence``, for a combination label ("FOLFIRI + bevacizumab": parts at "+",
+"&", "plus", "with", "and") with a part, no placebo, that neither the group's title nor description names and that
+some other labels have but not all (the group may be an arm without it). An opaque title ("Group 2") gives
+``evidence`` no words: its number is no dose.
 
 A weaker mapping never takes an arm a stronger one of the same outcome has taken; two weak mappings to one arm are
 both dropped. Ambiguity gives no arm (null), never a guess. Users who want only the strongest mappings filter on
@@ -65,10 +69,11 @@ _OPAQUE = re.compile(r"^(?:(?:arm|group|cohort|part|panel|regimen|treatment|sequ
                      r"(?:[a-z]|\d{1,2}|[ivx]{1,4})$")
 # a pooled group is no single arm; the arms of a crossover are sequences, its groups treatments
 _POOLED = re.compile(r"\b(?:pooled|combined|all (?:participants|patients|pts|subjects|treated|randomi[sz]ed|enrolled|"
-                     r"arms|groups|cohorts|doses)|"
-                     r"total|overall)\b", re.IGNORECASE)
-_SEQUENCE = re.compile(r"\bsequence\b|\bthen\b|→|->|\bfollowed by\b|\bcross[- ]?over\b|\bperiod\b",
-                       re.IGNORECASE)
+                     r"arms|groups|cohorts|doses)|total|overall)\b", re.IGNORECASE)
+_ORDERS = r"\bsequences?\b|\bthen\b|→|->|\bfollowed by\b|\b(?!the\b|or\b|and\b|a\b)\w+\)?[ -]\(?first\b"
+_SEQUENCE = re.compile(_ORDERS + r"|\bcross[- ]?over\b|\bperiod\b", re.IGNORECASE)
+_SEQUENCE_ARM = re.compile(_ORDERS, re.IGNORECASE)  # an arm that orders treatments: "Drug first, then placebo"
+_ARM_ID = re.compile(r"\b(?:arm|group) ([a-z]|\d{1,2})\b")  # "Arm A" in a normalised title
 # a title that orders treatments ("Lisinopril First, Then Placebo") and says placebo is a crossover sequence
 _ORDERED = re.compile(r"\bthen\b|→|->|\bfollowed by\b", re.IGNORECASE)
 # the components of a combination label ("FOLFIRI + bevacizumab")
@@ -110,7 +115,7 @@ class ArmMatcher:
     """Maps result-group titles to protocol arm labels (module docstring). `match` reads labels only; `match_groups`
     maps one outcome's groups with every method, once `bind` has given it the study's arm and intervention rows."""
 
-    def __init__(self, labels: list[str]):
+    def __init__(self, labels: list[str], crossover: bool = False):
         self.labels = [label for label in labels if label]
         self.exact = set(self.labels)
         self.norm: dict[str, list[str]] = {}
@@ -124,7 +129,9 @@ class ArmMatcher:
         self.profiles: dict[str, set[str]] | None = None
         self.types: dict[str, str | None] = {}
         self.spread: Counter[str] = Counter()
-        self.crossover = False
+        self.crossover = any(_SEQUENCE.search(label) for label in self.labels)
+        sequences = {label for label in self.labels if _SEQUENCE_ARM.search(label)} if crossover else set()
+        self.sequences = sequences if len(sequences) > 1 else set()  # the arms of a crossover design (trials table)
         self.rows: tuple[list, list] | Callable[[], tuple[list, list]] | None = None
 
     def bind(self, arm_rows: list[dict[str, Any]] | Callable[[], tuple[list, list]],
@@ -154,7 +161,6 @@ class ArmMatcher:
                 profiles[label] |= _words(iv.get("name")) | _words(" ".join(iv.get("other_names") or []))
                 profiles[label] |= _words(iv.get("dose_text"))
         self.profiles = profiles
-        self.crossover = any(_SEQUENCE.search(label) for label in self.labels)
         self.spread = Counter(w for profile in profiles.values() for w in profile)  # word -> arms whose profile has it
 
     def match(self, title: str | None, n_groups: int) -> str | None:
@@ -203,7 +209,7 @@ class ArmMatcher:
         dose = _dose_key(title)
         crossed = bool(_ORDERED.search(title)) and _says_control(title)
         allowed = [lb for lb in self.labels if (dose is None or self.doses[lb] is None or self.doses[lb] == dose)
-                   and (not crossed or _says_control(lb) or _ORDERED.search(lb))]
+                   and (not crossed or _says_control(lb) or _ORDERED.search(lb)) and self._may_be_sequence(title, lb)]
         padded = f" {nt} "
         contained = []
         numbers = _numbers(title)
@@ -229,6 +235,11 @@ class ArmMatcher:
             return self._unless_other_named(scored[0][1], tokens), "tokens"
         return None, None
 
+    def _may_be_sequence(self, title: str, label: str, description: str | None = None) -> bool:
+        """Not a crossover's sequence arm for a treatment: a group ordering nothing, naming no arm the label names."""
+        return label not in self.sequences or bool(_SEQUENCE_ARM.search(f"{title or ''} {description or ''}")) or bool(
+            set(_ARM_ID.findall(_norm(title or ""))) & set(_ARM_ID.findall(_norm(label))))
+
     def _unless_component_unnamed(self, found: tuple[str | None, str | None], title: str | None,
                                   description: str | None) -> tuple[str | None, str | None]:
         """No arm when a `contained` or `evidence` combination label has a part (no placebo) that other labels, but
@@ -249,19 +260,14 @@ class ArmMatcher:
     def _unless_other_named(self, label: str | None, title_tokens: set[str]) -> str | None:
         """None when the title also names a word that only another arm's label has ("Sham-treated; LED-treated"
         is not the "LED-treated" arm when another arm is "Sham light")."""
-        if label is None:
+        if label is None or any(title_tokens & self.tokens[o] - self.tokens[label] for o in self.labels if o != label):
             return None
-        mine = self.tokens[label]
-        for other in self.labels:
-            if other != label and (self.tokens[other] - mine) & title_tokens:
-                return None
         return label
 
     def _by_evidence(self, title: str | None, description: str | None) -> tuple[str | None, str | None]:
-        key = (title, description)
-        if key not in self.evidence_cache:
-            self.evidence_cache[key] = self._evidence(title, description)
-        return self.evidence_cache[key]
+        if (title, description) not in self.evidence_cache:
+            self.evidence_cache[(title, description)] = self._evidence(title, description)
+        return self.evidence_cache[(title, description)]
 
     def _evidence(self, title: str | None, description: str | None) -> tuple[str | None, str | None]:
         if not title or _POOLED.search(title) or self.crossover or _SEQUENCE_TEXT.search(description or ""):
@@ -283,9 +289,7 @@ class ArmMatcher:
             return None
         rest = {w for w in _words(title) if not _PLACEBO.match(w) and not w.isdigit()} - _TIME_WORDS
         arms = [lb for lb in self.labels if self.types.get(lb) in ("PLACEBO_COMPARATOR", "SHAM_COMPARATOR")]
-        if len(arms) != 1 or (rest and not rest <= (self.profiles or {}).get(arms[0], set())):
-            return None
-        return arms[0]
+        return arms[0] if len(arms) == 1 and not rest - (self.profiles or {}).get(arms[0], set()) else None
 
     def _best_profile(self, words: set[str], need: int, numbers: set[str]) -> str | None:
         if not words or not self.profiles or len(self.profiles) < 2:
@@ -305,9 +309,7 @@ class ArmMatcher:
             own = sum(self.spread[w] == 1 for w in mine)  # distinctive of this arm
             scored.append((own, len(mine) / known, label))
         scored.sort(reverse=True)
-        if not scored or scored[0][0] < need or scored[0][1] < 0.5:
-            return None
-        if len(scored) > 1 and scored[1][:2] == scored[0][:2]:
+        if not scored or scored[0][0] < need or scored[0][1] < 0.5 or scored[1:] and scored[1][:2] == scored[0][:2]:
             return None
         return scored[0][2]
 
@@ -329,20 +331,18 @@ class ArmMatcher:
         for j, (_, other, _) in enumerate(groups):  # "Drug A, visit 4" beside "Drug A, visit 3": one arm, two visits
             if j != i and all(w.isdigit() or w in _TIME_WORDS for w in words - _words(other)):
                 return found
-        out = list(found)
-        out[i] = (label, "elimination")
-        return out
+        return found[:i] + [(label, "elimination")] + found[i + 1:]
 
     def _by_position(self, groups: list[tuple], found: list) -> list:
         n = len(groups)
-        if n != len(self.labels) or n < 2 or all(f[0] is not None for f in found):
-            return found
-        if not all(_OPAQUE.match(_norm(title or "")) for _, title, _ in groups):
+        if n != len(self.labels) or n < 2 or all(f[0] is not None for f in found) or not all(
+                _OPAQUE.match(_norm(title or "")) for _, title, _ in groups):
             return found
         out = list(found)
-        for i, (_, title, _) in enumerate(groups):
+        for i, (_, title, description) in enumerate(groups):
             label = self.labels[i]
-            if _says_control(title) and self.types.get(label) not in _CONTROL_TYPES:
+            if _says_control(title) and self.types.get(label) not in _CONTROL_TYPES or not (  # "Arm 2" is an arm
+                    _ARM_ID.match(_norm(title or "")) or self._may_be_sequence(title, label, description)):
                 return found
             if out[i][0] is None:
                 out[i] = (label, "position")

@@ -30,6 +30,7 @@ from deepimagine_core.tables import (
     INTERVENTIONS_TABLE,
     OUTCOME_GROUPS_TABLE,
     OUTCOME_RESULTS_TABLE,
+    TRIALS_TABLE,
 )
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -67,10 +68,11 @@ class StudyRows:
         return self.t[table].rows(self.start[table])
 
     def arm_matcher(self, labels: list[str]) -> ArmMatcher:
-        """The study's result-group -> arm matcher (`arm_match`), bound to its arm and intervention rows: call it
-        once the arms and interventions are added (the rows are read when an outcome first needs them, before the
-        next study's rows come)."""
-        matcher = ArmMatcher(labels)
+        """The study's result-group -> arm matcher (`arm_match`), told the design (a crossover?) and bound to its arm
+        and intervention rows: call it once the trial, arms and interventions are added (arms and interventions are
+        read when an outcome first needs them, before the next study's rows come)."""
+        matcher = ArmMatcher(labels, crossover=any(
+            trial.get("intervention_model") == "CROSSOVER" for trial in self.own_rows(TRIALS_TABLE)))
         matcher.bind(lambda: (self.own_rows(ARM_GROUPS_TABLE), self.own_rows(INTERVENTIONS_TABLE)))
         return matcher
 

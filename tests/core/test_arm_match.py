@@ -3,9 +3,10 @@
 from deepimagine_core.ctgov.arm_match import ArmMatcher
 
 
-def matcher(arms: list[tuple[str, str, str]], interventions: list[tuple[str, str]] = ()) -> ArmMatcher:
-    """arms: (label, type, description); interventions: (arm label, name)."""
-    m = ArmMatcher([label for label, _, _ in arms])
+def matcher(arms: list[tuple[str, str, str]], interventions: list[tuple[str, str]] = (),
+            crossover: bool = False) -> ArmMatcher:
+    """arms: (label, type, description); interventions: (arm label, name); crossover: the trial's design."""
+    m = ArmMatcher([label for label, _, _ in arms], crossover=crossover)
     m.bind([{"label": label, "type": t, "description": d, "intervention_names": []} for label, t, d in arms],
            [{"arm_label": label, "name": name, "other_names": [], "dose_text": None} for label, name in interventions])
     return m
@@ -120,3 +121,43 @@ def test_no_arm_for_a_title_that_orders_a_treatment_and_placebo():
                 [("Lisinopril", "Lisinopril")])
     crossed = groups("Group B (Lisinopril First, Then Placebo)", "Group A (Placebo First, Then Lisinopril)")
     assert m.match_groups(crossed) == [(None, None), (None, None)]
+
+
+def test_no_sequence_arm_for_a_treatment_group_of_a_crossover():
+    # arms are sequences, groups the treatments pooled over both periods: no group is an arm (by contained, position)
+    m = matcher([("Part 1: Drug First, Then Placebo", "EXPERIMENTAL", "drug 8 weeks, then placebo 8 weeks"),
+                 ("Part 1: Placebo First, Then Drug", "EXPERIMENTAL", "placebo 8 weeks, then drug 8 weeks")],
+                crossover=True)
+    assert m.match_groups(groups("Part 1: Drug", "Part 1: Placebo")) == [(None, None)] * 2
+    assert m.match_groups(groups("Treatment A", "Treatment B")) == [(None, None)] * 2
+    assert m.match_groups(groups("Part 1: Drug First, Then Placebo")) == [("Part 1: Drug First, Then Placebo",
+                                                                           "exact")]  # a sequence group is its arm
+    m = matcher([("Grape Juice First", "ACTIVE_COMPARATOR", "grape juice, washout, then apple juice"),
+                 ("Apple Juice First", "ACTIVE_COMPARATOR", "apple juice, washout, then grape juice")], crossover=True)
+    assert m.match_groups(groups("Grape Juice", "Apple Juice")) == [(None, None)] * 2
+    # ... unless the group names the arm, or (opaque titles, by position) its description orders the treatments
+    m = matcher([("Drug then Placebo (Arm A)", "EXPERIMENTAL", ""), ("Placebo then Drug (Arm B)", "EXPERIMENTAL", "")],
+                crossover=True)
+    assert m.match_groups(groups("Drug (Arm A)", "Placebo (Arm B)")) == [
+        ("Drug then Placebo (Arm A)", "tokens"), ("Placebo then Drug (Arm B)", "tokens")]
+    m = matcher([("Drug then placebo", "EXPERIMENTAL", ""), ("Placebo then drug", "EXPERIMENTAL", "")], crossover=True)
+    described = groups("1", "2", descriptions={"1": "Drug then placebo", "2": "Placebo then drug"})
+    assert m.match_groups(described) == [("Drug then placebo", "position"), ("Placebo then drug", "position")]
+    assert m.match_groups(groups("Arm 1", "Arm 2")) == [("Drug then placebo", "position"),
+                                                        ("Placebo then drug", "position")]
+
+
+def test_crossover_treatment_arms_and_parallel_delayed_starts_keep_their_groups():
+    # a crossover whose arms are named as treatments maps its treatment groups as any trial
+    m = matcher([("C-1266-7", "EXPERIMENTAL", "C-1266-7, then after a washout placebo"),
+                 ("Placebo", "EXPERIMENTAL", "placebo, then after a washout C-1266-7")], crossover=True)
+    assert m.match_groups(groups("C-1266-7", "Placebo")) == [("C-1266-7", "exact"), ("Placebo", "exact")]
+    # not a crossover design: "Drug 2 mg then placebo" is its arm while on drug
+    m = matcher([("Drug 2 mg then placebo", "EXPERIMENTAL", ""), ("Drug 6 mg then placebo", "EXPERIMENTAL", "")])
+    assert m.match_groups(groups("Drug 2 mg Daily", "Drug 6 mg Daily")) == [
+        ("Drug 2 mg then placebo", "tokens"), ("Drug 6 mg then placebo", "tokens")]
+    # one sequence arm beside a treatment arm is a delayed start: its placebo phase is its group
+    m = matcher([("Drug X", "EXPERIMENTAL", ""), ("Placebo followed by Drug X", "PLACEBO_COMPARATOR", "")],
+                crossover=True)
+    assert m.match_groups(groups("Drug X", "Placebo")) == [("Drug X", "exact"), ("Placebo followed by Drug X",
+                                                                                 "contained")]
