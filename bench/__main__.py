@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,17 +60,10 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=common.ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def code_version() -> dict:
     """The commit measured and how many tracked files differed from it (the tree is shared and changes often)."""
-    return {"commit": _git("rev-parse", "--short", "HEAD") or "unknown",
-            "modified_tracked_files": len([ln for ln in _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": common.git("rev-parse", "--short", "HEAD") or "unknown",
+            "modified_tracked_files": len([ln for ln in common.git("status", "--porcelain", "--untracked-files=no")
                                            .splitlines() if ln.strip()])}
 
 

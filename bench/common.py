@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import resource
+import subprocess
 import time
 import traceback
 from pathlib import Path
@@ -16,6 +17,15 @@ LEGACY_SAMPLE = SHARED / "legacy_xml" / "ctgov_legacy_xml_sample.tar.gz"
 LEGACY_REST = SHARED / "legacy_xml" / "ctgov_legacy_xml_rest.tar.gz"
 V2_JSON = SHARED / "v2_json" / "studies.jsonl.gz"
 EMBEDDED = ROOT / "deepimagine_core" / "ctgov" / "sample"
+
+
+def git(*args: str) -> str:
+    """`git ARGS` in the checkout the bench code runs from, stripped ("" where git or the repository is missing)."""
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                              check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def _child(conn, fn, args, kwargs):

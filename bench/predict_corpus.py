@@ -18,23 +18,16 @@ import os
 import pickle
 import platform
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
+from bench import common
 from deepimagine_core.evaluation.corpus import legacy_archives
 from deepimagine_core.evaluation.corpus_eval import CorpusSettings, evaluate_corpus
 from deepimagine_core.evaluation.corpus_summary import write_summary
 from deepimagine_core.evaluation.report import write_report
 from deepimagine_core.pairs.computed import COMPUTED_SCOPES
 from deepimagine_core.pairs.historical import COMPARATIVE_SCOPES
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         archives = [a for a in archives if "sample" in a.name]
     work = args.work / ("sample" if args.sample else "full")
     load_before = os.getloadavg()
-    commit = _git("rev-parse", "--short", "HEAD") or "unknown"  # the code that runs, read before it runs
-    dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--untracked-files=no") else ""
+    commit = common.git("rev-parse", "--short", "HEAD") or "unknown"  # the code that runs, read before it runs
+    dirty = " (with uncommitted changes)" if common.git("status", "--porcelain", "--untracked-files=no") else ""
     cpu_before = os.times()
     settings = CorpusSettings(ctgov_dir=args.ctgov, ct_open=args.ct_open or None, work_dir=work, out_dir=args.out,
                               reports_dir=work / "reports", archives=archives, n_bootstrap=args.bootstrap,

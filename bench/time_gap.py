@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.predict_corpus import _git
+from bench import common
 from deepimagine_core.evaluation.corpus import (
     build_corpus,
     corpus_questions,
@@ -41,7 +41,7 @@ from deepimagine_core.evaluation.time_gap import (
     iso,
     trial_years,
 )
-from deepimagine_core.evaluation.weighting import _years
+from deepimagine_core.evaluation.weighting import date_years
 from deepimagine_core.store import Store
 
 PERIODS = (("2016-04-01", "2019-01-01"), ("2019-01-01", "2022-01-01"), ("2022-01-01", "2026-01-01"))
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backward-gaps", default="0,1,2,3")
     parser.add_argument("--backward-before", default="2010-07-01")
     args = parser.parse_args(argv)
-    started, commit = time.monotonic(), _git("rev-parse", "--short", "HEAD") or "unknown"
+    started, commit = time.monotonic(), common.git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = " (with uncommitted changes)" if common.git("status", "--porcelain", "--untracked-files=no") else ""
 
     def log(message: str) -> None:
         print(message, flush=True)
@@ -130,13 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     train, test = corpus_questions(store)
     history = train + test
     seeds = tuple(range(args.seeds))
-    common = {"width": args.width, "n_trials": args.n_trials, "seeds": seeds, "log": log}
+    options = {"width": args.width, "n_trials": args.n_trials, "seeds": seeds, "log": log}
     forward = gap_curve(history, {q.nct_id for q in test}, reference_predictor, gaps=_gaps(args.forward_gaps),
-                        direction="forward", **common)
-    before = _years(args.backward_before)
+                        direction="forward", **options)
+    before = date_years(args.backward_before)
     old_ids = {t for t, y in trial_years(history).items() if y < before}
     backward = gap_curve(history, old_ids, reference_predictor, gaps=_gaps(args.backward_gaps),
-                         direction="backward", **common)
+                         direction="backward", **options)
     legacy_ids = set(store.read_table("trials", columns=["nct_id"]).column("nct_id").to_pylist())
     recent = _recent_questions(args.ctgov, args.work, exclude, legacy_ids, log)
     periods = []
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         {"header": header, "rows": rows, "trend": {"forward": trend_f, "backward": trend_b}, "periods": periods},
         indent=2, default=str) + "\n")
     lines = ["# Figures against the time gap (historical records only)", "",
-             f"- Date: {header['date']}; code: commit `{commit}`; {header['seconds']} s on {header['machine']}",
+             f"- Date: {header['date']}; code: commit `{commit}`{dirty}; {header['seconds']} s on {header['machine']}",
              f"- Command: `{header['command']}`",
              (f"- Predictor: the reference, {header['reference']}; each fit on {args.n_trials} trials drawn from a "
               f"{args.width:g}-year window (seeds {list(seeds)}); no CT Open answer is read."), ""]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from deepimagine_core.evaluation.scoring import evaluate
-from deepimagine_core.evaluation.weighting import DAYS_PER_YEAR, _years
+from deepimagine_core.evaluation.weighting import DAYS_PER_YEAR, date_years
 from deepimagine_core.questions import Question
 
 DIRECTIONS = ("forward", "backward")
@@ -33,7 +33,7 @@ def trial_years(questions: Iterable[Question]) -> dict[str, float]:
     """nct_id -> results-first-posted date in fractional years (trials without a readable date are left out)."""
     years: dict[str, float] = {}
     for q in questions:
-        y = _years(q.extra.get("results_first_posted"))
+        y = date_years(q.extra.get("results_first_posted"))
         if y is not None:
             years.setdefault(q.nct_id, y)
     return years
@@ -143,7 +143,7 @@ def figures_by_period(predictor: Any, questions: Sequence[Question], periods: Se
     years = trial_years(questions)
     rows = []
     for start, end in periods:
-        lo, hi = _years(start), _years(end)
+        lo, hi = date_years(start), date_years(end)
         qs = [q for q in questions if q.nct_id in years and lo <= years[q.nct_id] < hi]
         row: dict[str, Any] = {"period": [start, end], "n_questions": len(qs), "n_trials": len({q.nct_id for q in qs})}
         if qs:

@@ -35,7 +35,7 @@ DAYS_PER_YEAR = 365.25
 IMPORTANCE_CLIP = (0.1, 10.0)
 
 
-def _years(date: object) -> float | None:
+def date_years(date: object) -> float | None:
     """An ISO date ("2014-03-02", "2014-03", "2014") as fractional years since year 0; None when unreadable."""
     text = str(date or "").strip()
     parts = text.split("-")
@@ -55,7 +55,7 @@ def recency_weights(questions: Sequence[Question], half_life: float) -> np.ndarr
     """0.5 ** (years before the newest training trial / half_life) per question (undated: 1)."""
     if half_life <= 0:
         raise ValueError(f"half_life must be positive, got {half_life}")
-    years = [_years(q.extra.get("results_first_posted")) for q in questions]
+    years = [date_years(q.extra.get("results_first_posted")) for q in questions]
     known = [y for y in years if y is not None]
     if not known:
         return np.ones(len(questions))

@@ -14,7 +14,7 @@ from deepimagine_core.evaluation.time_gap import (
     gap_window,
     trial_years,
 )
-from deepimagine_core.evaluation.weighting import _years
+from deepimagine_core.evaluation.weighting import date_years
 from tests.core.test_eval_predictors import toy_questions
 from tests.core.test_eval_weighting import _flipped
 
@@ -43,7 +43,7 @@ class Recording:
 def test_windows_hold_the_gap_equal_sizes_and_never_the_validation_trials():
     qs = spread(toy_questions(800))
     years = trial_years(qs)
-    validation = {t for t, y in years.items() if y >= _years("2015-01-01")}
+    validation = {t for t, y in years.items() if y >= date_years("2015-01-01")}
     Recording.fits = []
     rows = gap_curve(qs, validation, Recording, gaps=(0, 2, 7), width=2.0, n_trials=150, seeds=(0, 1))
     scored = [r for r in rows if "skipped" not in r]
@@ -56,9 +56,9 @@ def test_windows_hold_the_gap_equal_sizes_and_never_the_validation_trials():
     skipped = [r for r in rows if r["gap"] == 7]  # [2006, 2008): at most the first days of 2008
     assert len(skipped) == 2 and all(r["pool_trials"] < 150 and "150 needed" in r["skipped"] for r in skipped)
 
-    backward = gap_curve(qs, {t for t, y in years.items() if y < _years("2010-01-01")}, Recording, gaps=(1,),
+    backward = gap_curve(qs, {t for t, y in years.items() if y < date_years("2010-01-01")}, Recording, gaps=(1,),
                          width=2.0, n_trials=100, seeds=(0,), direction="backward")
-    lo, hi = gap_window([_years("2009-12-15")], 1, 2.0, "backward")
+    lo, hi = gap_window([date_years("2009-12-15")], 1, 2.0, "backward")
     assert backward[0]["n_trials"] == 100 and all(lo < years[t] <= hi for t in Recording.fits[-1])
 
 
@@ -75,7 +75,7 @@ def test_bad_arguments_are_refused():
 
 def _curve(questions):
     years = trial_years(questions)
-    validation = {t for t, y in years.items() if y >= _years("2015-01-01")}
+    validation = {t for t, y in years.items() if y >= date_years("2015-01-01")}
     return gap_curve(questions, validation, lambda: make_predictor("logreg", min_df=1), gaps=(0, 2, 4), width=2.0,
                      n_trials=120, seeds=(0, 1))
 
@@ -85,8 +85,8 @@ def test_the_trend_finds_a_drift_built_into_the_questions_and_none_in_stationary
     assert stationary["n"] == 6 and abs(stationary["slope"]) < 0.02, stationary
 
     drifting = spread(toy_questions(960))
-    cut = _years("2012-01-01")
-    _flipped([q for q in drifting if _years(q.extra["results_first_posted"]) < cut])  # the old relation is reversed
+    cut = date_years("2012-01-01")
+    _flipped([q for q in drifting if date_years(q.extra["results_first_posted"]) < cut])  # the old relation is reversed
     trend = gap_trend(_curve(drifting))
     assert trend["by_gap"][0.0] > 0.9 and trend["by_gap"][4.0] < 0.2, trend
     assert trend["slope"] < -0.15 and trend["r"] < -0.9, trend
