@@ -3,10 +3,10 @@
     nice -n 10 python -m bench.predict_corpus --ctgov ../shared/data/ctgov --ct-open ../shared/data/ct_open \
         --work /tmp/deepimagine-corpus --out docs/results/whole_corpus
 
-Builds the historical questions from every legacy XML archive under `--ctgov` (reused from `--work` when already
-built from the same archives), selects the reference predictor by time-ordered CV on the historical training
-questions, scores the reference and the baselines on the historical test split and on the CT Open files, and writes
-`summary.md`/`summary.json` (+ plots) under `--out` and the full report under `--work/reports`.
+Builds the historical questions from every legacy XML archive under `--ctgov` and any `--extra-source` (reused from
+`--work` when already built from the same sources), selects the reference predictor by time-ordered CV on the
+historical training questions, scores the reference and the baselines on the historical test split and on the CT
+Open files, and writes `summary.md`/`summary.json` (+ plots) under `--out` and the full report under `--work/reports`.
 `--sample` uses only the 3,000-study sample archive (for development).
 """
 
@@ -30,6 +30,20 @@ from deepimagine_core.pairs.computed import COMPUTED_SCOPES
 from deepimagine_core.pairs.historical import COMPARATIVE_SCOPES
 
 
+def corpus_inputs(ctgov: Path, work: Path, sample: bool = False, extra: list[Path] = ()) -> tuple[list[Path], Path]:
+    """(the trial sources to ingest, the store folder): the legacy XML archives under `ctgov` (only the 3,000-study
+    sample with `sample`), then the `extra` sources; a missing extra source is a FileNotFoundError naming it. A
+    corpus with extra sources has its own store, so the stored whole-corpus build is not rebuilt over."""
+    archives = legacy_archives(ctgov)
+    if sample:
+        archives = [a for a in archives if "sample" in a.name]
+    missing = [str(p) for p in extra if not Path(p).exists()]
+    if missing:
+        raise FileNotFoundError(f"--extra-source not found: {', '.join(missing)}")
+    name = ("sample" if sample else "full") + ("+extra" if extra else "")
+    return [*archives, *map(Path, extra)], work / name
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.predict_corpus", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ctgov", type=Path, default=Path("../shared/data/ctgov"))
@@ -44,12 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--computed", choices=COMPUTED_SCOPES, default="safety",
                         help="safety counts without a posted analysis get questions labelled by a computed Fisher "
                              "test (none: the rule before 2026-12-07)")
+    parser.add_argument("--extra-source", type=Path, action="append", default=[], metavar="PATH",
+                        help="another trial source ingested with the archives: any path DEEPIMAGINE_TRIALS_SOURCE "
+                             "takes (e.g. a newer ClinicalTrials.gov bulk download); repeatable. The store is then "
+                             "WORK/full+extra (or sample+extra)")
     args = parser.parse_args(argv)
-
-    archives = legacy_archives(args.ctgov)
-    if args.sample:
-        archives = [a for a in archives if "sample" in a.name]
-    work = args.work / ("sample" if args.sample else "full")
+    try:
+        archives, work = corpus_inputs(args.ctgov, args.work, args.sample, args.extra_source)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
     load_before = os.getloadavg()
     commit = common.git("rev-parse", "--short", "HEAD") or "unknown"  # the code that runs, read before it runs
     dirty = " (with uncommitted changes)" if common.git("status", "--porcelain", "--untracked-files=no") else ""

@@ -7,8 +7,9 @@ trials it is asked about, on ClinicalTrials.gov records only (no CT Open answer 
 1. Forward: the whole-corpus test split (results posted from the corpus cutoff, March 2015, to March 2016) is scored
    by the reference trained on `--n-trials` trials drawn from a `--width`-year window ending `gap` years before it.
 2. Backward: the trials posted before `--backward-before` are scored by the reference trained on windows after them.
-3. Newer records: the API v2 JSON studies under `--ctgov` (results posted up to 2025; trials in the legacy archives or
-   in a CT Open file left out) are scored by the reference trained on all historical questions, by period.
+3. Newer records: the API v2 JSON studies under `--ctgov` (results posted up to 2025), or the `--recent-source` given
+   (e.g. a current ClinicalTrials.gov bulk download), trials in the legacy archives or in a CT Open file left out, are
+   scored by the reference trained on all historical questions, by period.
 
 The store under `--work` is the one `python -m bench.predict_corpus` builds (reused when its settings match).
 `--ct-open` is read only for its trial ids, which are kept out of every set. Writes summary.md, summary.json and a
@@ -51,14 +52,13 @@ def _gaps(text: str) -> list[float]:
     return [float(g) for g in text.split(",") if g.strip()]
 
 
-def _recent_questions(ctgov: Path, work: Path, exclude: set[str], legacy_ids: set[str], log) -> list:
-    """Questions of the v2 JSON studies (every split), without the trials the legacy archives also hold."""
-    files = sorted((ctgov / "v2_json").glob("studies.jsonl.gz"))
-    if not files:
-        log(f"newer records: no v2_json/studies.jsonl.gz under {ctgov}; skipped")
+def _recent_questions(sources: list[Path], work: Path, exclude: set[str], legacy_ids: set[str], log) -> list:
+    """Questions of the newer sources' trials (every split), without the trials the legacy archives also hold."""
+    if not sources:
+        log("newer records: no --recent-source and no v2_json/studies.jsonl.gz under --ctgov; skipped")
         return []
-    store = Store(work / "recent_v2")
-    build_corpus(files, store, exclude_nct_ids=exclude, log=log)
+    store = Store(work / "recent")
+    build_corpus(sources, store, exclude_nct_ids=exclude, log=log)
     train, test = corpus_questions(store)
     return [q for q in train + test if q.nct_id not in legacy_ids]
 
@@ -118,7 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forward-gaps", default="0,1,2,3,4,5")
     parser.add_argument("--backward-gaps", default="0,1,2,3")
     parser.add_argument("--backward-before", default="2010-07-01")
+    parser.add_argument("--recent-source", type=Path, action="append", default=[], metavar="PATH",
+                        help="newer trial records to score by period: any path DEEPIMAGINE_TRIALS_SOURCE takes (e.g. a "
+                             "current ClinicalTrials.gov bulk download); repeatable. Default: CTGOV/v2_json/"
+                             "studies.jsonl.gz")
     args = parser.parse_args(argv)
+    recent_sources = args.recent_source or sorted((args.ctgov / "v2_json").glob("studies.jsonl.gz"))
+    missing = [str(p) for p in recent_sources if not p.exists()]
+    if missing:
+        parser.error(f"--recent-source not found: {', '.join(missing)}")
     started, commit = time.monotonic(), common.git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = " (with uncommitted changes)" if common.git("status", "--porcelain", "--untracked-files=no") else ""
 
@@ -139,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     backward = gap_curve(history, old_ids, reference_predictor, gaps=_gaps(args.backward_gaps),
                          direction="backward", **options)
     legacy_ids = set(store.read_table("trials", columns=["nct_id"]).column("nct_id").to_pylist())
-    recent = _recent_questions(args.ctgov, args.work, exclude, legacy_ids, log)
+    recent = _recent_questions(recent_sources, args.work, exclude, legacy_ids, log)
     periods = []
     if recent:
         predictor = reference_predictor()
@@ -164,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
              (f"- Predictor: the reference, {header['reference']}; each fit on {args.n_trials} trials drawn from a "
               f"{args.width:g}-year window (seeds {list(seeds)}); no CT Open answer is read."), ""]
     lines += _table(rows, trend_f, trend_b)
-    lines += ["", (f"Newer records (API v2 JSON studies, none in the legacy archives or a CT Open file), scored by the "
+    lines += ["", (f"Newer records ({', '.join(p.name for p in recent_sources) or 'none'}; trials in the legacy archives "
+                   f"or a CT Open file left out), scored by the "
                    f"reference trained on all {len(history)} historical questions (newest results posted "
                    f"{iso(newest)}):"), "",
               ("| results posted | trials | questions | weighted acc. [95%] | trial-balanced | AUC 2-way expl. | "

@@ -16,13 +16,11 @@ def test_time_gap_bench_writes_its_summary_from_a_snapshot_folder(tmp_path, caps
 
     ctgov = tmp_path / "ctgov"
     (ctgov / "legacy_xml").mkdir(parents=True)
-    (ctgov / "v2_json").mkdir()
     (ctgov / "legacy_xml" / "legacy_xml_sample.tar.gz").symlink_to(SAMPLE / "legacy_xml_sample.tar.gz")
-    (ctgov / "v2_json" / "studies.jsonl.gz").symlink_to(SAMPLE / "v2_json_studies.jsonl.gz")
     out = tmp_path / "out"
     assert main(["--ctgov", str(ctgov), "--ct-open", "", "--work", str(tmp_path / "work"), "--out", str(out),
                  "--n-trials", "15", "--seeds", "1", "--forward-gaps", "0,1,9", "--backward-gaps", "0",
-                 "--backward-before", "2011-01-01"]) == 0
+                 "--backward-before", "2011-01-01", "--recent-source", str(SAMPLE / "v2_json_studies.jsonl.gz")]) == 0
     summary = json.loads((out / "summary.json").read_text())
     rows = summary["rows"]
     assert [(r["direction"], r["gap"]) for r in rows] == [("forward", 0), ("forward", 1), ("forward", 9),
@@ -33,5 +31,15 @@ def test_time_gap_bench_writes_its_summary_from_a_snapshot_folder(tmp_path, caps
     periods = summary["periods"]
     assert len(periods) == 3 and sum(p["n_questions"] for p in periods) > 0  # the JSON studies posted after 2016
     markdown = (out / "summary.md").read_text()
-    assert "| forward | 9 |" in markdown and "Newer records" in markdown and (out / "time_gap.png").stat().st_size
+    assert "| forward | 9 |" in markdown and "Newer records (v2_json_studies.jsonl.gz;" in markdown
+    assert (out / "time_gap.png").stat().st_size
     assert "time gap forward 0.0y" in capsys.readouterr().out
+
+
+def test_a_missing_recent_source_stops_before_any_work(tmp_path, capsys):
+    from bench.time_gap import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--ctgov", str(tmp_path), "--recent-source", str(tmp_path / "nowhere.zip"), "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2 and "--recent-source not found" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
