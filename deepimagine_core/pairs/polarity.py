@@ -34,9 +34,12 @@ How a decision is made (``outcome_polarity``); the word lists are in `polarity_l
    and a bad event together, give ``None``.
 5. **The description** is read in two ways only. A stated sign convention of a level measure comes first and wins:
    a statement about the reported value ("negative values indicate improvement", "a decrease indicates
-   improvement"), a statement about the scale ("higher scores indicate worse symptoms", used when the title names no
-   concept), and arithmetic ("change = baseline − week 12", which reverses the direction of a change score: a title
-   with "change", not a measure such as PID that is defined that way and already read as such). Its
+   improvement"), a statement about the scale ("higher scores indicate worse symptoms": when the title names no
+   concept; against a concept or scale the title names it wins — "SKAMP Compliance", "Visual Acuity" in logMAR are
+   named after what they rate — unless the description's statements disagree; against an event the title names,
+   "improvement in pain", the answer is ``None``), and arithmetic ("change = baseline − week 12", which reverses
+   the direction of a change score: a title with "change", not a measure such as PID that is defined that way and
+   already read as such). Its
    concepts are read only when the title names no concept at all, only in its first eight words (where it names the
    measure; later words describe methods and procedures: "... participants who discontinued were censored"), never
    its operators, and never the most general ones ("function", "symptoms", "events").
@@ -275,10 +278,10 @@ def _decide(text: str, unit: str, param_type: str) -> Polarity:
 
 _VERB = r"(?:indicat\w*|represent\w*|reflect\w*|mean\w*|denot\w*|signif\w*|suggest\w*|correspond\w*|=|equals?)"
 _GOOD_WORDS = re.compile(r"^(?:an? |the )?(?:greater |more |larger |better |clinical |an )?(?:improv\w*|better|benefit"
-                         r"|less (?:sever|impair|disab|symptom|pain|depress|anxi)\w*|fewer|milder|healthier|"
-                         r"reduction in (?:symptoms|severity|pain|disease))", re.IGNORECASE)
+                         r"|less (?:sever|impair|disab|symptom|pain|depress|anxi)\w*|fewer|milder|healthier|(?:pain )?"
+                         r"relief|(?<=more )positive|reduction in (?:symptoms|severity|pain|disease))", re.IGNORECASE)
 _BAD_WORDS = re.compile(r"^(?:an? |the )?(?:greater |more |larger |clinical )?(?:wors\w*|deteriorat\w*|poorer|"
-                        r"(?:more|greater|increased) (?:sever|impair|disab|symptom|pain|depress|anxi)\w*|"
+                        r"(?:more|greater|increased) (?:sever|impair|disab|symptom|pain(?! relief)|depress|anxi)\w*|"
                         r"severe|impairment|disability)", re.IGNORECASE)
 _VALUE_CONVENTION = re.compile(
     r"\b(?P<dir>negative|positive|an? (?:increase|decrease|reduction|rise|fall|drop))\b[^.;:]{0,60}?\b" + _VERB
@@ -302,15 +305,28 @@ _CHANGE_SCORE = re.compile(r"\bchange|\breduction\b|\bdecrease\b", re.IGNORECASE
 _DIFFERENCE_DEFINED = re.compile(r"pain intensity difference|\bs?pid\b|\btotpar\b|\brelief\b", re.IGNORECASE)
 
 
-def _statement(pattern: re.Pattern, text: str) -> tuple[bool | None, str]:
-    """Higher is better? from an explicit statement "<direction> ... indicates <good | bad>", and the phrase."""
+def _statement(pattern: re.Pattern, text: str, agreed: bool = False) -> tuple[bool | None, str]:
+    """Higher is better? from an explicit statement "<direction> ... indicates <good | bad>", and the phrase: the
+    first one; with ``agreed`` None when two disagree (a description of several scales: "EQ-5D ... lower scores
+    indicating improvement ... VAS ... higher scores indicating improvement")."""
+    found: tuple[bool | None, str] = (None, "")
     for m in pattern.finditer(text):
         what = m.group("what").strip()
         good = bool(_GOOD_WORDS.match(what))
         bad = bool(_BAD_WORDS.match(what))
         if good != bad:
-            return bool(_UP.search(m.group("dir"))) == good, m.group(0).strip()[:100]
-    return None, ""
+            value = bool(_UP.search(m.group("dir"))) == good
+            if found[0] is not None and found[0] != value:
+                return None, ""
+            found = found if found[0] is not None else (value, m.group(0).strip()[:100])
+            if not agreed:
+                return found
+    return found
+
+
+# a title decided by a concept or scale it names (not by an event such as "improvement in ...", which may be the
+# reported value itself: "percent PASI improvement")
+_CONCEPT_RULE = re.compile(r"^level: (?:good concept|bad concept|scale) ")
 
 
 def _with_conventions(result: Polarity, title: str, description: str) -> Polarity:
@@ -322,6 +338,13 @@ def _with_conventions(result: Polarity, title: str, description: str) -> Polarit
     if higher is None and not names_concept(title):
         higher, phrase = _statement(_SCALE_CONVENTION, description)
         rule = f"level: description scale convention {phrase!r} [from description]"
+    elif higher is not None:  # a scale named after what it rates ("SKAMP Compliance", "Visual Acuity" in logMAR)
+        scale, phrase = _statement(_SCALE_CONVENTION, description, agreed=True)
+        if scale is not None and scale != higher:
+            if not _CONCEPT_RULE.match(rule):
+                return Polarity(None, f"{rule}; conflicts with description scale convention {phrase!r}", "level")
+            higher = scale
+            rule = f"level: description scale convention {phrase!r} over title {rule[7:]!r} [from description]"
     m = _BASELINE_MINUS.search(description)
     if higher is not None and m and _CHANGE_SCORE.search(title) and not _DIFFERENCE_DEFINED.search(title) \
             and not _MINUS_BASELINE.search(description):

@@ -258,3 +258,31 @@ def test_post_baseline_minus_baseline_is_the_usual_change(title, description, ex
 ])
 def test_subtractions_are_read_only_when_stated(title, description, expected):
     assert outcome_polarity(title, description).higher_is_better is expected
+
+
+@pytest.mark.parametrize("title,description,expected,rule", [
+    # a scale named after what it rates: the description's convention wins over the title's concept (audit of the
+    # 206 conflicts on the whole snapshot: the description was right in nearly all)
+    ("SKAMP Compliance Subscale Score Over 12 Hours", ("SKAMP compliance subscale ... with a total possible score of 0 "
+     "to 12; higher score indicates worst impairment."), False, "over title"),
+    ("Best Corrected Visual Acuity", "Measured in logMAR. A lower logMAR value indicates better visual acuity.", False,
+     "over title"),
+    ("Change in CFQ-R Respiratory Symptoms Scale (RSS) Score", ("range of scores: 0-100; higher scores indicate fewer "
+     "symptoms"), True, "over title"),
+    # the same convention as the title's concept: unchanged
+    ("Change in Quality of Life", "Higher scores indicate better quality of life.", True,
+     "good concept 'Quality of Life'"),
+    # statements that disagree (a description of several scales) leave the title's reading
+    ("Change in Quality of Life - EQ-5D Index", ("a) EQ-5D on a 0-2 scale with lower scores indicating improvement, "
+     "and b) a VAS on a 0-100 scale with higher scores indicating improvement."), True, "scale 'EQ-5D'"),
+    # a title decided by an event it reports ("improvement in ...") may be the measure itself: the conflict is unknown
+    ("Improvement in Pain Severity Determined by Visual Analog Scale (VAS)", ("The score ranges from 0 to 100, with "
+     "higher values indicating greater pain."), None, "conflicts with description"),
+    # "greater pain relief" is good, not "greater pain"; "a more positive rating" is good
+    ("Sum of Pain Intensity Difference (SPID) Over 48 Hours", "A higher value of SPID indicates greater pain relief.",
+     True, "Pain Intensity Difference"),
+    ("XYZ Attitude Score", "Higher scores indicated more positive views.", True, "scale convention"),
+])
+def test_scale_convention_in_conflict_with_the_title(title, description, expected, rule):
+    p = outcome_polarity(title, description, "units on a scale")
+    assert p.higher_is_better is expected and rule in p.rule, p.rule
