@@ -14,6 +14,7 @@ questions of the same archives and settings is reused (`reuse=True`), so re-runn
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,6 +29,22 @@ from deepimagine_core.tables import HISTORICAL_QUESTIONS_TABLE
 
 QUESTIONS_TABLE = HISTORICAL_QUESTIONS_TABLE
 MANIFEST = "corpus_manifest.json"
+#: The code each layer of the store is built by (paths under `deepimagine_core/`): the trial tables by the parsers, the
+#: questions by the label rules. Their digests are part of the store key, so a store built by other code is rebuilt
+#: (only its questions when only the label rules changed), never silently reused.
+INGEST_CODE = ("ctgov",)
+QUESTIONS_CODE = ("pairs", "questions.py")
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def code_digest(*parts: str, root: Path = _PACKAGE) -> str:
+    """A short digest of the Python sources under `parts` (folders, searched recursively, or files) of `root`."""
+    digest = hashlib.sha256()
+    for part in parts:
+        path = root / part
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def legacy_archives(ctgov_dir: str | Path) -> list[Path]:
@@ -52,9 +69,9 @@ def build_corpus(
 ) -> dict[str, Any]:
     """Ingest `archives`, split trials in time, build the historical questions into `store`; returns a manifest
     (archives, counts, cutoff, seconds) also written to `store.path(MANIFEST)`. With `reuse`, a store built with the
-    same settings is returned as it is, and one built from the same archives with other question settings (`alpha`,
-    `comparative`, `computed`, `test_fraction`, excluded trials) keeps its trial tables: only the questions are built
-    again."""
+    same settings and code is returned as it is, and one built from the same archives by the same parsers with other
+    question settings (`alpha`, `comparative`, `computed`, `test_fraction`, excluded trials) or label rules
+    (`QUESTIONS_CODE`) keeps its trial tables: only the questions are built again."""
     from deepimagine_core.ctgov.archives import iter_source
     from deepimagine_core.ctgov.ingest import ingest
     from deepimagine_core.pairs.computed import check_computed_scope
@@ -70,16 +87,20 @@ def build_corpus(
     check_computed_scope(computed)
     exclude = sorted(set(exclude_nct_ids))
     key = {"archives": [str(Path(a).resolve()) for a in archives], "test_fraction": test_fraction, "alpha": alpha,
-           "excluded": len(exclude), "comparative": comparative, "computed": computed}
+           "excluded": len(exclude), "comparative": comparative, "computed": computed,
+           "ingest_code": code_digest(*INGEST_CODE), "questions_code": code_digest(*QUESTIONS_CODE)}
     manifest_path = store.path(MANIFEST)
     previous = json.loads(manifest_path.read_text()) if reuse and manifest_path.exists() else {}
     if previous.get("key") == key and store.has_table(QUESTIONS_TABLE):
         log(f"corpus: reusing {previous['questions']} questions in {store.table_path(QUESTIONS_TABLE)}")
         return previous
     started = time.monotonic()
-    if previous.get("key", {}).get("archives") == key["archives"] and all(map(store.has_table, TRIAL_TABLES)):
-        trials, quarantined = previous["trials"], previous["quarantined"]  # only the question settings changed
-        log(f"corpus: reusing the {trials} trials ingested from the same archives; building the questions again")
+    same_tables = {k: previous.get("key", {}).get(k) for k in ("archives", "ingest_code")} == \
+        {k: key[k] for k in ("archives", "ingest_code")}
+    if same_tables and all(map(store.has_table, TRIAL_TABLES)):
+        trials, quarantined = previous["trials"], previous["quarantined"]  # only the question settings or rules changed
+        log(f"corpus: reusing the {trials} trials ingested from the same archives by the same parsers; building the "
+            "questions again")
     else:
         manifest_path.unlink(missing_ok=True)  # an ingest stopped half-way must not look like the old corpus
         summary = ingest(chain.from_iterable(iter_source(a) for a in archives), store,

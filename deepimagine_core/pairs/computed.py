@@ -8,8 +8,13 @@ category), a whole number between 0 and the group's participants analysed — an
 what the one value counts: a title that lists several counts ("Adverse Events, Serious Adverse Events and
 Discontinuations"), or a title or description that says it counts events ("Number of unsolicited AEs") though the
 unit says participants. For each two result groups that map to two different protocol arms (an arm with several
-groups is left out: subgroups are not the arm), the two-sided Fisher exact test of the 2 x 2 table (participants with
-/ without the event per group) is significant when p < ``alpha``. Which arm did better is read as for posted analyses
+groups is left out: subgroups are not the arm) and that can be independent samples, the two-sided Fisher exact test of
+the 2 x 2 table (participants with / without the event per group) is significant when p < ``alpha``. Fisher's test is
+for independent samples: in a crossover or single-group design (``trials.intervention_model``), where a group is
+often a treatment period of the same people, two groups whose participants analysed add up to more than the trial's
+actual enrollment share participants and get no question (nor does a crossover without a known actual enrollment).
+Parallel designs are not checked: their groups are the randomised arms, and where their analysed counts exceed the
+enrollment the records read show a wrong or partial enrollment figure more often than shared participants. Which arm did better is read as for posted analyses
 (`comparisons.direction`: the shares and the outcome's polarity).
 
 Equal shares in the two groups (p = 1) answer "no difference" whichever arm would be better, so their questions are
@@ -29,11 +34,13 @@ from deepimagine_core.pairs.trialdata import CONTROL_TYPES, Trial, arm_rank
 from deepimagine_core.questions import normalise_words
 
 __all__ = ["COMPUTED_METHOD", "COMPUTED_SCOPES", "SAFETY_WORDS", "check_computed_scope", "computed_comparisons",
-           "counts_one_thing", "is_safety_outcome"]
+           "counts_one_thing", "is_safety_outcome", "may_be_independent"]
 
 #: Which outcomes get computed comparisons: "safety" (the rule above) or "none" (posted analyses only, the rule
 #: before 2026-12-07).
 COMPUTED_SCOPES = ("safety", "none")
+#: Designs whose result groups may be the same participants in several treatment periods.
+_WITHIN_DESIGNS = frozenset({"CROSSOVER", "SINGLE_GROUP"})
 COMPUTED_METHOD = "Fisher exact test, two-sided (computed from the posted counts; no analysis was posted)"
 #: Safety wording, over `questions.normalise_words` text (a leading space marks a word start); `evaluation.features`
 #: uses the same words for its "safety" endpoint kind.
@@ -65,6 +72,19 @@ def counts_one_thing(outcome: dict) -> bool:
     """False when the title lists several counts, or the title or description says it counts events."""
     title, description = (outcome.get("title") or "").lower(), (outcome.get("description") or "").lower()
     return not (_SEVERAL_COUNTS.search(title) or _EVENTS_COUNTED.search(title) or _EVENTS_COUNTED.search(description))
+
+
+def may_be_independent(trial_row: dict, n_x: int, n_y: int) -> bool:
+    """Whether two groups of `n_x` and `n_y` participants analysed can be independent samples of the trial (`trials`
+    row): in a crossover or single-group design, when they fit in its actual enrollment (without one: a single-group
+    design yes, a crossover no); any other design, yes (module docstring)."""
+    model = str(trial_row.get("intervention_model") or "").upper()
+    if model not in _WITHIN_DESIGNS:
+        return True
+    enrolled = trial_row.get("enrollment")
+    if enrolled and str(trial_row.get("enrollment_type") or "ACTUAL").upper() == "ACTUAL":
+        return n_x + n_y <= enrolled
+    return model != "CROSSOVER"
 
 
 def _count(trial: Trial, outcome: dict, group: dict) -> tuple[int, int] | None:
@@ -102,6 +122,8 @@ def computed_comparisons(trial: Trial, outcome: dict, alpha: float) -> list[dict
     for pair in combinations(usable, 2):
         (gx, ax, (ex, nx)), (gy, ay, (ey, ny)) = sorted(
             pair, key=lambda u: (arm_rank(u[1].get("type")), u[1].get("arm_index") or 0))
+        if not may_be_independent(trial.trial, nx, ny):
+            continue
         p = float(fisher_exact([[ex, nx - ex], [ey, ny - ey]], alternative="two-sided")[1])
         analysis = {"outcome_index": index, "analysis_index": None, "group_ids": [gx["group_id"], gy["group_id"]],
                     "p_value": p, "p_value_raw": f"{p:.3g}", "p_value_relation": "=", "method": COMPUTED_METHOD,

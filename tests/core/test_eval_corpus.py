@@ -51,6 +51,37 @@ def test_corpus_is_built_once_split_in_time_and_keeps_benchmark_trials_out(tmp_p
     assert held_out not in {q.nct_id for q in train2 + test2} and again["key"]["excluded"] == 1
 
 
+def test_a_store_built_by_other_code_is_rebuilt_not_reused(tmp_path, monkeypatch):
+    """Label rules changed: the questions are built again on the same trial tables; parsers changed: a new ingest."""
+    from deepimagine_core.evaluation import corpus
+
+    store, logs = Store(tmp_path / "corpus"), []
+    first = build_corpus([ARCHIVE], store, log=logs.append)
+    assert first["key"]["questions_code"] == corpus.code_digest(*corpus.QUESTIONS_CODE)
+    real = corpus.code_digest
+    monkeypatch.setattr(corpus, "code_digest", lambda *p: "new rules" if p == corpus.QUESTIONS_CODE else real(*p))
+    second = build_corpus([ARCHIVE], store, log=logs.append)
+    assert "by the same parsers; building the questions again" in logs[-2] and second["key"]["questions_code"] == \
+        "new rules" and second["questions"] == first["questions"]
+    monkeypatch.setattr(corpus, "code_digest", lambda *p: "new parsers")
+    build_corpus([ARCHIVE], store, log=logs.append)
+    assert "ingested 250 trials" in logs[-2], logs[-2:]
+
+
+def test_code_digest_follows_the_sources(tmp_path):
+    from deepimagine_core.evaluation.corpus import code_digest
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("A = 1\n")
+    (tmp_path / "pkg" / "data.txt").write_text("not code")
+    (tmp_path / "b.py").write_text("B = 2\n")
+    before = code_digest("pkg", "b.py", root=tmp_path)
+    (tmp_path / "pkg" / "data.txt").write_text("still not code")
+    assert code_digest("pkg", "b.py", root=tmp_path) == before
+    (tmp_path / "pkg" / "a.py").write_text("A = 2\n")
+    assert code_digest("pkg", "b.py", root=tmp_path) != before != code_digest("pkg", root=tmp_path)
+
+
 def test_evaluate_corpus_selects_scores_and_writes_a_summary(tmp_path):
     bench = tmp_path / "ct_open" / "toy.jsonl"
     bench.parent.mkdir()

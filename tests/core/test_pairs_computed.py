@@ -5,7 +5,11 @@ import json
 import pytest
 from scipy.stats import fisher_exact
 
-from deepimagine_core.pairs.computed import COMPUTED_METHOD, is_safety_outcome
+from deepimagine_core.pairs.computed import (
+    COMPUTED_METHOD,
+    is_safety_outcome,
+    may_be_independent,
+)
 from deepimagine_core.pairs.contracts import question_evidence_problems
 from deepimagine_core.pairs.historical import build_question_tables, build_questions
 from tests.core.test_pairs_fixtures import TrialTables, analysis
@@ -15,8 +19,8 @@ ARMS = [("Drug A", "EXPERIMENTAL"), ("Placebo", "PLACEBO_COMPARATOR")]
 
 
 def safety_trial(nct_id="NCT00000010", counts=((4, 50), (18, 50)), *, title=AE, analyses=(), arms=ARMS,
-                 param_type="NUMBER", unit="participants", groups=None) -> TrialTables:
-    t = TrialTables().trial(nct_id, arms, interventions=[(a, a) for a, _ in arms])
+                 param_type="NUMBER", unit="participants", groups=None, **trial_fields) -> TrialTables:
+    t = TrialTables().trial(nct_id, arms, interventions=[(a, a) for a, _ in arms], **trial_fields)
     groups = groups or [(f"O{i + 1}", arm, value, n) for i, ((arm, _), (value, n)) in enumerate(zip(arms, counts))]
     return t.outcome(nct_id, 0, title, groups, analyses=list(analyses), param_type=param_type, unit=unit)
 
@@ -110,3 +114,21 @@ def test_equal_shares_are_no_difference_whichever_arm_is_better():
     assert question_evidence_problems(build_questions(safety_trial(counts=((0, 30), (0, 28))).tables())[0]) == {}
     unknown = safety_trial(counts=((0, 30), (0, 28)), title="Safety Outcome Measure")  # polarity unknown: none
     assert build(unknown) == []
+
+
+@pytest.mark.parametrize("fields, kept", [
+    ({"enrollment": 50, "intervention_model": "CROSSOVER"}, False),  # the same 50 people in both periods
+    ({"enrollment": 60, "intervention_model": "SINGLE_GROUP"}, False),  # 100 analysed of 60: some in both groups
+    ({"enrollment": None, "intervention_model": "CROSSOVER"}, False),  # a crossover that cannot be checked
+    ({"enrollment": 100, "intervention_model": "CROSSOVER"}, True),  # crossover on failure: randomised arms apart
+    ({"enrollment": 100, "intervention_model": "SINGLE_GROUP"}, True),  # two cohorts of 50
+    ({"enrollment": None, "intervention_model": "SINGLE_GROUP"}, True),  # cohorts that cannot be checked
+    ({"enrollment": 60, "intervention_model": "CROSSOVER", "enrollment_type": "ESTIMATED"}, False),  # no actual figure
+    ({"enrollment": 60}, True),  # parallel arms are randomised apart, whatever the enrollment figure says
+])
+def test_groups_that_share_participants_get_no_computed_question(fields, kept):
+    """Fisher's test is for independent samples: in a crossover or single-group design, groups whose participants
+    analysed outnumber the enrolled are the same people in several periods."""
+    rows = build(safety_trial(**fields))
+    assert (len(rows) == 2) is kept, rows
+    assert may_be_independent({"enrollment": 12, "intervention_model": "CROSSOVER"}, 12, 12) is False
