@@ -44,21 +44,20 @@ class Candidate:
 
 
 #: The reference predictor: the winner of the whole-corpus selection stored in docs/results/whole_corpus/
-#: (2026-12-07 04:45 UTC, commit 4cb5541: historical questions with computed safety comparisons, 42,648): the mean
-#: P(positive) of a pooled logistic regression (endpoint, title and arm texts, the "design" set, target priors) and a
-#: random forest, both with training questions weighted by recency (half-life 5 years) and each trial's questions
-#: weighing 1 in all (trial balance 1); CV trial-balanced 0.671 (official 0.676; 4 forward folds) against 0.669 for
-#: the same without trial balance, with trial balance 0.5, and with hgb as a third member, 0.668 for the 5-year
-#: half-life alone, 0.667 for its adapted variant `importance`, 0.665 for the 2-year half-life (the winner of the
-#: run before computed comparisons).
+#: (2026-12-07 07:29 UTC, commit b4b945c: 42,579 historical questions, after the crossover, Fisher-independence and
+#: scale-convention label fixes of that day): the mean P(positive) of a pooled logistic regression (endpoint, title
+#: and arm texts, the "design" set, target priors), a random forest and gradient-boosted trees (structured features and
+#: priors), without recency or trial weights; CV trial-balanced 0.6693 (official 0.685; 4 forward folds), level to the
+#: fourth decimal with the previous reference (the two-member ensemble, half-life 5 years, trial balance 1: 0.6693,
+#: official 0.674) and the same three members with a 5-year half-life (0.6692); 0.668 for the 2-year half-life.
 REFERENCE = Candidate(
-    "ensemble (logreg design + title/arms text + priors, random_forest full), half-life 5y, trial balance 1",
+    "ensemble (logreg design + title/arms text + priors, random_forest full, hgb)",
     "ensemble",
-    {"members": ["logreg", "random_forest"],
-     "member_options": {"logreg": {"feature_set": "design", "text_blocks": ["endpoint", "title", "arms"], "priors": True,
-                                   "half_life": 5.0, "trial_balance": 1.0},
-                        "random_forest": {"n_estimators": 60, "min_samples_leaf": 10, "max_text_features": 1000,
-                                          "half_life": 5.0, "trial_balance": 1.0}}})
+    {"members": ["logreg", "random_forest", "hgb"],
+     "member_options": {"logreg": {"feature_set": "design", "text_blocks": ["endpoint", "title", "arms"], "priors": True},
+                        "random_forest": {"n_estimators": 60, "min_samples_leaf": 10, "max_text_features": 1000},
+                        "hgb": {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 40,
+                                "l2_regularization": 1.0, "feature_set": "full", "priors": True}}})
 reference_predictor_name = REFERENCE.name
 
 
