@@ -58,8 +58,8 @@ def gap_window(validation_years: Sequence[float], gap: float, width: float, dire
     return start, start + width
 
 
-def _figures(questions: Sequence[Question], predictions) -> dict[str, float | None]:
-    result = evaluate(questions, predictions, n_bootstrap=0)
+def _figures(result: dict[str, Any]) -> dict[str, float | None]:
+    """The `FIGURES` of one `scoring.evaluate` result (an AUC that cannot be computed is None)."""
     auc = result.get("auc_2way_explicit")
     return {"weighted_accuracy": result["overall"]["weighted_accuracy"],
             "trial_balanced": result["trial_balanced"]["weighted_accuracy"],
@@ -108,7 +108,8 @@ def gap_curve(
             train = [q for i in sorted(chosen) for q in by_trial[pool[i]]]
             predictor = make_predictor()
             predictor.fit(train)
-            row.update(n_trials=n_trials, n_questions=len(train), **_figures(validation, predictor.predict(validation)))
+            row.update(n_trials=n_trials, n_questions=len(train),
+                       **_figures(evaluate(validation, predictor.predict(validation), n_bootstrap=0)))
             log(f"time gap {direction} {gap}y seed {seed}: trained on {len(train)} questions {row['window']}, "
                 f"trial-balanced {row['trial_balanced']:.3f}")
             rows.append(row)
@@ -148,11 +149,7 @@ def figures_by_period(predictor: Any, questions: Sequence[Question], periods: Se
         row: dict[str, Any] = {"period": [start, end], "n_questions": len(qs), "n_trials": len({q.nct_id for q in qs})}
         if qs:
             result = evaluate(qs, predictor.predict(qs), n_bootstrap=n_bootstrap)
-            auc = result.get("auc_2way_explicit")
-            row.update(weighted_accuracy=result["overall"]["weighted_accuracy"],
-                       weighted_accuracy_interval=result["intervals"]["weighted_accuracy"],
-                       trial_balanced=result["trial_balanced"]["weighted_accuracy"],
-                       auc_2way_explicit=None if auc is None or not np.isfinite(auc) else float(auc),
+            row.update(_figures(result), weighted_accuracy_interval=result["intervals"]["weighted_accuracy"],
                        categories={c: round(v["weighted_accuracy"], 4) for c, v in result["categories"].items()})
         rows.append(row)
     return rows
