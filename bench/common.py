@@ -19,6 +19,22 @@ V2_JSON = SHARED / "v2_json" / "studies.jsonl.gz"
 EMBEDDED = ROOT / "deepimagine_core" / "ctgov" / "sample"
 
 
+def add_corpus_arguments(parser, out: str, ct_open_help: str) -> None:
+    """The whole-corpus benches' shared inputs: --ctgov, --ct-open, --work (the store they share), --out."""
+    parser.add_argument("--ctgov", type=Path, default=Path("../shared/data/ctgov"))
+    parser.add_argument("--ct-open", default="../shared/data/ct_open", help=ct_open_help)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/deepimagine-corpus"))
+    parser.add_argument("--out", type=Path, default=Path(out))
+
+
+def check_exist(paths, flag: str) -> list[Path]:
+    """`paths` as Paths; a FileNotFoundError naming `flag` and every one that does not exist."""
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise FileNotFoundError(f"{flag} not found: {', '.join(missing)}")
+    return [Path(p) for p in paths]
+
+
 def git(*args: str) -> str:
     """`git ARGS` in the checkout the bench code runs from, stripped ("" where git or the repository is missing)."""
     try:

@@ -37,19 +37,14 @@ def corpus_inputs(ctgov: Path, work: Path, sample: bool = False, extra: list[Pat
     archives = legacy_archives(ctgov)
     if sample:
         archives = [a for a in archives if "sample" in a.name]
-    missing = [str(p) for p in extra if not Path(p).exists()]
-    if missing:
-        raise FileNotFoundError(f"--extra-source not found: {', '.join(missing)}")
+    extra = common.check_exist(extra, "--extra-source")
     name = ("sample" if sample else "full") + ("+extra" if extra else "")
-    return [*archives, *map(Path, extra)], work / name
+    return [*archives, *extra], work / name
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.predict_corpus", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ctgov", type=Path, default=Path("../shared/data/ctgov"))
-    parser.add_argument("--ct-open", default="../shared/data/ct_open", help="CT Open files ('' for none)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/deepimagine-corpus"))
-    parser.add_argument("--out", type=Path, default=Path("docs/results/whole_corpus"))
+    common.add_corpus_arguments(parser, "docs/results/whole_corpus", "CT Open files ('' for none)")
     parser.add_argument("--sample", action="store_true", help="only the 3,000-study sample archive")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--comparative", choices=COMPARATIVE_SCOPES, default="all",

@@ -28,11 +28,8 @@ import time
 from pathlib import Path
 
 from bench import common
-from deepimagine_core.evaluation.corpus import (
-    build_corpus,
-    corpus_questions,
-    legacy_archives,
-)
+from bench.predict_corpus import corpus_inputs
+from deepimagine_core.evaluation.corpus import build_corpus, corpus_questions
 from deepimagine_core.evaluation.ct_open import benchmark_nct_ids
 from deepimagine_core.evaluation.selection import REFERENCE, reference_predictor
 from deepimagine_core.evaluation.time_gap import (
@@ -108,10 +105,7 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.time_gap", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ctgov", type=Path, default=Path("../shared/data/ctgov"))
-    parser.add_argument("--ct-open", default="../shared/data/ct_open", help="CT Open files, for their trial ids only")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/deepimagine-corpus"))
-    parser.add_argument("--out", type=Path, default=Path("docs/results/time_gap"))
+    common.add_corpus_arguments(parser, "docs/results/time_gap", "CT Open files, for their trial ids only")
     parser.add_argument("--n-trials", type=int, default=300)
     parser.add_argument("--width", type=float, default=2.0)
     parser.add_argument("--seeds", type=int, default=3)
@@ -123,10 +117,12 @@ def main(argv: list[str] | None = None) -> int:
                              "current ClinicalTrials.gov bulk download); repeatable. Default: CTGOV/v2_json/"
                              "studies.jsonl.gz")
     args = parser.parse_args(argv)
-    recent_sources = args.recent_source or sorted((args.ctgov / "v2_json").glob("studies.jsonl.gz"))
-    missing = [str(p) for p in recent_sources if not p.exists()]
-    if missing:
-        parser.error(f"--recent-source not found: {', '.join(missing)}")
+    try:
+        recent_sources = common.check_exist(
+            args.recent_source or sorted((args.ctgov / "v2_json").glob("studies.jsonl.gz")), "--recent-source")
+        archives, store_dir = corpus_inputs(args.ctgov, args.work)  # the store bench.predict_corpus builds
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
     started, commit = time.monotonic(), common.git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = " (with uncommitted changes)" if common.git("status", "--porcelain", "--untracked-files=no") else ""
 
@@ -134,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         print(message, flush=True)
 
     exclude = benchmark_nct_ids(args.ct_open) if args.ct_open else set()
-    store = Store(args.work / "full")
-    build_corpus(legacy_archives(args.ctgov), store, exclude_nct_ids=exclude, log=log)
+    store = Store(store_dir)
+    build_corpus(archives, store, exclude_nct_ids=exclude, log=log)
     train, test = corpus_questions(store)
     history = train + test
     seeds = tuple(range(args.seeds))
